@@ -1,0 +1,36 @@
+# A lab stand-in for an official python:<X.Y>-slim image (tagmatrix test and
+# demo fixture, NOT an official image). Built by lab/up from a debootstrap
+# root filesystem and one of the machine's own CPython builds, laid out like
+# the official images: the interpreter and pip first on PATH in /usr/local/bin.
+ARG BASE
+FROM ${BASE}
+ARG PREFIX
+ARG VERSION
+ADD python.tar /
+COPY wheelhouse/ /opt/lab-wheelhouse/
+# Containers here have no internet: pip installs from the baked wheelhouse.
+COPY pip.conf /etc/pip.conf
+RUN set -eu; \
+    if [ -n "$PREFIX" ]; then \
+        ln -s "$PREFIX/bin/python3" /usr/local/bin/python3; \
+        ln -s "$PREFIX/bin/pip3" /usr/local/bin/pip3; \
+    else \
+        # Debian's python3: pip from Debian's own wheel into /usr/local, as
+        # the official images have it, and no PEP 668 marker.
+        rm -f /usr/lib/python3*/EXTERNALLY-MANAGED; \
+        whl=$(ls /usr/share/python-wheels/pip-*.whl); \
+        python3 "$whl/pip" install -q --no-index --prefix /usr/local "$whl"; \
+        ln -s /usr/bin/python3 /usr/local/bin/python3; \
+    fi; \
+    ln -s python3 /usr/local/bin/python; \
+    ln -sf pip3 /usr/local/bin/pip
+ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LANG=C.UTF-8 \
+    PYTHON_VERSION=${VERSION}
+LABEL org.tagmatrix.lab="stand-in" \
+      org.opencontainers.image.title="python (tagmatrix lab stand-in)" \
+      org.opencontainers.image.description="Lab stand-in for python:${VERSION}-slim, made by tagmatrix lab/up; not an official image" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.licenses="PSF-2.0" \
+      org.opencontainers.image.source="https://github.com/docker-library/python"
+CMD ["python3"]
