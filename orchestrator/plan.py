@@ -1,0 +1,223 @@
+"""Cells -> jobs: everything decided before any container starts.
+
+A :class:`Job` says which base image a cell uses, how its project image is
+built (shared between cells that differ only in env or command), what runs in
+the container, where per-test JUnit will be, its deadline and whether it gates
+the exit code. Pure: reads nothing but the project's file list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Config, EnvVar
+from .matrix import Cell, Selector
+from .tags import Catalogue, UnknownVersion, parse_variant, parse_version
+
+PLANNED = "planned"
+SKIPPED = "skipped"
+
+# Where tagmatrix keeps its own files inside a container.
+CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa: S108 - in the container
+WORKDIR = {"linux": "/usr/src/app", "windows": "C:\\src\\app"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSpec:
+    """How to build a project image; cells with equal ``key`` share one build."""
+
+    key: str
+    base_image: str
+    context: Path
+    dockerfile: str | None  # relative to the context; None: the built-in template
+    template: str | None  # the built-in template's text
+    args: tuple[tuple[str, str], ...]
+    tag: str  # name given to the built image
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One cell, ready to run (or skipped, with the reason)."""
+
+    cell: Cell
+    state: str
+    reason: str = ""
+    platform: str = "linux"
+    base_image: str
+    build: BuildSpec | None
+    mount: Path | None = None  # mount mode: the project folder bound at the workdir
+    setup: tuple[str, ...] | None = None
+    command: tuple[str, ...]
+    env: tuple[EnvVar, ...] = ()
+    junit_path: str | None  # inside the container; None: the command writes none
+    pytest_junit: bool = False  # we asked pytest for JUnit through PYTEST_ADDOPTS
+    timeout: float
+    gating: bool = True
+    expected_version: str | None = None  # what the catalogue says the tag holds
+
+    @property
+    def id(self) -> str:
+        return self.cell.id
+
+    @property
+    def container_dir(self) -> str:
+        return CONTAINER_DIR[self.platform]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """The jobs of a run, in matrix order."""
+
+    jobs: tuple[Job, ...]
+    catalogue_source: str
+
+    def runnable(self) -> list[Job]:
+        return [j for j in self.jobs if j.state == PLANNED]
+
+
+_PYTEST = re.compile(r"(?:^|[\s/])(?:pytest|py\.test)(?:\s|$)")
+_JUNITXML = re.compile(r"^--junit-?xml(?:=(.*))?$")
+
+
+def looks_like_pytest(command: Sequence[str]) -> bool:
+    """Whether the command runs pytest: ``pytest``, ``python -m pytest``, ``sh -c 'pytest'``."""
+    return any(_PYTEST.search(part) for part in command)
+
+
+def explicit_junit(command: Sequence[str]) -> str | None:
+    """A ``--junitxml PATH`` the user already passes to pytest."""
+    for i, part in enumerate(command):
+        match = _JUNITXML.match(part)
+        if match:
+            if match[1]:
+                return match[1]
+            if i + 1 < len(command):
+                return command[i + 1]
+    return None
+
+
+def builtin_template(base_image: str, has_requirements: bool) -> str:
+    """The canonical layer order of the official image's documentation."""
+    lines = [f"FROM {base_image}", "WORKDIR /usr/src/app"]
+    if has_requirements:
+        # requirements first: editing the code does not invalidate this layer
+        lines += ["COPY requirements.txt ./", "RUN pip install --no-cache-dir -r requirements.txt"]
+    lines += ["COPY . .", ""]
+    return "\n".join(lines)
+
+
+def _declared_args(dockerfile: Path) -> set[str]:
+    """ARG names a Dockerfile declares: only those are passed, so undeclared
+    matrix axes do not split one shared build into several."""
+    try:
+        text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "project"
+
+
+def build_spec(config: Config, cell: Cell, base_image: str) -> BuildSpec:
+    """The build of one cell's project image."""
+    context = config.project
+    args: dict[str, str] = {}
+    template = None
+    dockerfile = config.build.dockerfile
+    if dockerfile is None:
+        template = builtin_template(base_image, (context / "requirements.txt").is_file())
+    else:
+        declared = _declared_args(context / dockerfile)
+        offered = {"PYTHON_IMAGE": base_image, "PYTHON_TAG": cell.tag,
+                   **{f"MATRIX_{k.upper()}": v for k, v in cell.values().items()},
+                   **{k.upper(): v for k, v in cell.axes},
+                   **dict(config.build.args)}
+        args = {k: v for k, v in offered.items() if k in declared}
+    identity = repr((base_image, str(context), dockerfile, template, sorted(args.items())))
+    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    return BuildSpec(
+        key=key,
+        base_image=base_image,
+        context=context,
+        dockerfile=dockerfile,
+        template=template,
+        args=tuple(sorted(args.items())),
+        tag=f"tagmatrix/{_slug(context.name)}:{cell.tag}-{key}",
+        timeout=config.build.timeout,
+    )
+
+
+def _availability(config: Config, catalogue: Catalogue,
+                  cell: Cell) -> tuple[bool, str, str | None]:
+    if not (config.image.check_tags and config.image.official):
+        return True, "", None
+    try:
+        found = catalogue.availability(parse_version(cell.python), parse_variant(cell.variant))
+    except UnknownVersion as exc:
+        hint = f"; did you mean {exc.suggestion}?" if exc.suggestion else ""
+        return False, f"{exc}{hint}", None
+    return found.published, found.reason, found.resolved_version
+
+
+def make_plan(
+    config: Config,
+    catalogue: Catalogue,
+    *,
+    only: Sequence[Selector] = (),
+    platforms: Sequence[str] = ("linux",),
+) -> Plan:
+    """Jobs for every selected cell; cells that cannot run are ``skipped`` with the reason.
+
+    ``platforms`` are those the configured engines serve.
+    """
+    jobs = []
+    for cell in config.cells:
+        if only and not any(s.matches(cell) for s in only):
+            continue
+        platform = parse_variant(cell.variant).platform
+        base_image = config.image.reference(cell.tag)
+        published, reason, resolved = _availability(config, catalogue, cell)
+        state = PLANNED if published else SKIPPED
+        if published and platform not in platforms:
+            state, reason = SKIPPED, f"no {platform.capitalize()} engine configured"
+        command = cell.overrides.command or config.test.command
+        junit = config.test.junit
+        pytest_junit = False
+        if junit is None and looks_like_pytest(command):
+            junit = explicit_junit(command)
+            if junit is None:
+                junit = f"{CONTAINER_DIR[platform]}/junit.xml" if platform == "linux" \
+                    else f"{CONTAINER_DIR[platform]}\\junit.xml"
+                pytest_junit = True
+        env = {e.name: e for e in config.test.env}
+        for name, value in cell.overrides.env:
+            env[name] = EnvVar(name=name, value=value)
+        for key, value in cell.values().items():
+            env.setdefault(f"MATRIX_{key.upper()}", EnvVar(name=f"MATRIX_{key.upper()}",
+                                                           value=value))
+        mount = config.build.mode == "mount"
+        jobs.append(Job(
+            cell=cell,
+            state=state,
+            reason=reason,
+            platform=platform,
+            base_image=base_image,
+            build=None if mount else build_spec(config, cell, base_image),
+            mount=config.project if mount else None,
+            setup=config.build.setup if mount else None,
+            command=command,
+            env=tuple(env.values()),
+            junit_path=junit,
+            pytest_junit=pytest_junit,
+            timeout=cell.overrides.timeout or config.test.timeout,
+            gating=not any(s.matches(cell) for s in config.allow_failure),
+            expected_version=resolved,
+        ))
+    return Plan(jobs=tuple(jobs), catalogue_source=catalogue.source)

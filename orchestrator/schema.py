@@ -1,0 +1,151 @@
+"""JSON Schema for matrix.yaml: validation here, editor support via `tagmatrix schema`.
+
+Types and allowed keys are checked by :mod:`jsonschema` against this schema;
+:mod:`orchestrator.config` adds what a schema cannot say (tag grammar, the
+YAML float trap, include/exclude keys) and turns every error into one line
+with file, line, column and key path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+_COMMAND = {
+    "description": "A command: a string (split like a shell would) or a list of arguments.",
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string"}, "minItems": 1},
+    ],
+}
+_SECRET = {
+    "type": "object",
+    "description": "A secret value: redacted in every log and report.",
+    "properties": {
+        "secret": {"type": "string", "minLength": 1,
+                   "description": "The secret value itself (prefer from_env)."},
+        "from_env": {"type": "string", "minLength": 1,
+                     "description": "Name of a host environment variable holding the secret."},
+    },
+    "additionalProperties": False,
+    "minProperties": 1,
+    "maxProperties": 1,
+}
+_ENV = {
+    "type": "object",
+    "description": "Environment variables for the test container.",
+    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+    "additionalProperties": {"oneOf": [_SCALAR, _SECRET]},
+}
+_TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "description": "Seconds."}
+_AXIS = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": _SCALAR,
+    "description": "The values of one matrix axis.",
+}
+_SELECTOR = {
+    "description": "Chooses cells: {key: value-glob, ...}, 'key=glob[,key=glob]' or a glob "
+                   "on cell ids.",
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "object", "additionalProperties": _SCALAR, "minProperties": 1},
+    ],
+}
+
+_TOP_LEVEL: dict[str, Any] = {
+    "project": {"type": "string", "description": "Build context, relative to this file."},
+    "image": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "registry": {"type": "string", "minLength": 1,
+                         "description": "Registry host[:port] of the python images."},
+            "repository": {"type": "string", "minLength": 1},
+            "pull": {"enum": ["missing", "always", "never"],
+                     "description": "When to pull base images (default: missing)."},
+            "check_tags": {"type": "boolean",
+                           "description": "Skip cells whose tag the catalogue says is not "
+                                          "published (default: true)."},
+        },
+    },
+    "matrix": {
+        "type": "object",
+        "properties": {
+            "python": {**_AXIS, "items": {"type": "string"},
+                       "description": "Python versions: quoted, e.g. \"3.10\"."},
+            "variant": {**_AXIS, "items": {"type": "string"}},
+            "include": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "minProperties": 1,
+                    "properties": {
+                        "python": {"type": "string"},
+                        "variant": {"type": "string"},
+                        "timeout": _TIMEOUT,
+                        "env": _ENV,
+                        "command": _COMMAND,
+                    },
+                    "additionalProperties": _SCALAR,
+                },
+            },
+            "exclude": {
+                "type": "array",
+                "items": {"type": "object", "minProperties": 1,
+                          "additionalProperties": _SCALAR},
+            },
+        },
+        "additionalProperties": _AXIS,
+    },
+    "build": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "mode": {"enum": ["image", "mount"],
+                     "description": "image: build FROM python:<tag>; mount: bind-mount the "
+                                    "project into the official image."},
+            "dockerfile": {"type": "string", "minLength": 1,
+                           "description": "Relative to the project; gets build args "
+                                          "PYTHON_IMAGE and PYTHON_TAG."},
+            "args": {"type": "object", "additionalProperties": _SCALAR},
+            "timeout": _TIMEOUT,
+            "setup": _COMMAND,
+        },
+    },
+    "test": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "command": _COMMAND,
+            "junit": {"type": "string", "minLength": 1,
+                      "description": "Where the command writes JUnit inside the container."},
+            "timeout": _TIMEOUT,
+            "env": _ENV,
+        },
+    },
+    "parallel": {"type": "integer", "minimum": 1},
+    "allow_failure": {"type": "array", "items": _SELECTOR},
+}
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of matrix.yaml."""
+    overlay = {"type": "object", "additionalProperties": False, "properties": _TOP_LEVEL}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/tagmatrix/tagmatrix/schema/matrix.json",
+        "title": "tagmatrix matrix.yaml",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["matrix"],
+        "properties": {
+            **_TOP_LEVEL,
+            "profiles": {
+                "type": "object",
+                "description": "Named overlays of the top-level keys, chosen with --profile.",
+                "additionalProperties": overlay,
+            },
+        },
+    }

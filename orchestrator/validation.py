@@ -1,0 +1,147 @@
+"""Turn JSON Schema violations and the YAML float trap into one-line ConfigErrors.
+
+jsonschema's own messages ("Additional properties are not allowed ('pyton'
+was unexpected)") name neither the line nor the fix; here each validator kind
+gets a message that says what was expected, and unknown keys get a
+did-you-mean from :func:`difflib.get_close_matches`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import jsonschema
+
+from .errors import ConfigError
+from .yamlsource import KeyPath, Source, format_path
+
+_TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "an integer",
+               "boolean": "true or false", "array": "a list", "object": "a mapping",
+               "null": "nothing"}
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+def _expected(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(v) for v in schema["enum"])
+    kinds = schema.get("type")
+    if isinstance(kinds, str):
+        return _TYPE_NAMES.get(kinds, kinds)
+    if isinstance(kinds, list):
+        return " or ".join(_TYPE_NAMES.get(str(k), str(k)) for k in kinds)
+    if "oneOf" in schema:
+        return " or ".join(_expected(s) for s in schema["oneOf"])
+    return "a valid value"
+
+
+def _error_to_config(source: Source, error: jsonschema.ValidationError) -> ConfigError:
+    path: KeyPath = tuple(error.absolute_path)
+    key = format_path(path)
+    validator = error.validator
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
+    expected: Any = error.validator_value
+    instance: Any = error.instance
+    if validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        bad = str(unknown[0]) if unknown else "?"
+        close = difflib.get_close_matches(bad, allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "allowed keys: " + ", ".join(allowed)
+        key_path: KeyPath = (*path, bad)
+        mark = source.marks.get((*key_path, "<key>"))
+        location = source.location(key_path)
+        if mark is not None and location is not None:
+            location = type(location)(location.file, mark.line, mark.column)
+        return ConfigError(f"unknown key '{bad}'", location=location,
+                           key=format_path(key_path), hint=hint)
+    location = source.location(path)
+    if validator == "required":
+        missing = next((r for r in expected if r not in instance), "?")
+        return ConfigError(f"missing required key '{missing}'", location=location, key=key,
+                           hint=f"add '{missing}:' here (see README: matrix.yaml)")
+    if validator == "enum":
+        close = difflib.get_close_matches(str(error.instance), [str(v) for v in expected], n=1)
+        return ConfigError(
+            f"expected {_expected(schema)}, got {_describe(error.instance)}",
+            location=location, key=key,
+            hint=f"did you mean '{close[0]}'?" if close else None)
+    if validator in ("type", "oneOf", "anyOf"):
+        return ConfigError(f"expected {_expected(schema)}, got {_describe(error.instance)}",
+                           location=location, key=key)
+    if validator == "minItems":
+        return ConfigError("must not be empty", location=location, key=key,
+                           hint="list at least one value, or remove the key")
+    if validator in ("minProperties",):
+        return ConfigError("must not be empty", location=location, key=key)
+    if validator == "uniqueItems":
+        return ConfigError("lists the same value twice", location=location, key=key,
+                           hint="remove the duplicate")
+    if validator in ("minimum", "exclusiveMinimum"):
+        bound = "at least" if validator == "minimum" else "greater than"
+        return ConfigError(f"must be {bound} {expected}, got {error.instance}",
+                           location=location, key=key)
+    if validator == "minLength":
+        return ConfigError("must not be an empty string", location=location, key=key)
+    if validator in ("maxProperties", "propertyNames", "pattern"):
+        return ConfigError(error.message, location=location, key=key)
+    return ConfigError(error.message, location=location, key=key)
+
+
+def _sort_key(source: Source, error: jsonschema.ValidationError) -> tuple[int, int]:
+    loc = source.location(tuple(error.absolute_path))
+    return (loc.line, loc.column) if loc else (0, 0)
+
+
+def check_schema(source: Source, data: Any, schema: dict[str, Any]) -> None:
+    """Raise the first (in file order) schema violation as a ConfigError."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    # For oneOf/anyOf, the most specific sub-error is the useful one.
+    best = [jsonschema.exceptions.best_match([e]) or e for e in errors]
+    first = min(best, key=lambda e: _sort_key(source, e))
+    error = _error_to_config(source, first)
+    if len(errors) > 1:
+        error.message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        error.args = (error.message,)
+    raise error
+
+
+def check_float_trap(source: Source, paths: Iterable[KeyPath]) -> None:
+    """Unquoted versions: ``python: [3.10]`` is the number 3.1 to YAML."""
+    for path in paths:
+        mark = source.marks.get(path)
+        if mark is None or not mark.plain or mark.raw is None:
+            continue
+        value = _lookup(source.data, path)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        raw = mark.raw
+        if str(value) != raw:
+            message = f"{raw} is read by YAML as the number {value}, not the version {raw}"
+        else:
+            message = f"{raw} is a YAML number, not a version string"
+        raise ConfigError(message, location=source.location(path), key=format_path(path),
+                          hint=f'quote it: "{raw}"')
+
+
+def _lookup(data: Any, path: KeyPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data

@@ -1,0 +1,171 @@
+"""matrix.yaml loading: defaults, values, and errors that name file, line and key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.errors import ConfigError, UsageError
+
+Write = Callable[[str, str], Path]
+
+BASIC = """
+    project: .
+    image:
+      registry: 127.0.0.1:5000
+    matrix:
+      python: ["3.10", "3.11", "3.12", "3.13"]
+      variant: [slim]
+      exclude:
+        - {python: "3.10", variant: slim}
+    build:
+      dockerfile: Dockerfile
+    test:
+      command: python -m pytest -q tests
+      junit: /tmp/junit.xml
+      timeout: 600
+    parallel: 2
+"""
+
+
+def test_the_foundation_keys(write: Write) -> None:
+    write("Dockerfile", "ARG PYTHON_IMAGE\nFROM $PYTHON_IMAGE\n")
+    config = load_config(write("matrix.yaml", BASIC))
+    assert [c.id for c in config.cells] == ["3.11-slim", "3.12-slim", "3.13-slim"]
+    assert config.image.reference("3.12-slim") == "127.0.0.1:5000/library/python:3.12-slim"
+    assert config.test.command == ("python", "-m", "pytest", "-q", "tests")
+    assert config.test.junit == "/tmp/junit.xml"
+    assert config.test.timeout == 600.0
+    assert config.parallel == 2
+    assert config.build.dockerfile == "Dockerfile"
+
+
+def test_defaults(write: Write) -> None:
+    config = load_config(write("matrix.yaml", 'matrix: {python: ["3.12"]}\n'))
+    assert config.image.registry == "docker.io"
+    assert config.image.repository == "library/python"
+    assert config.test.command == ("python", "-m", "pytest")
+    assert config.build.mode == "image"
+    assert [c.tag for c in config.cells] == ["3.12"]
+
+
+def test_command_as_list_and_user_axis_numbers_keep_their_text(write: Write) -> None:
+    config = load_config(write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+          shard: [1, 2.10]
+        test:
+          command: [pytest, -k, "not slow"]
+    """))
+    assert config.test.command == ("pytest", "-k", "not slow")
+    assert [dict(c.axes)["shard"] for c in config.cells] == ["1", "2.10"]
+
+
+@pytest.mark.parametrize(("text", "line", "needle"), [
+    ('matrix:\n  pyton: ["3.12"]\n  python: ["3.12"]\ntest:\n  comand: pytest\n', 5,
+     "unknown key 'comand'"),
+    ('matrix:\n  python: [3.10]\n', 2, "read by YAML as the number 3.1"),
+    ('matrix:\n  python: ["3.12"]\nparallel: 2\nparallel: 3\n', 4, "duplicate key 'parallel'"),
+    ('matrix:\n\tpython: ["3.12"]\n', 2, "invalid YAML"),
+    ('matrix:\n  python: []\n', 2, "must not be empty"),
+    ('matrix:\n  python: ["3.12"]\nparallel: two\n', 3, "expected an integer"),
+])
+def test_errors_name_file_line_and_key(write: Write, text: str, line: int, needle: str) -> None:
+    path = write("matrix.yaml", text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}:"), message
+    assert needle in message
+
+
+def test_unknown_key_suggests_the_fix(write: Write) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write("matrix.yaml", 'matrix: {python: ["3.12"]}\ntset: {}\n'))
+    assert "did you mean 'test'?" in str(info.value)
+
+
+def test_float_trap_says_how_to_quote(write: Write) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write("matrix.yaml", "matrix:\n  python: [3.12, 3.10]\n"))
+    assert 'quote it: "3.12"' in str(info.value)
+    assert "matrix.python[0]" in str(info.value)
+
+
+def test_bad_tag_suggests(write: Write) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write("matrix.yaml", 'matrix:\n  python: ["3.12"]\n  variant: [slimm]\n'))
+    assert "did you mean 'slim'?" in str(info.value)
+    assert ":3:" in str(info.value)
+
+
+def test_unknown_version_is_a_config_error_with_suggestion(write: Write) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write("matrix.yaml", 'matrix:\n  python: ["3.12", "3.15"]\n'))
+    assert ":2:" in str(info.value)
+    assert "did you mean '3.15-rc'?" in str(info.value)
+
+
+def test_missing_dockerfile_is_named(write: Write) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(write("matrix.yaml", 'matrix: {python: ["3.12"]}\nbuild: {dockerfile: D}\n'))
+
+
+def test_exclude_key_must_be_an_axis(write: Write) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write("matrix.yaml", """
+            matrix:
+              python: ["3.12"]
+              variant: [slim]
+              exclude:
+                - {varient: slim}
+        """))
+    assert "did you mean 'variant'?" in str(info.value)
+    assert ":5:" in str(info.value)
+
+
+def test_missing_file_and_empty_file(tmp_path: Path, write: Write) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="empty"):
+        load_config(write("matrix.yaml", "# nothing\n"))
+
+
+def test_profile_overlay_merges_mappings_and_replaces_lists(write: Write) -> None:
+    path = write("matrix.yaml", """
+        matrix:
+          python: ["3.12", "3.13"]
+          variant: [slim, alpine]
+        allow_failure: [python=3.13]
+        profiles:
+          pr:
+            matrix:
+              python: ["3.13"]
+          release:
+            allow_failure: []
+    """)
+    pr = load_config(path, profile="pr")
+    assert [c.id for c in pr.cells] == ["3.13-slim", "3.13-alpine"]
+    assert len(pr.allow_failure) == 1
+    release = load_config(path, profile="release")
+    assert len(release.cells) == 4
+    assert release.allow_failure == ()
+    with pytest.raises(UsageError, match="did you mean 'release'"):
+        load_config(path, profile="relase")
+
+
+def test_profile_errors_point_into_the_profile(write: Write) -> None:
+    path = write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+        profiles:
+          pr:
+            parallel: 0
+    """)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, profile="pr")
+    assert f"{path}:5:" in str(info.value)
+    assert "at least 1" in str(info.value)

@@ -1,0 +1,129 @@
+"""Planning: jobs, shared builds, skips with reasons, pytest JUnit plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from orchestrator.config import load_config
+from orchestrator.matrix import Selector
+from orchestrator.plan import (
+    PLANNED,
+    SKIPPED,
+    builtin_template,
+    explicit_junit,
+    looks_like_pytest,
+    make_plan,
+)
+from orchestrator.tags import Catalogue
+
+Write = Callable[[str, str], Path]
+
+
+def test_builtin_template_is_the_canonical_layer_order() -> None:
+    text = builtin_template("reg/library/python:3.12-slim", has_requirements=True)
+    assert text.splitlines() == [
+        "FROM reg/library/python:3.12-slim", "WORKDIR /usr/src/app",
+        "COPY requirements.txt ./", "RUN pip install --no-cache-dir -r requirements.txt",
+        "COPY . ."]
+    assert "requirements" not in builtin_template("x", has_requirements=False)
+
+
+def test_pytest_detection_and_explicit_junit() -> None:
+    assert looks_like_pytest(["python", "-m", "pytest", "-q"])
+    assert looks_like_pytest(["pytest"])
+    assert looks_like_pytest(["/usr/local/bin/pytest", "tests"])
+    assert looks_like_pytest(["sh", "-c", "pip list && pytest -x"])
+    assert not looks_like_pytest(["python", "-m", "unittest"])
+    assert not looks_like_pytest(["python", "run_pytest_like.py"])
+    assert explicit_junit(["pytest", "--junitxml=out/j.xml"]) == "out/j.xml"
+    assert explicit_junit(["pytest", "--junit-xml", "j.xml"]) == "j.xml"
+    assert explicit_junit(["pytest"]) is None
+
+
+def test_jobs_of_a_matrix(write: Write) -> None:
+    write("requirements.txt", "pytest\n")
+    config = load_config(write("matrix.yaml", """
+        image: {registry: 127.0.0.1:5000}
+        matrix:
+          python: ["3.10", "3.13"]
+          variant: [slim, windowsservercore]
+        allow_failure: [python=3.13]
+        test: {command: python -m pytest -q, timeout: 30}
+    """))
+    plan = make_plan(config, Catalogue.builtin())
+    by_id = {job.id: job for job in plan.jobs}
+    assert list(by_id) == ["3.10-slim", "3.10-windowsservercore", "3.13-slim",
+                           "3.13-windowsservercore"]
+    assert by_id["3.10-windowsservercore"].state == SKIPPED
+    assert "no Windows images" in by_id["3.10-windowsservercore"].reason
+    assert by_id["3.13-windowsservercore"].state == SKIPPED
+    assert by_id["3.13-windowsservercore"].reason == "no Windows engine configured"
+    job = by_id["3.10-slim"]
+    assert job.state == PLANNED
+    assert job.base_image == "127.0.0.1:5000/library/python:3.10-slim"
+    assert job.gating
+    assert not by_id["3.13-slim"].gating
+    assert job.pytest_junit
+    assert job.junit_path == "/tmp/tagmatrix/junit.xml"
+    assert job.timeout == 30.0
+    assert job.build is not None
+    assert job.build.template is not None
+    assert "FROM 127.0.0.1:5000/library/python:3.10-slim" in job.build.template
+    env = {e.name: e.value for e in job.env}
+    assert env["MATRIX_PYTHON"] == "3.10"
+    assert env["MATRIX_VARIANT"] == "slim"
+    windows = make_plan(config, Catalogue.builtin(), platforms=("linux", "windows"))
+    assert [j.state for j in windows.jobs] == [PLANNED, SKIPPED, PLANNED, PLANNED]
+
+
+def test_cells_differing_only_in_env_or_command_share_one_build(write: Write) -> None:
+    config = load_config(write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+          variant: [slim]
+          mode: [fast, slow]
+          include:
+            - {mode: slow, command: python -m pytest --runslow, env: {SLOW: "1"}}
+    """))
+    jobs = make_plan(config, Catalogue.builtin()).jobs
+    assert [j.id for j in jobs] == ["3.12-slim-fast", "3.12-slim-slow"]
+    assert jobs[0].build is not None
+    assert jobs[1].build is not None
+    assert jobs[0].build.key == jobs[1].build.key
+    assert jobs[1].command == ("python", "-m", "pytest", "--runslow")
+    assert ("SLOW", "1") in [(e.name, e.value) for e in jobs[1].env]
+    assert {"MATRIX_MODE": "slow"}.items() <= {e.name: e.value for e in jobs[1].env}.items()
+
+
+def test_dockerfile_gets_only_the_args_it_declares(write: Write) -> None:
+    write("Dockerfile", "ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\nARG DEPS\n")
+    config = load_config(write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+          deps: [min, latest]
+          other: [a, b]
+        build: {dockerfile: Dockerfile}
+    """))
+    jobs = make_plan(config, Catalogue.builtin()).jobs
+    builds = [j.build for j in jobs if j.build]
+    assert dict(builds[0].args) == {"PYTHON_IMAGE": "docker.io/library/python:3.12",
+                                    "DEPS": "min"}
+    # "other" is not declared: cells that differ only there share a build
+    assert len({b.key for b in builds}) == 2
+
+
+def test_only_selects_cells(write: Write) -> None:
+    config = load_config(write("matrix.yaml", 'matrix: {python: ["3.12", "3.13"]}\n'))
+    plan = make_plan(config, Catalogue.builtin(), only=(Selector.parse("python=3.13"),))
+    assert [j.id for j in plan.jobs] == ["3.13"]
+
+
+def test_unchecked_repository_plans_any_well_formed_tag(write: Write) -> None:
+    config = load_config(write("matrix.yaml", """
+        image: {repository: myorg/python}
+        matrix: {python: ["3.16"], variant: [slim]}
+    """))
+    job = make_plan(config, Catalogue.builtin()).jobs[0]
+    assert job.state == PLANNED
+    assert job.base_image == "docker.io/myorg/python:3.16-slim"
