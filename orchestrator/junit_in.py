@@ -1,0 +1,100 @@
+"""Read the per-test JUnit a cell's container wrote: untrusted input.
+
+The XML comes from the user's container, so it is parsed with defusedxml
+(no DTDs, so no entity expansion: billion-laughs and external entities are
+refused) after a size cap. pytest 9 writes ``<testsuites><testsuite ...>``,
+older tools a bare ``<testsuite>``: both are accepted, nested suites too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from .results import TestCase
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_MAX_TEXT = 64 * 1024  # per failure body / system-out kept from one test
+
+
+class InvalidResults(ValueError):
+    """The inner JUnit is missing, too big, hostile or not JUnit at all."""
+
+
+def _clip(text: str | None) -> str:
+    if not text:
+        return ""
+    if len(text) <= _MAX_TEXT:
+        return text
+    cut = len(text) - _MAX_TEXT
+    return f"{text[:_MAX_TEXT // 2]}\n[truncated {cut} characters]\n{text[-_MAX_TEXT // 2:]}"
+
+
+def _time(value: str | None) -> float:
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
+
+
+def _case(element: Element) -> TestCase:
+    outcome, message, kind, text = "passed", "", "", ""
+    # A failure outranks an error in the same case (a teardown error after it).
+    for tag, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+        child = element.find(tag)
+        if child is not None:
+            outcome, message = name, child.get("message", "")
+            kind, text = child.get("type", ""), child.text or ""
+            break
+    return TestCase(
+        classname=element.get("classname", ""),
+        name=element.get("name", "") or "(unnamed)",
+        time=_time(element.get("time")),
+        outcome=outcome,
+        message=_clip(message),
+        type=kind,
+        text=_clip(text),
+        system_out=_clip(element.findtext("system-out")),
+        system_err=_clip(element.findtext("system-err")),
+    )
+
+
+def _dedupe(cases: list[TestCase]) -> list[TestCase]:
+    """Give repeated (classname, name) pairs a suffix: GitLab keeps only the first of
+    duplicates, and pytest reports a teardown error after a failure as a second case."""
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for case in cases:
+        key = (case.classname, case.name)
+        seen[key] = seen.get(key, 0) + 1
+        out.append(replace(case, name=f"{case.name} [{seen[key]}]") if seen[key] > 1 else case)
+    return out
+
+
+def parse_junit(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[TestCase]:
+    """Per-test cases from JUnit bytes; :class:`InvalidResults` explains any refusal."""
+    if len(data) > max_bytes:
+        raise InvalidResults(f"JUnit file is {len(data)} bytes, over the {max_bytes}-byte cap")
+    if not data.strip():
+        raise InvalidResults("JUnit file is empty")
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise InvalidResults(f"JUnit file refused as unsafe XML ({type(exc).__name__})") from exc
+    except SafeET.ParseError as exc:
+        # Invalid UTF-8 from a test's output: repair it visibly, then retry once.
+        repaired = data.decode("utf-8", errors="replace").encode("utf-8")
+        if repaired == data:
+            raise InvalidResults(f"JUnit file is not well-formed XML: {exc}") from exc
+        try:
+            root = SafeET.fromstring(repaired, forbid_dtd=True)
+        except (SafeET.ParseError, DefusedXmlException) as again:
+            raise InvalidResults(f"JUnit file is not well-formed XML: {again}") from again
+    if root.tag not in ("testsuites", "testsuite"):
+        raise InvalidResults(f"not JUnit: the root element is <{root.tag}>")
+    return _dedupe([_case(e) for e in root.iter("testcase")])

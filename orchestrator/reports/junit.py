@@ -1,0 +1,157 @@
+"""Matrix-aware JUnit, built with junit-xml, readable by every common consumer.
+
+One flat ``<testsuite>`` per cell named by the cell id (Jenkins merges
+same-named suites; dorny/test-reporter drops nested ones); every testcase's
+``classname`` starts with the cell id (GitLab keys tests by classname + name,
+and shows the classname as "Suite"). Harness cases ``build``, ``run`` and
+``results`` report infrastructure problems as ``<error>``; ``<failure>`` is
+left to the tests.
+
+junit-xml 1.9 builds the elements (``TestSuite.build_xml_doc``); we serialise
+them ourselves because its serialiser deletes invalid characters and its
+attributes do not validate against Jenkins' junit-10.xsd. Worked-around bugs
+(each has a test in tests/unit/test_junit.py):
+
+- a failure/error with neither message nor output is silently dropped: we
+  always give a message;
+- ``time`` is omitted when 0: we set it on every case and suite;
+- invalid XML characters (ESC, NUL ...) are deleted: we escape them visibly
+  first, as pytest does (``#x1B``);
+- ``disabled`` on suites and ``testsuites`` is not in the XSD: removed; times
+  are plain decimals with at most 3 fraction digits (the XSD's SUREFIRE_TIME).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+
+from junit_xml import TestCase as JTestCase
+from junit_xml import TestSuite as JTestSuite
+
+from ..results import CellResult, Status, TestCase
+
+SYSTEM_OUT_MAX = 64 * 1024  # per suite; the full output is in the cell's log file
+
+# XML 1.0 forbids C0 controls but TAB/LF/CR; C1 controls and DEL are legal but
+# break consumers (junit-xml deletes them too): escape them all visibly.
+_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape_visible(text: str) -> str:
+    """``"\\x1b[31m"`` -> ``"#x1B[31m"``: nothing deleted, the file stays parseable."""
+    return _INVALID.sub(lambda m: f"#x{ord(m.group()):02X}", text)
+
+
+def _time(seconds: float) -> str:
+    return f"{max(seconds, 0.0):.3f}"
+
+
+def _clip(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    return f"{text[:limit // 2]}\n[truncated {cut} bytes]\n{text[-limit // 2:]}"
+
+
+def _harness(cell: CellResult) -> list[JTestCase]:
+    """build, run and results: passing, or <error> for infrastructure problems."""
+    classname = f"{cell.id}.tagmatrix"
+    cases = {name: JTestCase(name, classname=classname, elapsed_sec=0.0)
+             for name in ("build", "run", "results")}
+    cases["build"].elapsed_sec = cell.build_s
+    cases["run"].elapsed_sec = cell.run_s
+    reason = escape_visible(cell.reason or str(cell.status))
+    if cell.status is Status.SKIPPED:
+        for case in cases.values():
+            case.add_skipped_info(message=reason)
+    elif cell.status is Status.CANCELLED:
+        for case in cases.values():
+            case.add_skipped_info(message=f"cancelled: {reason}")
+    elif cell.status is Status.TIMEOUT:
+        cases["run"].add_error_info(message=reason, error_type="timeout")
+        cases["results"].add_skipped_info(message="no results: the cell timed out")
+    elif cell.status is Status.ERROR:
+        stage = cell.stage or "run"
+        name = "build" if stage in ("pull", "build", "image") else (
+            "results" if stage == "results" else "run")
+        cases[name].add_error_info(message=reason, error_type=stage)
+        after = {"build": ("run", "results"), "run": ("results",), "results": ()}[name]
+        for later in after:
+            cases[later].add_skipped_info(message=f"not reached: {name} failed")
+    return list(cases.values())
+
+
+def _inner(cell: CellResult, case: TestCase) -> JTestCase:
+    classname = f"{cell.id}.{case.classname}" if case.classname else cell.id
+    out = JTestCase(escape_visible(case.name), classname=escape_visible(classname),
+                    elapsed_sec=case.time,
+                    stdout=escape_visible(case.system_out) or None,
+                    stderr=escape_visible(case.system_err) or None)
+    # junit-xml drops a failure/error without message or output: never give it none.
+    message = escape_visible(case.message) or f"{case.outcome}"
+    text = escape_visible(case.text) or None
+    if case.outcome == "failed":
+        out.add_failure_info(message=message, output=text, failure_type=case.type or None)
+    elif case.outcome == "error":
+        out.add_error_info(message=message, output=text, error_type=case.type or None)
+    elif case.outcome == "skipped":
+        out.add_skipped_info(message=escape_visible(case.message) or "skipped", output=text)
+    return out
+
+
+def _properties(cell: CellResult) -> dict[str, str]:
+    props = {
+        "image": cell.image,
+        "image.digest": cell.image_digest,
+        "built_image": cell.built_image,
+        "python.tag": cell.python,
+        "python.version": cell.interpreter.version,
+        "python.executable": cell.interpreter.executable,
+        "variant": cell.variant,
+        "platform": cell.platform,
+        "engine": cell.engine,
+        "node": cell.node,
+        "exit_code": "" if cell.exit_code is None else str(cell.exit_code),
+        "status": str(cell.status),
+        "reason": cell.reason,
+        "gating": "true" if cell.gating else "false (allowed to fail)",
+    }
+    props.update({f"axis.{k}": v for k, v in cell.axes.items()})
+    return {k: escape_visible(v) for k, v in props.items()}
+
+
+def suite_element(cell: CellResult) -> ET.Element:
+    """One cell as a flat <testsuite>."""
+    cases = _harness(cell) + [_inner(cell, c) for c in cell.cases]
+    suite = JTestSuite(
+        cell.id, cases, hostname=cell.node or None, timestamp=cell.started_at or None,
+        properties=_properties(cell),
+        stdout=escape_visible(_clip(cell.output_tail, SYSTEM_OUT_MAX)) or None)
+    element: ET.Element = suite.build_xml_doc()
+    element.attrib.pop("disabled", None)
+    element.set("time", _time(cell.duration_s))
+    for testcase in element.iter("testcase"):
+        # zero times are omitted by junit-xml; the XSD and some readers want one.
+        testcase.set("time", _time(float(testcase.get("time") or 0.0)))
+    return element
+
+
+def render(cells: Iterable[CellResult], *, name: str = "tagmatrix") -> bytes:
+    """``<testsuites>`` with one suite per cell; counts recomputed from the cases."""
+    root = ET.Element("testsuites", {"name": name})
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    seconds = 0.0
+    for cell in cells:
+        suite = suite_element(cell)
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+        seconds += cell.duration_s
+        root.append(suite)
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", _time(seconds))
+    ET.indent(root, space="  ")
+    body: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return body + b"\n"

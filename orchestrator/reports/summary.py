@@ -1,0 +1,173 @@
+"""The human summary: a python x variant grid, the cells, then failing tests by test.
+
+One model (:func:`grid`, :func:`failing_tests`) and two renderings: rich for
+the terminal (plain text without a terminal) and Markdown for summary.md /
+``$GITHUB_STEP_SUMMARY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..results import CellResult, RunResult, Status
+
+STYLE = {Status.PASSED: "green", Status.FAILED: "red", Status.ERROR: "magenta",
+         Status.TIMEOUT: "yellow", Status.SKIPPED: "dim", Status.CANCELLED: "yellow"}
+ICON = {Status.PASSED: "✅", Status.FAILED: "❌", Status.ERROR: "💥",
+        Status.TIMEOUT: "⏱️", Status.SKIPPED: "⏭️", Status.CANCELLED: "🚫"}
+
+
+@dataclass(frozen=True)
+class GridEntry:
+    cell: CellResult
+    label: str  # the cell's other axis values, "" when python x variant is the whole id
+
+
+def grid(cells: Sequence[CellResult]) -> tuple[list[str], list[str], dict[tuple[str, str],
+                                                                         list[GridEntry]]]:
+    """Rows (python), columns (variant) and the cells at each crossing, in matrix order."""
+    rows: list[str] = []
+    cols: list[str] = []
+    at: dict[tuple[str, str], list[GridEntry]] = {}
+    for cell in cells:
+        if cell.python not in rows:
+            rows.append(cell.python)
+        if cell.variant not in cols:
+            cols.append(cell.variant)
+        label = ",".join(cell.axes.values())
+        at.setdefault((cell.python, cell.variant), []).append(GridEntry(cell, label))
+    return rows, cols, at
+
+
+def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]]]:
+    """(test, first message, cells it fails in), most widespread first."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    for cell in cells:
+        for case in cell.cases:
+            if case.outcome in ("failed", "error"):
+                key = f"{case.classname}::{case.name}" if case.classname else case.name
+                first = case.message.splitlines()[0][:160] if case.message else ""
+                found.setdefault(key, (first, []))[1].append(cell.id)
+    return sorted(((k, m, w) for k, (m, w) in found.items()), key=lambda t: (-len(t[2]), t[0]))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _tests(cell: CellResult) -> str:
+    t = cell.tests
+    if not t.total:
+        return "-"
+    parts = [f"{t.passed} passed"]
+    if t.failed:
+        parts.append(f"{t.failed} failed")
+    if t.errors:
+        parts.append(f"{t.errors} errors")
+    if t.skipped:
+        parts.append(f"{t.skipped} skipped")
+    return ", ".join(parts)
+
+
+def verdict_line(run: RunResult) -> str:
+    s = run.summary()
+    counts = ", ".join(f"{s[st.value]} {st.value}" for st in Status if s[st.value])
+    allowed = f"; allowed to fail: {', '.join(s['allowed_failures'])}" \
+        if s["allowed_failures"] else ""
+    state = "cancelled" if run.cancelled else ("OK" if run.ok else "FAILED")
+    return f"{state}: {s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
+
+
+def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> None:
+    """The grid, the cells and the failing tests, on the terminal."""
+    rows, cols, at = grid(run.cells)
+    table = Table(title="tagmatrix", title_justify="left")
+    table.add_column("python")
+    for col in cols:
+        table.add_column(col or "(default)")
+    for row in rows:
+        line: list[Text | str] = [row]
+        for col in cols:
+            text = Text()
+            for i, entry in enumerate(at.get((row, col), [])):
+                if i:
+                    text.append("\n")
+                if entry.label:
+                    text.append(f"{entry.label}: ")
+                text.append(str(entry.cell.status), style=STYLE[entry.cell.status])
+                if entry.cell.status not in (Status.SKIPPED,):
+                    text.append(f" {_duration(entry.cell.duration_s)}")
+                if not entry.cell.gating:
+                    text.append(" (allowed)", style="dim")
+            line.append(text)
+        table.add_row(*line)
+    console.print(table)
+
+    cells = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for name in ("cell", "status", "tests", "interpreter", "time", "reason"):
+        cells.add_column(name, overflow="fold")
+    for cell in run.cells:
+        cells.add_row(cell.id, Text(str(cell.status), style=STYLE[cell.status]), _tests(cell),
+                      cell.interpreter.version or "-", _duration(cell.duration_s),
+                      cell.reason or "")
+    console.print(cells)
+
+    failing = failing_tests(run.cells)
+    if failing:
+        console.print(Text("\nFailing tests", style="bold"))
+        for test, message, where in failing[:50]:
+            console.print(Text.assemble("  ", (test, "red"), f"  in {', '.join(where)}"))
+            if message:
+                console.print(Text(f"      {message}", style="dim"))
+        if len(failing) > 50:
+            console.print(f"  ... and {len(failing) - 50} more (see junit.xml)")
+    style = "green" if run.ok else "red"
+    console.print(Text(verdict_line(run), style=f"bold {style}"))
+    if reports:
+        console.print(f"reports: {reports}")
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(run: RunResult) -> str:
+    """summary.md: the same content, ready for a GitHub step summary."""
+    rows, cols, at = grid(run.cells)
+    out = ["## tagmatrix", "", f"**{_md(verdict_line(run))}**", ""]
+    out.append("| python | " + " | ".join(c or "(default)" for c in cols) + " |")
+    out.append("|---|" + "---|" * len(cols))
+    for row in rows:
+        line = [f"**{row}**"]
+        for col in cols:
+            bits = []
+            for entry in at.get((row, col), []):
+                cell = entry.cell
+                bit = f"{ICON[cell.status]} {cell.status}"
+                if entry.label:
+                    bit = f"{_md(entry.label)}: {bit}"
+                if cell.status is not Status.SKIPPED:
+                    bit += f" {_duration(cell.duration_s)}"
+                if not cell.gating:
+                    bit += " (allowed to fail)"
+                bits.append(bit)
+            line.append("<br>".join(bits) or " ")
+        out.append("| " + " | ".join(line) + " |")
+    out += ["", "| cell | status | tests | interpreter | time | reason |",
+            "|---|---|---|---|---|---|"]
+    for cell in run.cells:
+        out.append(f"| `{cell.id}` | {ICON[cell.status]} {cell.status} | {_tests(cell)} | "
+                   f"{cell.interpreter.version or '-'} | {_duration(cell.duration_s)} | "
+                   f"{_md(cell.reason)} |")
+    failing = failing_tests(run.cells)
+    if failing:
+        out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]
+        for test, message, where in failing[:200]:
+            out.append(f"| `{_md(test)}` | {', '.join(f'`{w}`' for w in where)} | "
+                       f"{_md(message)} |")
+    return "\n".join(out) + "\n"

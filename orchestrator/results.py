@@ -1,0 +1,198 @@
+"""Cell results as values, and results.json, the contract other tools read.
+
+A failing test is a result (``failed``), not an exception; infrastructure
+faults end a cell as ``error`` with the reason kept.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Status(str, enum.Enum):
+    """How a cell ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # the tests ran and some failed
+    ERROR = "error"  # infrastructure: build, image, engine, results unreadable, OOM
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestCase:
+    """One per-test result from the cell's inner JUnit."""
+
+    __test__ = False  # not a pytest class
+
+    classname: str
+    name: str
+    time: float = 0.0
+    outcome: str = "passed"  # passed, failed, error, skipped
+    message: str = ""
+    type: str = ""
+    text: str = ""  # failure/error body (traceback)
+    system_out: str = ""
+    system_err: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestCounts:
+    __test__ = False
+
+    total: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+
+    @classmethod
+    def of(cls, cases: list[TestCase] | tuple[TestCase, ...]) -> TestCounts:
+        """Counts recomputed from the cases (never trusted from the file's attributes)."""
+        outcomes = [c.outcome for c in cases]
+        return cls(total=len(outcomes), passed=outcomes.count("passed"),
+                   failed=outcomes.count("failed"), errors=outcomes.count("error"),
+                   skipped=outcomes.count("skipped"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Interpreter:
+    """What the interpreter in the container reported about itself."""
+
+    version: str = ""
+    executable: str = ""
+    implementation: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellResult:
+    """The outcome of one cell."""
+
+    id: str
+    python: str
+    variant: str
+    axes: dict[str, str] = field(default_factory=dict)
+    image: str = ""  # the base image reference
+    image_digest: str = ""
+    built_image: str = ""
+    platform: str = "linux"
+    engine: str = ""
+    node: str = ""
+    status: Status
+    reason: str = ""
+    stage: str = ""  # where an error happened: pull, build, run, results, engine
+    gating: bool = True
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    build_s: float = 0.0
+    run_s: float = 0.0
+    started_at: str = ""
+    finished_at: str = ""
+    log: str = ""  # path relative to the reports folder
+    tests: TestCounts = field(default_factory=TestCounts)
+    cases: tuple[TestCase, ...] = ()
+    interpreter: Interpreter = field(default_factory=Interpreter)
+    output_tail: str = ""  # the end of the container's output, for reports
+
+    @property
+    def ok(self) -> bool:
+        """Whether this cell lets the run pass."""
+        return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating
+
+    def with_status(self, status: Status, reason: str) -> CellResult:
+        return replace(self, status=status, reason=reason)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        del data["cases"]  # per-test cases live in the JUnit files, not results.json
+        del data["output_tail"]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellResult:
+        fields = dict(data)
+        fields["status"] = Status(fields["status"])
+        fields["tests"] = TestCounts(**fields.get("tests", {}))
+        fields["interpreter"] = Interpreter(**fields.get("interpreter", {}))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in fields.items() if k in known})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    """All cells of a run, in plan order."""
+
+    run_id: str
+    started_at: str
+    finished_at: str
+    duration_s: float
+    cells: tuple[CellResult, ...]
+    config: str = ""
+    profile: str | None = None
+    cancelled: str | None = None  # the signal's name when the run was interrupted
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.cells) and self.cancelled is None
+
+    def summary(self) -> dict[str, Any]:
+        by_status = {s.value: 0 for s in Status}
+        for cell in self.cells:
+            by_status[cell.status.value] += 1
+        return {
+            "cells": len(self.cells),
+            **by_status,
+            "allowed_failures": [c.id for c in self.cells
+                                 if not c.gating and c.status not in (Status.PASSED,
+                                                                      Status.SKIPPED)],
+            "tests": asdict(TestCounts(
+                total=sum(c.tests.total for c in self.cells),
+                passed=sum(c.tests.passed for c in self.cells),
+                failed=sum(c.tests.failed for c in self.cells),
+                errors=sum(c.tests.errors for c in self.cells),
+                skipped=sum(c.tests.skipped for c in self.cells))),
+            "ok": self.ok,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "config": self.config,
+            "profile": self.profile,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": round(self.duration_s, 3),
+            "cancelled": self.cancelled,
+            "cells": [c.to_json() for c in self.cells],
+            "summary": self.summary(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunResult:
+        return cls(
+            run_id=data.get("run_id", ""),
+            started_at=data.get("started_at", ""),
+            finished_at=data.get("finished_at", ""),
+            duration_s=float(data.get("duration_s", 0.0)),
+            cells=tuple(CellResult.from_json(c) for c in data.get("cells", [])),
+            config=data.get("config", ""),
+            profile=data.get("profile"),
+            cancelled=data.get("cancelled"),
+        )
+
+
+def load_results(path: Path) -> RunResult:
+    """Read a results.json written by tagmatrix."""
+    return RunResult.from_json(json.loads(path.read_text(encoding="utf-8")))

@@ -1,0 +1,228 @@
+"""Runs a plan's jobs on an engine: a bounded pool, shared builds, results in plan order.
+
+At most ``parallel`` cells run at once. Cells whose build specs are equal
+share one build (the first cell builds, the others wait for it). Every job
+ends as a :class:`CellResult`: infrastructure faults become ``error`` with the
+reason; a lost engine stops the run (the rest end as ``error``); cancellation
+stops scheduling and kills what runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .celllog import DEFAULT_MAX_BYTES, CellLog, now_iso
+from .engine import Engine, Execution, PreparedImage, RunContext
+from .errors import CellError, EngineUnavailable
+from .junit_in import InvalidResults, parse_junit
+from .plan import PLANNED, Job
+from .results import CellResult, Status, TestCase, TestCounts
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[str, str, str], None]  # (cell id, state, detail)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    parallel: int = 2
+    log_max_bytes: int = DEFAULT_MAX_BYTES
+
+
+def _base_result(job: Job, status: Status, reason: str) -> CellResult:
+    return CellResult(
+        id=job.id, python=job.cell.python, variant=job.cell.variant,
+        axes=dict(job.cell.axes), image=job.base_image, platform=job.platform,
+        status=status, reason=reason, gating=job.gating,
+        log=f"logs/{job.id}.log" if job.state == PLANNED else "")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a finished container is judged."""
+
+    status: Status
+    reason: str = ""
+    stage: str = ""  # for errors: run or results
+    cases: tuple[TestCase, ...] = ()
+
+
+def classify(job: Job, execution: Execution) -> Verdict:
+    """The status of a finished container, from its exit code and its JUnit."""
+    code = execution.exit_code
+    if execution.cancelled:
+        return Verdict(Status.CANCELLED, "cancelled while running; container killed", "run")
+    if execution.timed_out:
+        return Verdict(Status.TIMEOUT, f"exceeded the {job.timeout:g} s timeout; container "
+                       "killed", "run")
+    if execution.setup_failed:
+        return Verdict(Status.ERROR, "the setup command failed (see the log)", "run")
+    if execution.oom_killed:
+        return Verdict(Status.ERROR, "killed by the kernel: out of memory (OOMKilled)", "run")
+    if code == 137:
+        return Verdict(Status.ERROR, "killed by SIGKILL (exit 137; out of memory?)", "run")
+    cases: tuple[TestCase, ...] = ()
+    if execution.junit is not None:
+        try:
+            cases = tuple(parse_junit(execution.junit))
+        except InvalidResults as exc:
+            return Verdict(Status.ERROR, f"results: {exc}", "results")
+    counts = TestCounts.of(cases)
+    bad = counts.failed + counts.errors
+    if code is None:
+        return Verdict(Status.ERROR, "the container's exit code is unknown", "run", cases)
+    if job.junit_path and execution.junit is None:
+        why = execution.junit_error or "no JUnit file"
+        if code == 0:
+            return Verdict(Status.ERROR, f"results missing: {why}", "results")
+        return Verdict(Status.FAILED, f"exit code {code}; {why}")
+    if code == 0 and bad == 0:
+        return Verdict(Status.PASSED, "", "", cases)
+    if code == 0:
+        return Verdict(Status.FAILED, f"{bad} test(s) failed although the command exited 0",
+                       "", cases)
+    if code == 5 and counts.total == 0:
+        return Verdict(Status.FAILED, "no tests were collected (pytest exit 5)", "", cases)
+    detail = f"; {counts.failed} failed, {counts.errors} errors" if cases else ""
+    return Verdict(Status.FAILED, f"exit code {code}{detail}", "", cases)
+
+
+class Scheduler:
+    """Executes a plan on one engine."""
+
+    def __init__(self, engine: Engine, jobs: list[Job], *, reports: Path, ctx: RunContext,
+                 options: Options, on_event: EventSink | None = None,
+                 secrets: tuple[str, ...] = ()) -> None:
+        self.engine = engine
+        self.jobs = jobs
+        self.reports = reports
+        self.ctx = ctx
+        self.options = options
+        self.on_event = on_event or (lambda _cell, _state, _detail: None)
+        self.secrets = secrets
+        self._builds: dict[str, tuple[str, Future[PreparedImage]]] = {}
+        self._builds_lock = threading.Lock()
+        self.engine_lost: EngineUnavailable | None = None
+
+    def run(self) -> list[CellResult]:
+        """Every job's result, in plan order."""
+        results: dict[str, CellResult] = {}
+        for job in self.jobs:
+            if job.state != PLANNED:
+                results[job.id] = _base_result(job, Status.SKIPPED, job.reason)
+                self.on_event(job.id, "skipped", job.reason)
+        runnable = [j for j in self.jobs if j.state == PLANNED]
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallel),
+                                  thread_name_prefix="cell")
+        try:
+            pending = {pool.submit(self._run_job, job): job for job in runnable}
+            for job in runnable:
+                self.on_event(job.id, "queued", "")
+            while pending:
+                done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = pending.pop(future)
+                    if future.cancelled():
+                        continue
+                    with suppress(_NotStarted):  # filled in below: cancelled or not run
+                        results[job.id] = future.result()
+                if self.ctx.cancel.is_set():
+                    for future in pending:
+                        future.cancel()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        for job in runnable:
+            if job.id not in results:
+                status, reason = ((Status.ERROR, f"not run: {self.engine_lost}")
+                                  if self.engine_lost else
+                                  (Status.CANCELLED, "cancelled before it started"))
+                results[job.id] = _base_result(job, status, reason)
+                self.on_event(job.id, str(status), reason)
+        return [results[j.id] for j in self.jobs]
+
+    def _prepare(self, job: Job, cell_log: CellLog) -> PreparedImage:
+        spec = job.build
+        if spec is None:
+            return self.engine.prepare(job, None, cell_log, self.ctx)
+        with self._builds_lock:
+            entry = self._builds.get(spec.key)
+            owner = entry is None
+            if entry is None:
+                entry = (job.id, Future())
+                self._builds[spec.key] = entry
+        builder, future = entry
+        if owner:
+            try:
+                image = self.engine.prepare(job, spec, cell_log, self.ctx)
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+            future.set_result(image)
+            return image
+        cell_log.note(f"image {spec.tag} is shared with cell {builder}: its log has the build")
+        try:
+            return future.result()
+        except CellError as exc:
+            raise CellError(f"{exc.message} (build shared with cell {builder})",
+                            stage=exc.stage) from exc
+
+    def _run_job(self, job: Job) -> CellResult:
+        if self.ctx.cancel.is_set() or self.engine_lost:
+            raise _NotStarted
+        cell_log = CellLog(self.reports / "logs" / f"{job.id}.log",
+                           max_bytes=self.options.log_max_bytes, secrets=self.secrets)
+        started_at, clock = now_iso(), time.monotonic()
+        result = _base_result(job, Status.ERROR, "")
+        try:
+            cell_log.note(f"cell {job.id}: python {job.cell.python} variant "
+                          f"{job.cell.variant or '(default)'} on engine {self.engine.name}")
+            cell_log.section("build" if job.build else "image")
+            self.on_event(job.id, "building" if job.build else "pulling", "")
+            image = self._prepare(job, cell_log)
+            self.on_event(job.id, "running", "")
+            execution = self.engine.execute(job, image, cell_log, self.ctx)
+            verdict = classify(job, execution)
+            cell_log.section(f"result: {verdict.status}"
+                             + (f" ({verdict.reason})" if verdict.reason else ""))
+            result = replace(
+                result, status=verdict.status, reason=verdict.reason, stage=verdict.stage,
+                exit_code=execution.exit_code,
+                image_digest=image.base.digest, built_image=image.reference,
+                engine=self.engine.name, node=execution.node,
+                build_s=round(image.build_s, 3), run_s=round(execution.run_s, 3),
+                tests=TestCounts.of(verdict.cases), cases=verdict.cases,
+                interpreter=execution.interpreter,
+                started_at=execution.started_at, finished_at=execution.finished_at)
+        except EngineUnavailable as exc:
+            # Queued cells will not start (see _run_job); running ones fail on their own.
+            self.engine_lost = self.engine_lost or exc
+            result = replace(result, status=Status.ERROR, reason=exc.message, stage="engine")
+            cell_log.note(f"error: {exc.message}")
+        except CellError as exc:
+            status = Status.CANCELLED if self.ctx.cancel.is_set() else Status.ERROR
+            result = replace(result, status=status, reason=exc.message, stage=exc.stage)
+            cell_log.note(f"error: {exc.message}")
+        except Exception as exc:  # one cell's bug must not lose the other cells' results
+            log.exception("cell %s: internal error", job.id)
+            result = replace(result, status=Status.ERROR, stage="internal",
+                             reason=f"internal error: {type(exc).__name__}: {exc}")
+            cell_log.note(f"internal error (see tagmatrix.log): {exc}")
+        finally:
+            cell_log.close()
+        result = replace(result, duration_s=round(time.monotonic() - clock, 3),
+                         output_tail=cell_log.output_excerpt(),
+                         started_at=result.started_at or started_at,
+                         finished_at=result.finished_at or now_iso())
+        self.on_event(job.id, str(result.status), result.reason)
+        return result
+
+
+class _NotStarted(Exception):
+    """A queued job that found the run cancelled when its turn came."""

@@ -1,0 +1,138 @@
+"""JUnit rendering: matrix-aware, XSD-valid, and junit-xml 1.9's bugs worked around."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import junitparser
+import pytest
+
+from orchestrator.reports.junit import escape_visible, render
+from orchestrator.results import CellResult, Interpreter, Status, TestCase, TestCounts
+from tests.conftest import validate_against_xsd
+
+
+def cell(cell_id: str = "3.12-slim", *, status: Status = Status.PASSED,
+         cases: tuple[TestCase, ...] = (), **extra: object) -> CellResult:
+    fields: dict[str, object] = {
+        "id": cell_id, "python": cell_id.split("-", maxsplit=1)[0], "variant": "slim",
+        "image": f"reg/library/python:{cell_id}", "status": status, "cases": cases,
+        "tests": TestCounts.of(cases), "duration_s": 1.5, "run_s": 1.0, "build_s": 0.0,
+        "interpreter": Interpreter(version="3.12.1", executable="/usr/local/bin/python")}
+    fields.update(extra)
+    return CellResult(**fields)  # type: ignore[arg-type]
+
+
+def parse(xml: bytes) -> ET.Element:
+    return ET.fromstring(xml)  # noqa: S314 - our own output
+
+
+def test_one_flat_suite_per_cell_and_cell_in_every_classname() -> None:
+    cases = (TestCase(classname="tests.test_a", name="test_x"),
+             TestCase(classname="tests.test_a", name="test_y", outcome="failed",
+                      message="assert 1 == 2", text="trace"))
+    xml = render([cell("3.12-slim", cases=cases), cell("3.13-slim", cases=cases,
+                                                       status=Status.FAILED)])
+    root = parse(xml)
+    suites = root.findall("testsuite")
+    assert [s.get("name") for s in suites] == ["3.12-slim", "3.13-slim"]
+    assert not root.findall("testsuite/testsuite")
+    for suite in suites:
+        names = [(c.get("classname"), c.get("name")) for c in suite.iter("testcase")]
+        assert all(cn and cn.startswith(suite.get("name", "?") + ".") for cn, _ in names)
+        assert (f"{suite.get('name')}.tagmatrix", "build") in names
+    failure = root.find("testsuite[@name='3.13-slim']/testcase[@name='test_y']/failure")
+    assert failure is not None
+    assert failure.get("message") == "assert 1 == 2"
+    validate_against_xsd(xml)
+
+
+def test_counts_are_recomputed_from_the_cases() -> None:
+    cases = (TestCase(classname="a", name="t1"), TestCase(classname="a", name="t2",
+                                                          outcome="error", message="boom"),
+             TestCase(classname="a", name="t3", outcome="skipped", message="no"))
+    root = parse(render([cell(cases=cases, status=Status.FAILED)]))
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert (suite.get("tests"), suite.get("errors"), suite.get("failures"),
+            suite.get("skipped")) == ("6", "1", "0", "1")  # 3 harness + 3 inner
+    assert root.get("tests") == "6"
+    assert "skipped" not in root.attrib  # not allowed on <testsuites> by junit-10.xsd
+    assert "disabled" not in root.attrib
+    assert "disabled" not in suite.attrib
+
+
+def test_junit_xml_bug_failure_without_message_is_not_dropped() -> None:
+    # junit-xml 1.9 silently drops add_failure_info() with neither message nor output
+    cases = (TestCase(classname="a", name="t", outcome="failed"),)
+    root = parse(render([cell(cases=cases, status=Status.FAILED)]))
+    failure = root.find(".//testcase[@name='t']/failure")
+    assert failure is not None
+    assert failure.get("message") == "failed"
+
+
+def test_junit_xml_bug_zero_time_is_kept() -> None:
+    # junit-xml 1.9 omits time when elapsed is 0
+    root = parse(render([cell(cases=(TestCase(classname="a", name="t", time=0.0),))]))
+    assert all(tc.get("time") == f"{float(tc.get('time') or -1):.3f}"
+               for tc in root.iter("testcase"))
+    testcase = root.find(".//testcase[@name='t']")
+    assert testcase is not None
+    assert testcase.get("time") == "0.000"
+
+
+def test_junit_xml_bug_control_characters_are_escaped_not_deleted() -> None:
+    # junit-xml 1.9 deletes ESC after serialisation, leaving "[31m" behind
+    out = "\x1b[31mred\x1b[0m and a NUL \x00 and BEL \x07"
+    cases = (TestCase(classname="a", name="t\x1b", outcome="failed", message="\x1b[1mbold",
+                      system_out=out),)
+    xml = render([cell(cases=cases, status=Status.FAILED, output_tail=out)])
+    text = xml.decode()
+    assert "#x1B[31mred#x1B[0m" in text
+    assert "#x00" in text
+    assert "#x07" in text
+    assert "\x1b" not in text
+    parse(xml)
+    validate_against_xsd(xml)
+    assert escape_visible("tab\tnewline\n") == "tab\tnewline\n"
+
+
+def test_times_are_plain_decimals() -> None:
+    xml = render([cell(duration_s=1e-7, cases=(TestCase(classname="a", name="t", time=1 / 3),))])
+    root = parse(xml)
+    assert root.get("time") == "0.000"
+    assert root.find(".//testcase[@name='t']").get("time") == "0.333"  # type: ignore[union-attr]
+    validate_against_xsd(xml)
+
+
+@pytest.mark.parametrize(("status", "stage", "error_case"), [
+    (Status.ERROR, "pull", "build"), (Status.ERROR, "build", "build"),
+    (Status.ERROR, "run", "run"), (Status.TIMEOUT, "run", "run"),
+    (Status.ERROR, "results", "results")])
+def test_harness_errors_for_infrastructure(status: Status, stage: str, error_case: str) -> None:
+    xml = render([cell(status=status, stage=stage, reason="it broke")])
+    root = parse(xml)
+    errors = [tc.get("name") for tc in root.iter("testcase") if tc.find("error") is not None]
+    assert errors == [error_case]
+    assert not list(root.iter("failure"))  # <failure> is left to the tests
+    validate_against_xsd(xml)
+
+
+def test_system_out_keeps_head_and_tail() -> None:
+    output = "HEAD" + "x" * 200_000 + "TAIL"
+    root = parse(render([cell(output_tail=output)]))
+    text = root.findtext("testsuite/system-out") or ""
+    assert text.startswith("HEAD")
+    assert text.endswith("TAIL")
+    assert "[truncated" in text
+    assert len(text) < 70_000
+
+
+def test_junitparser_reads_it() -> None:
+    cases = (TestCase(classname="tests.t", name="ok"),
+             TestCase(classname="tests.t", name="bad", outcome="failed", message="m"))
+    xml = render([cell("3.12-slim", cases=cases, status=Status.FAILED),
+                  cell("3.13-slim", status=Status.SKIPPED, reason="not published")])
+    suites = list(junitparser.JUnitXml.fromstring(xml.decode()))
+    assert [(s.name, s.tests, s.failures) for s in suites] == [("3.12-slim", 5, 1),
+                                                               ("3.13-slim", 3, 0)]

@@ -1,0 +1,178 @@
+"""The scheduler with a scripted fake engine (allowed for scheduler unit tests only)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.celllog import CellLog
+from orchestrator.config import load_config
+from orchestrator.engine import (
+    BaseImage,
+    EngineInfo,
+    Execution,
+    PreparedImage,
+    RunContext,
+)
+from orchestrator.errors import BuildFailed, EngineUnavailable
+from orchestrator.plan import BuildSpec, Job, make_plan
+from orchestrator.results import CellResult, Interpreter, Status
+from orchestrator.scheduler import Options, Scheduler, classify
+from orchestrator.tags import Catalogue
+
+Write = Callable[[str, str], Path]
+PASS_XML = (b'<testsuite><testcase classname="t" name="a"/>'
+            b'<testcase classname="t" name="b"/></testsuite>')
+FAIL_XML = (b'<testsuite><testcase classname="t" name="a"><failure message="no"/></testcase>'
+            b'</testsuite>')
+
+
+class FakeEngine:
+    """Scripted outcomes per cell id; records concurrency and build calls."""
+
+    name = "fake"
+
+    def __init__(self, script: dict[str, object], *, delay: float = 0.05) -> None:
+        self.script = script
+        self.delay = delay
+        self.running = 0
+        self.max_running = 0
+        self.builds: list[str] = []
+        self.lock = threading.Lock()
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(name="fake", os="linux", arch="x86_64", version="0")
+
+    def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
+                ctx: RunContext) -> PreparedImage:
+        outcome = self.script.get(job.id)
+        if isinstance(outcome, BuildFailed):
+            raise outcome
+        with self.lock:
+            self.builds.append(job.id)
+        time.sleep(self.delay)
+        base = BaseImage(reference=job.base_image, id="sha256:base", digest="sha256:d")
+        return PreparedImage(reference="img", id="sha256:img", base=base)
+
+    def execute(self, job: Job, image: PreparedImage, log: CellLog,
+                ctx: RunContext) -> Execution:
+        outcome = self.script.get(job.id, Execution(exit_code=0, junit=PASS_XML))
+        with self.lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            deadline = time.monotonic() + self.delay * 4
+            while time.monotonic() < deadline:
+                if ctx.cancel.is_set():
+                    return Execution(exit_code=137, cancelled=True)
+                time.sleep(0.005)
+            if isinstance(outcome, Exception):
+                raise outcome
+            assert isinstance(outcome, Execution)
+            return outcome
+        finally:
+            with self.lock:
+                self.running -= 1
+
+    def kill_run(self, ctx: RunContext) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def jobs(write: Write, matrix: str) -> list[Job]:
+    config = load_config(write("matrix.yaml", matrix))
+    return list(make_plan(config, Catalogue.builtin()).jobs)
+
+
+def run(tmp_path: Path, engine: FakeEngine, job_list: list[Job], parallel: int = 2,
+        cancel: threading.Event | None = None) -> tuple[Scheduler, dict[str, CellResult]]:
+    ctx = RunContext(run_id="r", labels={}, cancel=cancel or threading.Event())
+    scheduler = Scheduler(engine, job_list, reports=tmp_path / "reports", ctx=ctx,
+                          options=Options(parallel=parallel))
+    return scheduler, {r.id: r for r in scheduler.run()}
+
+
+MATRIX = 'matrix:\n  python: ["3.10", "3.11", "3.12", "3.13"]\n  variant: [slim]\n'
+
+
+def test_results_in_plan_order_and_bounded_parallelism(tmp_path: Path, write: Write) -> None:
+    engine = FakeEngine({"3.11-slim": Execution(exit_code=1, junit=FAIL_XML)})
+    _, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=2)
+    assert list(results) == ["3.10-slim", "3.11-slim", "3.12-slim", "3.13-slim"]
+    assert [str(r.status) for r in results.values()] == ["passed", "failed", "passed",
+                                                         "passed"]
+    assert engine.max_running == 2
+
+
+def test_shared_build_is_built_once(tmp_path: Path, write: Write) -> None:
+    engine = FakeEngine({})
+    job_list = jobs(write, 'matrix:\n  python: ["3.12"]\n  mode: [a, b, c]\n')
+    _, results = run(tmp_path, engine, job_list, parallel=3)
+    assert len(engine.builds) == 1
+    assert all(r.status is Status.PASSED for r in results.values())
+    logs = [(tmp_path / f"reports/logs/3.12-{m}.log").read_text() for m in "abc"]
+    assert sum("shared with cell" in text for text in logs) == 2
+
+
+def test_build_failure_is_an_error_for_every_sharer(tmp_path: Path, write: Write) -> None:
+    failure = BuildFailed("build failed: boom", stage="build")
+    job_list = jobs(write, 'matrix:\n  python: ["3.12"]\n  mode: [a, b]\n')
+    engine = FakeEngine({"3.12-a": failure, "3.12-b": failure})
+    _, results = run(tmp_path, engine, job_list)
+    for result in results.values():
+        assert result.status is Status.ERROR
+        assert result.stage == "build"
+
+
+def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write) -> None:
+    lost = EngineUnavailable("lost the Docker engine")
+    engine = FakeEngine({"3.10-slim": lost})
+    scheduler, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1)
+    assert scheduler.engine_lost is lost
+    statuses = [r.status for r in results.values()]
+    assert statuses == [Status.ERROR] * 4
+    assert "not run" in results["3.13-slim"].reason
+
+
+def test_cancellation_marks_running_and_queued_cells(tmp_path: Path, write: Write) -> None:
+    cancel = threading.Event()
+    engine = FakeEngine({}, delay=0.2)
+    threading.Timer(0.3, cancel.set).start()
+    _, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1, cancel=cancel)
+    statuses = [r.status for r in results.values()]
+    assert Status.CANCELLED in statuses
+    assert statuses[-1] is Status.CANCELLED
+    assert len(statuses) == 4
+
+
+@pytest.mark.parametrize(("execution", "status", "needle"), [
+    (Execution(exit_code=0, junit=PASS_XML), Status.PASSED, ""),
+    (Execution(exit_code=1, junit=FAIL_XML), Status.FAILED, "1 failed"),
+    (Execution(exit_code=0, junit=FAIL_XML), Status.FAILED, "although the command exited 0"),
+    (Execution(exit_code=None, timed_out=True), Status.TIMEOUT, "timeout"),
+    (Execution(exit_code=137), Status.ERROR, "SIGKILL"),
+    (Execution(exit_code=137, oom_killed=True), Status.ERROR, "out of memory"),
+    (Execution(exit_code=0, junit=b"<html/>"), Status.ERROR, "results"),
+    (Execution(exit_code=0, junit=None, junit_error="no file"), Status.ERROR, "results missing"),
+    (Execution(exit_code=2, junit=None), Status.FAILED, "exit code 2"),
+    (Execution(exit_code=5, junit=b"<testsuite/>"), Status.FAILED, "no tests were collected"),
+    (Execution(exit_code=252, setup_failed=True), Status.ERROR, "setup"),
+])
+def test_classify(write: Write, execution: Execution, status: Status, needle: str) -> None:
+    job = jobs(write, 'matrix: {python: ["3.12"]}\n')[0]
+    verdict = classify(job, execution)
+    assert verdict.status is status
+    assert needle in verdict.reason
+
+
+def test_interpreter_is_reported(tmp_path: Path, write: Write) -> None:
+    engine = FakeEngine({"3.12": Execution(exit_code=0, junit=PASS_XML, interpreter=Interpreter(
+        version="3.12.1", executable="/usr/local/bin/python"))})
+    _, results = run(tmp_path, engine, jobs(write, 'matrix: {python: ["3.12"]}\n'))
+    assert results["3.12"].interpreter.version == "3.12.1"
