@@ -1,0 +1,185 @@
+"""The ``tagmatrix`` command. The one place where errors become exit codes.
+
+Exit codes: 0 every gating cell passed; 1 a gating cell failed, errored or
+timed out; 2 bad configuration or usage; 3 the engine cannot be reached or
+was lost; 130 / 143 cancelled by SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from . import __version__
+from .config import Config, load_config
+from .errors import Cancelled, TagmatrixError, UsageError
+from .matrix import Selector
+from .plan import make_plan
+from .progress import PlainProgress
+from .reports.summary import print_terminal
+from .schema import schema
+from .tags import Catalogue
+
+
+def _selectors(texts: Sequence[str] | None) -> tuple[Selector, ...]:
+    out = []
+    for text in texts or ():
+        try:
+            out.append(Selector.parse(text))
+        except ValueError as exc:
+            raise UsageError(f"--only {text!r}: {exc} (use key=glob[,key=glob] or a glob on "
+                             "cell ids)") from exc
+    return tuple(out)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.file), profile=getattr(args, "profile", None))
+
+
+def _add_common(parser: argparse.ArgumentParser, *, only: bool = True) -> None:
+    parser.add_argument("-f", "--file", default="matrix.yaml",
+                        help="the matrix file (default: ./matrix.yaml)")
+    parser.add_argument("--profile", help="apply profiles.NAME from the matrix file")
+    if only:
+        parser.add_argument("--only", action="append", metavar="EXPR",
+                            help="run only matching cells: key=glob[,key=glob] or a glob on "
+                                 "cell ids (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tagmatrix",
+        description="Run a project's tests across a matrix of official Python Docker images.")
+    parser.add_argument("--version", action="version", version=f"tagmatrix {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="build and test every cell of the matrix")
+    _add_common(run)
+    run.add_argument("--reports", default="reports", help="output folder (default: ./reports)")
+    run.add_argument("--parallel", type=int, help="cells at once (default: from the file)")
+    run.add_argument("-q", "--quiet", action="store_true", help="only final states")
+
+    plan = sub.add_parser("plan", help="show the expanded matrix without running anything")
+    _add_common(plan)
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+
+    validate = sub.add_parser("validate", help="check the matrix file; exit 0 or 2")
+    _add_common(validate, only=False)
+
+    sub.add_parser("schema", help="print the JSON Schema of matrix.yaml")
+    return parser
+
+
+def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    config = _load(args)
+    plan = make_plan(config, Catalogue.builtin(), only=_selectors(args.only))
+    rows: list[dict[str, Any]] = [{
+        "id": job.id, "python": job.cell.python, "variant": job.cell.variant,
+        "axes": job.cell.values(), "image": job.base_image, "platform": job.platform,
+        "state": job.state, "reason": job.reason, "gating": job.gating,
+        "origin": job.cell.origin,
+    } for job in plan.jobs]
+    if args.json:
+        print(json.dumps({"cells": rows, "catalogue": plan.catalogue_source}, indent=2))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{config.file}" + (f" (profile {config.profile})"
+                                            if config.profile else ""), title_justify="left")
+    for name in ("cell", "image", "platform", "state", "gating", "reason"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], row["image"], row["platform"],
+                      "[green]planned[/]" if row["state"] == "planned" else "[dim]skipped[/]",
+                      "yes" if row["gating"] else "allowed to fail", row["reason"])
+    console.print(table)
+    planned = sum(1 for r in rows if r["state"] == "planned")
+    console.print(f"{len(rows)} cells: {planned} planned, {len(rows) - planned} skipped "
+                  f"(catalogue: {plan.catalogue_source})")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    config = _load(args)
+    console.print(f"{config.file}: OK ({len(config.cells)} cells)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from .engine.docker import DockerEngine
+    from .run import Cancellation, RunRequest, execute
+
+    config = _load(args)
+    parallel = args.parallel or config.parallel
+    if parallel < 1:
+        raise UsageError("--parallel must be at least 1")
+    request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
+                         only=_selectors(args.only))
+    cancellation = Cancellation()
+    previous = _install_signal_handlers(cancellation)
+    try:
+        result = execute(
+            request,
+            engine_factory=lambda: DockerEngine(workers=parallel, pull=config.image.pull),
+            cancellation=cancellation, on_event=PlainProgress(quiet=args.quiet))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    print_terminal(result, console, reports=str(request.reports))
+    if result.cancelled:
+        raise Cancelled(result.cancelled)
+    return 0 if result.ok else 1
+
+
+def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
+    """SIGINT/SIGTERM: stop scheduling and kill what runs; a second SIGINT exits at once."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if cancellation.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the second Ctrl-C forces the exit
+        print(f"\ntagmatrix: {name}: cancelling (killing running containers)...",
+              file=sys.stderr, flush=True)
+        cancellation.cancel(name)
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse ``argv``, run the command, map errors to exit codes."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # CI logs: do not squeeze tables into 80 columns
+        console = Console(highlight=False, width=max(console.width, 160))
+    try:
+        if args.command == "schema":
+            print(json.dumps(schema(), indent=2))
+            return 0
+        return COMMANDS[args.command](args, console)
+    except Cancelled as exc:
+        print(f"tagmatrix: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TagmatrixError as exc:
+        print(f"tagmatrix: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ntagmatrix: interrupted twice: exiting without cleanup", file=sys.stderr)
+        return 130

@@ -1,0 +1,86 @@
+"""The few lines of Python that start every test container.
+
+Every python image has ``python`` on PATH, so a cell's container runs
+``python -c BOOTSTRAP`` with the job in ``TAGMATRIX_JOB`` (JSON). It records
+what the interpreter says about itself (the official images put it first on
+PATH at /usr/local/bin/python), runs the optional setup command, then
+*replaces itself* with the test command (``os.execvp``): same PID, signals and
+exit code as if the command had been started directly.
+
+In ``frame`` mode (engines without file copy-out, e.g. Swarm) it instead runs
+the command as a child and, after it exits, prints the interpreter record and
+the JUnit file on stdout between marker lines that the engine decodes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+FRAME_BEGIN = "@@tagmatrix-frame-begin@@"
+FRAME_END = "@@tagmatrix-frame-end@@"
+SETUP_FAILED_EXIT = 252  # reserved: the setup command failed, tests never ran
+
+BOOTSTRAP = r"""
+import json, os, platform, subprocess, sys
+job = json.loads(os.environ.pop("TAGMATRIX_JOB"))
+d = job["dir"]
+os.makedirs(d, exist_ok=True)
+info = {"version": platform.python_version(), "executable": sys.executable,
+        "implementation": platform.python_implementation()}
+with open(os.path.join(d, "interpreter.json"), "w") as f:
+    json.dump(info, f)
+sys.stdout.flush()
+if job.get("setup"):
+    sys.stderr.write("[tagmatrix] setup: %s\n" % " ".join(job["setup"]))
+    sys.stderr.flush()
+    code = subprocess.call(job["setup"])
+    with open(os.path.join(d, "setup.json"), "w") as f:
+        json.dump({"exit_code": code}, f)
+    if code:
+        sys.exit(252)
+argv = job["command"]
+if job.get("frame"):
+    import base64
+    try:
+        code = subprocess.call(argv)
+    except OSError as e:
+        sys.stderr.write("tagmatrix: cannot run %r: %s\n" % (argv[0], e))
+        code = 127
+    sys.stdout.flush()
+    payload = {"interpreter": info, "exit_code": code, "junit": None}
+    path = job.get("junit")
+    if path and os.path.isfile(path) and os.path.getsize(path) <= job["max_junit"]:
+        with open(path, "rb") as f:
+            payload["junit"] = base64.b64encode(f.read()).decode()
+    out = base64.b64encode(json.dumps(payload).encode()).decode()
+    sys.stdout.write("\n%s\n" % job["begin"])
+    for i in range(0, len(out), 76):
+        sys.stdout.write(out[i:i + 76] + "\n")
+    sys.stdout.write("%s\n" % job["end"])
+    sys.stdout.flush()
+    sys.exit(code)
+if os.name == "nt":
+    sys.exit(subprocess.call(argv))
+try:
+    os.execvp(argv[0], argv)
+except OSError as e:
+    sys.stderr.write("tagmatrix: cannot run %r: %s\n" % (argv[0], e))
+    sys.exit(127)
+"""
+
+
+def container_command() -> list[str]:
+    """The argv every test container starts with."""
+    return ["python", "-c", BOOTSTRAP]
+
+
+def job_env(*, directory: str, command: Sequence[str], setup: Sequence[str] | None,
+            junit: str | None = None, frame: bool = False,
+            max_junit: int = 64 * 1024 * 1024) -> str:
+    """The ``TAGMATRIX_JOB`` value for one container."""
+    return json.dumps({
+        "dir": directory, "command": list(command), "setup": list(setup) if setup else None,
+        "frame": frame, "junit": junit, "max_junit": max_junit,
+        "begin": FRAME_BEGIN, "end": FRAME_END,
+    })

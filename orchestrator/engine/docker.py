@@ -1,0 +1,336 @@
+"""The Docker engine: a local or remote engine reached through the Docker SDK.
+
+Containers are always detached, never ``auto_remove`` (wait/logs would race
+removal), removed with ``force=True`` in ``finally`` whatever happened. The
+job deadline is ours: ``wait()`` in short slices (its timeout raises a
+ConnectionError and is not a job timeout), then kill. Output is pumped to the
+cell log by a thread on its own client, shut down after exit plus a grace.
+Result files are copied out with ``get_archive`` (works on exited containers,
+and on remote engines, unlike bind mounts), size-capped, regular files only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tarfile
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from ..celllog import CellLog
+from ..errors import CellError
+from ..plan import WORKDIR, BuildSpec, Job
+from ..results import Interpreter
+from . import (
+    LABEL_CELL,
+    LABEL_MANAGED,
+    LABEL_RUN,
+    BaseImage,
+    EngineInfo,
+    Execution,
+    PreparedImage,
+    RunContext,
+)
+from .bootstrap import SETUP_FAILED_EXIT, container_command, job_env
+from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
+from .dockerimage import ImageStore
+
+log = logging.getLogger(__name__)
+
+WAIT_SLICE = 1.0  # seconds per wait() call; bounds how late a deadline is noticed
+LOG_GRACE = 5.0  # seconds the log stream may lag behind the container's exit
+MAX_RESULT_FILE = 64 * 1024 * 1024
+_MODE_DIR = 1 << 31  # Go's os.FileMode bits in get_archive's stat
+_MODE_SYMLINK = 1 << 27
+
+
+class DockerEngine:
+    """One Docker engine (local socket, DOCKER_HOST, or a remote URL with TLS)."""
+
+    def __init__(self, name: str = "local", *, endpoint: Endpoint | None = None,
+                 workers: int = 4, pull: str = "missing") -> None:
+        self.name = name
+        self.endpoint = endpoint or Endpoint()
+        self.pull = pull
+        # A pool at least as large as the workers avoids "Connection pool is full".
+        self.client, params = connect(self.endpoint, pool_size=max(workers * 2, 10))
+        self.api: docker.APIClient = self.client.api
+        self.errors = Translator(self.api, self.endpoint.describe())
+        self.streams = Streams(params, self.api.api_version)
+        self.images = ImageStore(self.api, self.streams, self.errors)
+        self._info: EngineInfo | None = None
+
+    def info(self) -> EngineInfo:
+        if self._info is None:
+            with self.errors.errors("engine", "engine info"):
+                data = self.api.info()
+            self._info = EngineInfo(
+                name=self.name,
+                os=str(data.get("OSType", "linux")),
+                arch=str(data.get("Architecture", "")),
+                version=str(data.get("ServerVersion", "")),
+                node=str(data.get("Name", "")),
+                description=self.endpoint.describe(),
+            )
+        return self._info
+
+    # -- images --------------------------------------------------------------------------------
+
+    def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
+                ctx: RunContext) -> PreparedImage:
+        started = time.monotonic()
+        base = self.images.base(job.base_image, self.pull, log)
+        log.note(f"base image {base.reference} id {base.id[:19]}"
+                 + (f" digest {base.digest}" if base.digest else ""))
+        if spec is None:
+            return PreparedImage(reference=base.reference, id=base.id, base=base,
+                                 size=base.size, workdir=WORKDIR[job.platform])
+        labels = {LABEL_MANAGED: "true", "org.tagmatrix.build-key": spec.key}
+        previous = self._image_id(spec.tag)
+        image_id, cached = self.images.build(spec, log, labels, ctx.cancel)
+        if previous and previous != image_id:
+            self._drop_replaced(previous)
+        data = self.images.inspect_built(image_id)
+        elapsed = time.monotonic() - started
+        log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
+                 + (" (all steps cached)" if cached else ""))
+        return PreparedImage(
+            reference=spec.tag, id=image_id, base=base, size=int(data.get("Size") or 0),
+            workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
+            build_s=elapsed, cached=cached)
+
+    def _image_id(self, reference: str) -> str:
+        try:
+            return str(inspect_image(self.api, reference)["Id"])
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return ""
+
+    def _drop_replaced(self, image_id: str) -> None:
+        # The tag moved to a new build: the old image is dangling; drop it if unused.
+        try:
+            data = inspect_image(self.api, image_id)
+            labels = (data.get("Config") or {}).get("Labels") or {}
+            if not data.get("RepoTags") and labels.get(LABEL_MANAGED) == "true":
+                self.api.remove_image(image_id)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.debug("keeping replaced image %s: %s", image_id[:19], exc)
+
+    # -- containers ----------------------------------------------------------------------------
+
+    def _environment(self, job: Job) -> dict[str, str]:
+        env = {e.name: e.value for e in job.env}
+        addopts = [env.get("PYTEST_ADDOPTS", "")]
+        if job.pytest_junit and job.junit_path:
+            addopts.append(f"--junitxml={job.junit_path}")
+        if job.mount is not None:
+            # Keep root-owned caches out of the user's bind-mounted checkout.
+            env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+            addopts.append("-p no:cacheprovider")
+        if any(addopts[1:]):
+            env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
+        env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
+                                       setup=job.setup)
+        return env
+
+    def execute(self, job: Job, image: PreparedImage, log: CellLog,
+                ctx: RunContext) -> Execution:
+        binds: dict[str, Mapping[str, str]] | None = None
+        if job.mount is not None:
+            binds = {str(job.mount): {"bind": WORKDIR[job.platform], "mode": "rw"}}
+        with self.errors.errors("run", "create container"):
+            host_config = self.api.create_host_config(binds=binds, privileged=False)
+            container = self.api.create_container(
+                image.reference, command=container_command(), environment=self._environment(job),
+                labels={**ctx.labels, LABEL_CELL: job.id}, host_config=host_config,
+                working_dir=WORKDIR[job.platform] if job.mount is not None else None,
+                detach=True, tty=False, stdin_open=False)
+        cid = str(container["Id"])
+        pump: _LogPump | None = None
+        try:
+            log.section(f"run: {' '.join(job.command)}")
+            log.restart_excerpt()
+            with self.errors.errors("run", "start container"):
+                self.api.start(cid)
+            started = time.monotonic()
+            pump = _LogPump(self.streams, cid, log)
+            pump.start()
+            exit_code, timed_out, cancelled = self._wait(cid, started + job.timeout, ctx)
+            run_s = time.monotonic() - started
+            pump.finish(LOG_GRACE)
+            with self.errors.errors("run", "inspect container"):
+                state = self.api.inspect_container(cid)["State"]
+            return self._collect(job, image, cid, state=state, exit_code=exit_code,
+                                 timed_out=timed_out, cancelled=cancelled, run_s=run_s)
+        finally:
+            if pump is not None:
+                pump.finish(0)
+            self._remove(cid)
+
+    def _wait(self, cid: str, deadline: float, ctx: RunContext) -> tuple[int | None, bool, bool]:
+        while True:
+            if ctx.cancel.is_set():
+                self._kill(cid)
+                return self._final_code(cid), False, True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._kill(cid)
+                return self._final_code(cid), True, False
+            try:
+                # requests takes a float timeout; the stubs say int
+                result = self.api.wait(cid, timeout=max(min(remaining, WAIT_SLICE), 0.05))  # type: ignore[arg-type]
+                return int(result.get("StatusCode", -1)), False, False
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                # docker-py reports a wait timeout as ConnectionError: tell it from a lost engine.
+                if not self.errors.alive():
+                    raise self.errors.lost(exc) from exc
+            except docker.errors.APIError as exc:
+                raise CellError(f"waiting for the container: {exc.explanation}",
+                                stage="run") from exc
+
+    def _final_code(self, cid: str) -> int | None:
+        try:
+            return int(self.api.wait(cid, timeout=10).get("StatusCode", -1))
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return None
+
+    def _kill(self, cid: str) -> None:
+        try:
+            self.api.kill(cid)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.debug("kill %s: %s", cid[:12], exc)  # already exited
+
+    def _remove(self, cid: str) -> None:
+        try:
+            self.api.remove_container(cid, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("could not remove container %s: %s", cid[:12], exc)
+
+    def _collect(self, job: Job, image: PreparedImage, cid: str, *, state: dict[str, Any],
+                 exit_code: int | None, timed_out: bool, cancelled: bool,
+                 run_s: float) -> Execution:
+        interpreter = Interpreter()
+        raw = self._fetch(cid, f"{job.container_dir}/interpreter.json", 1024 * 1024)
+        if raw is not None:
+            try:
+                info = json.loads(raw)
+                interpreter = Interpreter(version=str(info.get("version", "")),
+                                          executable=str(info.get("executable", "")),
+                                          implementation=str(info.get("implementation", "")))
+            except (ValueError, AttributeError):
+                pass
+        setup_failed = False
+        if job.setup and exit_code == SETUP_FAILED_EXIT:
+            setup_failed = self._fetch(cid, f"{job.container_dir}/setup.json", 4096) is not None
+        junit, junit_error = None, ""
+        if job.junit_path and not setup_failed:
+            path = job.junit_path
+            if not path.startswith(("/", "C:", "c:")):
+                path = f"{image.workdir.rstrip('/')}/{path}"
+            try:
+                junit = self._fetch(cid, path, MAX_RESULT_FILE)
+                if junit is None:
+                    junit_error = f"no JUnit file at {path} in the container"
+            except CellError as exc:
+                junit_error = str(exc)
+        return Execution(
+            exit_code=exit_code, timed_out=timed_out, cancelled=cancelled,
+            oom_killed=bool(state.get("OOMKilled")),
+            started_at=str(state.get("StartedAt", "")),
+            finished_at=str(state.get("FinishedAt", "")),
+            run_s=run_s, junit=junit, junit_error=junit_error, setup_failed=setup_failed,
+            interpreter=interpreter, node=self.info().node)
+
+    def _fetch(self, cid: str, path: str, cap: int) -> bytes | None:
+        """One regular file from a (stopped) container, or None if absent."""
+        try:
+            chunks, stat = self.api.get_archive(cid, path)
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise CellError(f"copying {path} out of the container: {exc}", stage="results") \
+                from exc
+        mode = int(stat.get("mode", 0))
+        if mode & (_MODE_DIR | _MODE_SYMLINK):
+            raise CellError(f"{path} in the container is not a regular file", stage="results")
+        if int(stat.get("size", 0)) > cap:
+            raise CellError(f"{path} is {stat.get('size')} bytes, over the {cap}-byte cap",
+                            stage="results")
+        buffer = io.BytesIO()
+        for chunk in chunks:
+            buffer.write(chunk)
+            if buffer.tell() > cap + 1024 * 1024:  # tar headers add a little
+                raise CellError(f"{path} is larger than the {cap}-byte cap", stage="results")
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as archive:
+            member = archive.next()
+            if member is None or not member.isfile():
+                raise CellError(f"{path} in the container is not a regular file",
+                                stage="results")
+            extracted = archive.extractfile(member)
+            return extracted.read() if extracted else b""
+
+    # -- the whole run -------------------------------------------------------------------------
+
+    def kill_run(self, ctx: RunContext) -> int:
+        """Kill and remove every container labelled with this run; end open streams."""
+        self.streams.abort_all()
+        removed = 0
+        try:
+            found = self.api.containers(all=True, filters={"label": f"{LABEL_RUN}={ctx.run_id}"})
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            log.warning("cannot list this run's containers: %s", exc)
+            return 0
+        for container in found:
+            self._remove(str(container["Id"]))
+            removed += 1
+        return removed
+
+    def base_image(self, reference: str) -> BaseImage | None:
+        """Inspect a base image without pulling (for reports)."""
+        return self.images._inspect(reference)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _LogPump(threading.Thread):
+    """Copies the container's output into the cell log as it arrives."""
+
+    def __init__(self, streams: Streams, cid: str, log: CellLog) -> None:
+        super().__init__(name=f"logs-{cid[:12]}", daemon=True)
+        self.streams = streams
+        self.cid = cid
+        self.log = log
+        self._abort: Any = None
+        self._ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with self.streams.client() as (api, abort):
+                self._abort = abort
+                self._ready.set()
+                for chunk in api.logs(self.cid, stream=True, follow=True):
+                    self.log.output(chunk)
+        except Exception as exc:  # noqa: BLE001 - a cut stream is expected after abort()
+            log.debug("log stream of %s ended: %s", self.cid[:12], exc)
+        finally:
+            self._ready.set()
+            self.log.end_output()
+
+    def finish(self, grace: float) -> None:
+        """Wait ``grace`` seconds for the stream to drain, then cut it."""
+        self.join(grace)
+        if self.is_alive():
+            self._ready.wait(1)
+            if self._abort is not None:
+                self._abort()
+            self.join(2)

@@ -1,0 +1,159 @@
+"""A whole run: plan, engine, scheduler, reports. Side effects are passed in."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from concurrent_log_handler import ConcurrentRotatingFileHandler
+
+from .celllog import now_iso
+from .config import Config
+from .engine import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_RUN, Engine, RunContext
+from .matrix import Selector
+from .plan import Plan, make_plan
+from .reports import junit, summary
+from .reports.files import atomic_write, write_json
+from .results import RunResult
+from .scheduler import EventSink, Options, Scheduler
+from .tags import Catalogue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRequest:
+    """What the user asked for on the command line."""
+
+    config: Config
+    reports: Path
+    parallel: int
+    only: tuple[Selector, ...] = ()
+
+
+@dataclass
+class Cancellation:
+    """Set by signal handlers; read by the scheduler and the engines."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    signal_name: str | None = None
+
+    def cancel(self, signal_name: str) -> None:
+        self.signal_name = self.signal_name or signal_name
+        self.event.set()
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def run_labels(run_id: str) -> dict[str, str]:
+    """Labels on every container of the run: who owns it, to clean up after crashes."""
+    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(os.getpid()),
+            LABEL_HOST: socket.gethostname()}
+
+
+def attach_run_log(reports: Path) -> logging.Handler:
+    """reports/tagmatrix.log through concurrent-log-handler: runs sharing the folder
+    append safely, and the file rotates instead of growing without bound."""
+    reports.mkdir(parents=True, exist_ok=True)
+    handler = ConcurrentRotatingFileHandler(str(reports / "tagmatrix.log"),
+                                            maxBytes=10 * 1024 * 1024, backupCount=3,
+                                            encoding="utf-8")
+    handler.setFormatter(logging.Formatter(
+        "%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger("orchestrator")
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    return handler
+
+
+def detach_run_log(handler: logging.Handler) -> None:
+    logging.getLogger("orchestrator").removeHandler(handler)
+    handler.close()
+
+
+def write_reports(run: RunResult, reports: Path) -> None:
+    """junit.xml, cells/<id>.xml, results.json and summary.md, each written atomically."""
+    atomic_write(reports / "junit.xml", junit.render(run.cells))
+    for cell in run.cells:
+        atomic_write(reports / "cells" / f"{cell.id}.xml", junit.render([cell], name=cell.id))
+    write_json(reports / "results.json", run.to_json())
+    text = summary.markdown(run)
+    atomic_write(reports / "summary.md", text)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with Path(step_summary).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def plan_for(request: RunRequest, platforms: tuple[str, ...]) -> Plan:
+    return make_plan(request.config, Catalogue.builtin(), only=request.only,
+                     platforms=platforms)
+
+
+def execute(request: RunRequest, *, engine_factory: Callable[[], Engine],
+            cancellation: Cancellation, on_event: EventSink | None = None) -> RunResult:
+    """Run every planned cell and write the reports; returns the run's result."""
+    config = request.config
+    handler = attach_run_log(request.reports)
+    run_id = new_run_id()
+    started_at, clock = now_iso(), time.monotonic()
+    try:
+        log.info("run %s: %s (profile %s), %d cells, parallel %d", run_id, config.file,
+                 config.profile, len(config.cells), request.parallel)
+        engine = engine_factory()
+        try:
+            info = engine.info()
+            log.info("engine %s: %s %s %s", engine.name, info.os, info.arch, info.version)
+            plan = plan_for(request, (info.os,))
+            ctx = RunContext(run_id=run_id, labels=run_labels(run_id),
+                             cancel=cancellation.event)
+            secret_values = tuple(e.value for e in config.test.env if e.secret)
+            scheduler = Scheduler(engine, list(plan.jobs), reports=request.reports, ctx=ctx,
+                                  options=Options(parallel=request.parallel),
+                                  on_event=on_event, secrets=secret_values)
+            finished = threading.Event()
+            watcher = threading.Thread(target=_kill_on_cancel, args=(engine, ctx, finished),
+                                       daemon=True)
+            watcher.start()
+            try:
+                cells = scheduler.run()
+            finally:
+                finished.set()
+                watcher.join()
+            if cancellation.event.is_set():
+                engine.kill_run(ctx)
+        finally:
+            engine.close()
+        run = RunResult(run_id=run_id, started_at=started_at, finished_at=now_iso(),
+                        duration_s=time.monotonic() - clock, cells=tuple(cells),
+                        config=str(config.file), profile=config.profile,
+                        cancelled=cancellation.signal_name)
+        write_reports(run, request.reports)
+        if scheduler.engine_lost is not None:
+            log.error("engine lost: %s", scheduler.engine_lost)
+            raise scheduler.engine_lost
+        log.info("run %s finished: %s", run_id, summary.verdict_line(run))
+        return run
+    finally:
+        detach_run_log(handler)
+
+
+def _kill_on_cancel(engine: Engine, ctx: RunContext, finished: threading.Event) -> None:
+    # Cancellation kills the run's containers at once, so waits return promptly.
+    while not finished.is_set():
+        if ctx.cancel.wait(0.1):
+            killed = engine.kill_run(ctx)
+            log.info("cancelled: removed %d containers", killed)
+            return

@@ -1,0 +1,75 @@
+"""The CLI: exit codes, plan output, schema; no tracebacks for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from orchestrator.cli import main
+
+Write = Callable[[str, str], Path]
+
+
+def test_plan_json_lists_cells_with_state_and_reason(write: Write,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = write("matrix.yaml", """
+        matrix:
+          python: ["3.10", "3.13"]
+          variant: [slim, windowsservercore]
+        allow_failure: [python=3.13]
+    """)
+    assert main(["plan", "-f", str(path), "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert [c["id"] for c in cells] == ["3.10-slim", "3.10-windowsservercore", "3.13-slim",
+                                        "3.13-windowsservercore"]
+    first = cells[0]
+    assert set(first) >= {"id", "python", "variant", "axes", "image", "platform", "state",
+                          "reason", "gating", "origin"}
+    assert first["image"] == "docker.io/library/python:3.10-slim"
+    assert [c["state"] for c in cells] == ["planned", "skipped", "planned", "skipped"]
+    assert [c["gating"] for c in cells] == [True, True, False, False]
+
+
+def test_validate_ok_and_bad(write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write("good.yaml", 'matrix: {python: ["3.12"]}\n')
+    assert main(["validate", "-f", str(good)]) == 0
+    bad = write("bad.yaml", 'matrix: {python: ["3.12"]}\nparalel: 2\n')
+    assert main(["validate", "-f", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2:1: paralel: unknown key 'paralel'" in err
+    assert "did you mean 'parallel'?" in err
+    assert "Traceback" not in err
+
+
+def test_schema_is_a_valid_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert "matrix" in schema["properties"]
+
+
+def test_usage_errors_exit_2(write: Write, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write("matrix.yaml", 'matrix: {python: ["3.12"]}\nprofiles: {pr: {}}\n')
+    assert main(["plan", "-f", str(path), "--only", "python=3.12,oops"]) == 2
+    assert "--only 'python=3.12,oops'" in capsys.readouterr().err
+    assert main(["plan", "-f", str(path), "--profile", "rp"]) == 2
+    assert "no profile 'rp'" in capsys.readouterr().err
+    assert main(["frobnicate"]) == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_unreachable_engine_exits_3_with_one_line(write: Write, tmp_path: Path) -> None:
+    path = write("matrix.yaml", 'matrix: {python: ["3.12"]}\n')
+    env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "-f", str(path),
+                           "--reports", str(tmp_path / "r")], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 3
+    assert "cannot reach the Docker engine" in done.stderr
+    assert "Traceback" not in done.stderr
