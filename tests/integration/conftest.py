@@ -3,22 +3,26 @@
 If the engine or the registry is not there, these tests FAIL (they do not
 skip): a suite that silently skips its Docker tests would be green for the
 wrong reason. Bring the lab up with `make lab`.
+
+tagmatrix runs as a real process (``python -m orchestrator``), the way users
+and CI run it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-
-from orchestrator.cli import main
 
 REGISTRY = "127.0.0.1:5000"
 MANAGED = "org.tagmatrix.managed=true"
@@ -37,7 +41,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 def registry_tags() -> list[str]:
     url = f"http://{REGISTRY}/v2/library/python/tags/list"
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - fixed local URL
+    with urllib.request.urlopen(url, timeout=5) as response:
         tags: list[str] = json.load(response).get("tags") or []
     return tags
 
@@ -58,25 +62,19 @@ def lab_minors(docker_client: docker.DockerClient) -> list[str]:
     return minors
 
 
-def managed_containers(client: docker.DockerClient) -> list[str]:
-    return [c.id for c in client.containers.list(all=True, filters={"label": MANAGED})]
-
-
-@pytest.fixture
-def no_leftovers(docker_client: docker.DockerClient) -> Iterator[None]:
-    """Asserts the test left no tagmatrix container behind (compared by label)."""
-    before = set(managed_containers(docker_client))
-    yield
-    after = set(managed_containers(docker_client))
-    assert after - before == set(), f"containers left behind: {after - before}"
+def managed_containers(client: docker.DockerClient) -> set[str]:
+    return {str(c.id) for c in client.containers.list(all=True, filters={"label": MANAGED})}
 
 
 @dataclass
 class Outcome:
+    """A finished tagmatrix process and what it left."""
+
     code: int
     out: str
     err: str
     reports: Path
+    leftovers: set[str] = field(default_factory=set)
 
     def results(self) -> dict[str, Any]:
         data: dict[str, Any] = json.loads((self.reports / "results.json").read_text())
@@ -86,33 +84,34 @@ class Outcome:
         return {c["id"]: c for c in self.results()["cells"]}
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Callable[..., Path]:
-    """A small pytest project in tmp_path with the given test files and matrix.yaml."""
-
-    def make(matrix: str, tests: dict[str, str], *, requirements: str = "pytest\n") -> Path:
-        root = tmp_path / "project"
-        (root / "tests").mkdir(parents=True, exist_ok=True)
-        (root / "requirements.txt").write_text(requirements)
-        for name, body in tests.items():
-            (root / "tests" / name).write_text(textwrap.dedent(body).lstrip())
-        (root / "matrix.yaml").write_text(textwrap.dedent(matrix).lstrip())
-        return root
-
-    return make
+def make_project(root: Path, matrix: str, tests: dict[str, str], *,
+                 requirements: str = "pytest\n") -> Path:
+    """A small pytest project: requirements.txt, tests/, matrix.yaml; returns matrix.yaml."""
+    (root / "tests").mkdir(parents=True, exist_ok=True)
+    (root / "requirements.txt").write_text(requirements)
+    for name, body in tests.items():
+        (root / "tests" / name).write_text(textwrap.dedent(body).lstrip())
+    path = root / "matrix.yaml"
+    path.write_text(textwrap.dedent(matrix).lstrip())
+    return path
 
 
-@pytest.fixture
-def tagmatrix(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., Outcome]:
-    """Runs ``tagmatrix`` in-process (the real CLI, the real engine)."""
+def lab_matrix(pythons: list[str], *, parallel: int = 2, extra: str = "") -> str:
+    """A matrix.yaml for the lab registry."""
+    listed = ", ".join(f'"{p}"' for p in pythons)
+    return (f'project: .\nimage: {{registry: "{REGISTRY}"}}\n'
+            f"matrix:\n  python: [{listed}]\n  variant: [slim]\n"
+            "test:\n  command: python -m pytest -q tests\n  timeout: 120\n"
+            f"parallel: {parallel}\n{textwrap.dedent(extra)}")
 
-    def run(*args: str, reports: Path | None = None) -> Outcome:
-        reports = reports or tmp_path / "reports"
-        argv = list(args)
-        if argv and argv[0] == "run" and "--reports" not in argv:
-            argv += ["--reports", str(reports)]
-        code = main(argv)
-        captured = capsys.readouterr()
-        return Outcome(code, captured.out, captured.err, reports)
 
-    return run
+def tagmatrix(*args: str, client: docker.DockerClient | None = None,
+              env: dict[str, str] | None = None, timeout: float = 600) -> Outcome:
+    """Run ``python -m orchestrator ARGS`` to the end; compare labelled containers around it."""
+    reports = Path(args[args.index("--reports") + 1]) if "--reports" in args else Path("reports")
+    before = managed_containers(client) if client else set()
+    done = subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True,
+                          text=True, timeout=timeout, check=False,
+                          env={**os.environ, **(env or {})})
+    after = managed_containers(client) if client else set()
+    return Outcome(done.returncode, done.stdout, done.stderr, reports, after - before)
