@@ -96,6 +96,8 @@ class Config:
     allow_failure: tuple[Selector, ...] = ()
     profile: str | None = None
     profiles: tuple[str, ...] = ()
+    # What the tags were checked against (built-in, or refreshed from the registry).
+    catalogue: Catalogue = field(default_factory=Catalogue.builtin)
 
 
 def split_command(value: str | list[str]) -> tuple[str, ...]:
@@ -171,13 +173,23 @@ class _Reader:
         try:
             if axis != "python":
                 parse_variant(value)
-            elif self.catalogue is not None and self.catalogue.tags is None:
-                self.catalogue.release_for(parse_version(value))
+            elif self.catalogue is not None:
+                self.catalogue.check_version(parse_version(value))
             else:
                 parse_version(value)
         except (TagSyntaxError, UnknownVersion) as exc:
             hint = f"did you mean '{exc.suggestion}'?" if exc.suggestion else None
             raise self.error(path, str(exc), hint) from exc
+
+    def command(self, value: str | list[str], path: KeyPath) -> tuple[str, ...]:
+        try:
+            parts = split_command(value)
+        except ValueError as exc:  # shlex: "No closing quotation"
+            raise self.error(path, f"cannot split the command: {exc}",
+                             "balance the quotes, or write the command as a list") from exc
+        if not parts:
+            raise self.error(path, "the command is empty")
+        return parts
 
     def env(self, mapping: Mapping[str, Any], path: KeyPath) -> tuple[EnvVar, ...]:
         out = []
@@ -239,7 +251,8 @@ class _Reader:
                 timeout=float(entry["timeout"]) if "timeout" in entry else None,
                 env=tuple((e.name, e.value) for e in self.env(entry.get("env", {}),
                                                                  (*path, "env"))),
-                command=split_command(entry["command"]) if "command" in entry else None,
+                command=self.command(entry["command"], (*path, "command"))
+                if "command" in entry else None,
             )
             include.append(IncludeEntry(values=values, overrides=overrides, index=i))
         return MatrixSpec(axes=tuple(axes), exclude=tuple(exclude), include=tuple(include))
@@ -295,7 +308,11 @@ def load_config(path: Path | str, *, profile: str | None = None,
     image = data.get("image", {})
     official = image.get("repository", "library/python") in ("library/python", "python")
     if official and image.get("check_tags", True):
-        catalogue = catalogue or Catalogue.builtin()
+        if catalogue is None:
+            from .catalogue import catalogue_for
+
+            catalogue = catalogue_for(image.get("registry", "docker.io"),
+                                      image.get("repository", "library/python"))
     else:
         catalogue = None
     reader = _Reader(source, file, catalogue)
@@ -340,10 +357,10 @@ def load_config(path: Path | str, *, profile: str | None = None,
             args=tuple((k, _text(source, ("build", "args", k), v))
                        for k, v in build.get("args", {}).items()),
             timeout=float(build.get("timeout", DEFAULT_BUILD_TIMEOUT)),
-            setup=split_command(build["setup"]) if "setup" in build else None,
+            setup=reader.command(build["setup"], ("build", "setup")) if "setup" in build else None,
         ),
         test=TestSettings(
-            command=split_command(test.get("command", list(DEFAULT_COMMAND))),
+            command=reader.command(test.get("command", list(DEFAULT_COMMAND)), ("test", "command")),
             junit=test.get("junit"),
             timeout=float(test.get("timeout", DEFAULT_TEST_TIMEOUT)),
             env=reader.env(test.get("env", {}), ("test", "env")),
@@ -352,4 +369,5 @@ def load_config(path: Path | str, *, profile: str | None = None,
         allow_failure=reader.selectors(data.get("allow_failure", [])),
         profile=profile,
         profiles=tuple(sorted(profiles)) if isinstance(profiles, dict) else (),
+        catalogue=catalogue or Catalogue.builtin(),
     )

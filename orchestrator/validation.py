@@ -69,6 +69,17 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
             location = type(location)(location.file, mark.line, mark.column)
         return ConfigError(f"unknown key '{bad}'", location=location,
                            key=format_path(key_path), hint=hint)
+    if "propertyNames" in error.absolute_schema_path:
+        # jsonschema reports a bad key at its mapping; point at the key itself
+        name = str(instance)
+        key_path = (*path, name)
+        mark = source.marks.get((*key_path, "<key>"))
+        location = source.location(key_path)
+        if mark is not None and location is not None:
+            location = type(location)(location.file, mark.line, mark.column)
+        return ConfigError(f"'{name}' is not a valid name here (letters, digits and _, not "
+                           "starting with a digit)", location=location,
+                           key=format_path(key_path))
     location = source.location(path)
     if validator == "required":
         missing = next((r for r in expected if r not in instance), "?")

@@ -41,8 +41,11 @@ class Source:
         """The closest recorded position for ``path`` (walking up to parents)."""
         for end in range(len(path), -1, -1):
             mark = self.marks.get(path[:end])
-            if mark is not None:
-                return Location(self.file, mark.line, mark.column)
+            if mark is None:
+                continue
+            if mark.raw is None:  # a mapping or list: its key's line reads better
+                mark = self.marks.get((*path[:end], "<key>"), mark)
+            return Location(self.file, mark.line, mark.column)
         return None
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,21 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 # Jenkins' junit-10.xsd: in ../shared on the project's machines, absent from a bare clone.
 XSD = REPO.parent / "shared" / "reference" / "junit-10.xsd"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_tag_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Tests (and the tagmatrix processes they start) never see the user's tag lists.
+
+    Session-scoped so that it is in place before module-scoped runs start.
+    """
+    previous = os.environ.get("TAGMATRIX_CACHE_DIR")
+    os.environ["TAGMATRIX_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("TAGMATRIX_CACHE_DIR", None)
+    else:
+        os.environ["TAGMATRIX_CACHE_DIR"] = previous
 
 
 @pytest.fixture

@@ -1,0 +1,94 @@
+"""A corpus of malformed matrix.yaml files: each gets exit 2 and a one-line,
+line-numbered error that names the key and, where one exists, the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+
+OK_MATRIX = 'matrix:\n  python: ["3.12"]\n'
+
+# (name, text, line the error must point at, a fragment the message must contain)
+CORPUS: list[tuple[str, str, int, str]] = [
+    ("unknown top-level key", OK_MATRIX + "paralel: 2\n", 3, "did you mean 'parallel'"),
+    ("unknown key in image", OK_MATRIX + "image:\n  regsitry: x\n", 4, "did you mean 'registry'"),
+    ("unknown key in test", OK_MATRIX + "test:\n  timout: 5\n", 4, "did you mean 'timeout'"),
+    ("unknown key in build", OK_MATRIX + "build:\n  dockerfil: D\n", 4, "did you mean"),
+    ("parallel is a string", OK_MATRIX + "parallel: two\n", 3, "expected an integer"),
+    ("parallel is zero", OK_MATRIX + "parallel: 0\n", 3, "at least 1"),
+    ("negative timeout", OK_MATRIX + "test:\n  timeout: -5\n", 4, "greater than 0"),
+    ("command is a number", OK_MATRIX + "test:\n  command: 42\n", 4, "expected"),
+    ("empty command string", OK_MATRIX + "test:\n  command: ''\n", 4, "empty"),
+    ("empty command list", OK_MATRIX + "test:\n  command: []\n", 4, "must not be empty"),
+    ("unbalanced quotes", OK_MATRIX + "test:\n  command: pytest -k 'a\n", 4, "quotes"),
+    ("float trap 3.10", "matrix:\n  python: [3.10]\n", 2, "read by YAML as the number 3.1"),
+    ("unquoted integer version", "matrix:\n  python: [3]\n", 2, 'quote it: "3"'),
+    ("unquoted 3.12", "matrix:\n  python:\n    - 3.12\n", 3, "YAML number"),
+    ("float trap in include", OK_MATRIX + "  include:\n    - python: 3.10\n", 4, "3.1"),
+    ("duplicate top-level key", OK_MATRIX + "parallel: 1\nparallel: 2\n", 4, "duplicate key"),
+    ("duplicate axis key", 'matrix:\n  python: ["3.12"]\n  python: ["3.13"]\n', 3, "duplicate"),
+    ("tab indentation", 'matrix:\n\tpython: ["3.12"]\n', 2, "tabs"),
+    ("empty axis", "matrix:\n  python: []\n", 2, "must not be empty"),
+    ("axis is not a list", 'matrix:\n  python: "3.12"\n', 2, "expected a list"),
+    ("same value twice", 'matrix:\n  python: ["3.12", "3.12"]\n', 2, "same value twice"),
+    ("malformed version", 'matrix:\n  python: ["3.1O"]\n', 2, "not a python image version"),
+    ("version with prefix", 'matrix:\n  python: ["py3.12"]\n', 2, "did you mean '3.12'"),
+    ("malformed variant", OK_MATRIX + "  variant: [slimm]\n", 3, "did you mean 'slim'"),
+    ("unknown version", 'matrix:\n  python: ["3.9"]\n', 2, "not in the catalogue"),
+    ("rc without -rc", 'matrix:\n  python: ["3.15"]\n', 2, "did you mean '3.15-rc'"),
+    ("include that adds nothing", OK_MATRIX + '  include:\n    - {python: "3.12"}\n', 4,
+     "adds nothing"),
+    ("include new cell without python", OK_MATRIX + "  variant: [slim]\n  include:\n"
+     "    - {variant: alpine}\n", 5, "no 'python'"),
+    ("exclude unknown key", OK_MATRIX + "  variant: [slim]\n  exclude:\n    - {varient: x}\n",
+     5, "did you mean 'variant'"),
+    ("exclude is not a list", OK_MATRIX + "  exclude: {python: '3.12'}\n", 3, "expected a list"),
+    ("include entry not a mapping", OK_MATRIX + "  include:\n    - 3.12\n", 4,
+     "expected a mapping"),
+    ("include timeout not a number", OK_MATRIX + '  include:\n    - {python: "3.12", '
+     "timeout: slow}\n", 4, "expected a number"),
+    ("bad pull policy", OK_MATRIX + "image:\n  pull: sometimes\n", 4, "one of 'missing'"),
+    ("bad build mode", OK_MATRIX + "build:\n  mode: mounted\n", 4, "did you mean 'mount'"),
+    ("setup without mount mode", OK_MATRIX + "build:\n  setup: pip install .\n", 4,
+     "only with build.mode: mount"),
+    ("missing dockerfile", OK_MATRIX + "build:\n  dockerfile: Nope.Dockerfile\n", 4,
+     "does not exist"),
+    ("missing project folder", "project: ./nope\n" + OK_MATRIX, 1, "does not exist"),
+    ("top level is a list", "- matrix\n", 1, "must be a mapping"),
+    ("unterminated quote", 'matrix:\n  python: ["3.12]\n', 3, "invalid YAML"),
+    ("undefined alias", OK_MATRIX + "test: *nothing\n", 3, "invalid YAML"),
+    ("matrix missing", "parallel: 2\n", 1, "missing required key 'matrix'"),
+    ("no python axis", "matrix:\n  variant: [slim]\n", 1, "no 'python' axis"),
+    ("reserved axis name", OK_MATRIX + "  timeout: [1, 2]\n", 3, "reserved"),
+    ("bad env name", OK_MATRIX + "test:\n  env:\n    1BAD: x\n", 5, "1BAD"),
+    ("secret from unset variable", OK_MATRIX + "test:\n  env:\n    TOKEN: {from_env: "
+     "TAGMATRIX_SURELY_UNSET_VAR}\n", 5, "is not set"),
+    ("bad allow_failure selector", OK_MATRIX + "allow_failure: ['python=3.12,oops']\n", 3,
+     "bad selector"),
+    ("profile with unknown key", OK_MATRIX + "profiles:\n  pr:\n    paralell: 1\n", 5,
+     "did you mean 'parallel'"),
+    ("profile is not a mapping", OK_MATRIX + "profiles:\n  pr: [1]\n", 4, "expected a mapping"),
+]
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 30
+    assert len({name for name, *_ in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c[0] for c in CORPUS])
+def test_malformed_config_exits_2_with_its_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        case: tuple[str, str, int, str]) -> None:
+    name, text, line, fragment = case
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["validate", "-f", str(path)]) == 2, name
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith(f"tagmatrix: error: {path}:{line}:"), err
+    assert fragment in err, err
+    assert "Traceback" not in err
