@@ -26,7 +26,6 @@ from .plan import make_plan
 from .progress import PlainProgress
 from .reports.summary import print_terminal
 from .schema import schema
-from .tags import Catalogue
 
 
 def _selectors(texts: Sequence[str] | None) -> tuple[Selector, ...]:
@@ -74,13 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the matrix file; exit 0 or 2")
     _add_common(validate, only=False)
 
+    tags = sub.add_parser("tags", help="the catalogue of published python image tags")
+    tags.add_argument("-f", "--file", default="matrix.yaml",
+                      help="registry and repository from this file (default: ./matrix.yaml; "
+                           "docker.io/library/python if it does not exist)")
+    tags.add_argument("--refresh", action="store_true",
+                      help="ask the registry for its tags (no pull) and plan against them")
+    tags.add_argument("--builtin", action="store_true",
+                      help="forget a refreshed list: back to the built-in catalogue")
+    tags.add_argument("--json", action="store_true", help="machine-readable output")
+
     sub.add_parser("schema", help="print the JSON Schema of matrix.yaml")
     return parser
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
-    plan = make_plan(config, Catalogue.builtin(), only=_selectors(args.only))
+    plan = make_plan(config, config.catalogue, only=_selectors(args.only))
     rows: list[dict[str, Any]] = [{
         "id": job.id, "python": job.cell.python, "variant": job.cell.variant,
         "axes": job.cell.values(), "image": job.base_image, "platform": job.platform,
@@ -104,6 +113,45 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     planned = sum(1 for r in rows if r["state"] == "planned")
     console.print(f"{len(rows)} cells: {planned} planned, {len(rows) - planned} skipped "
                   f"(catalogue: {plan.catalogue_source})")
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace, console: Console) -> int:
+    from . import catalogue as store
+
+    path = Path(args.file)
+    registry, repository = "docker.io", "library/python"
+    if path.is_file():
+        config = load_config(path)
+        registry, repository = config.image.registry, config.image.repository
+    elif args.file != "matrix.yaml":
+        raise UsageError(f"{path}: no such file")
+    if args.builtin:
+        dropped = store.forget(registry, repository)
+        console.print(f"{registry}/{repository}: built-in catalogue"
+                      + (" (refreshed list removed)" if dropped else ""))
+        return 0
+    if args.refresh:
+        found, saved = store.refresh(registry, repository)
+        console.print(f"{registry}/{repository}: {len(found.published_tags())} tags, saved to "
+                      f"{saved}")
+    else:
+        found = store.catalogue_for(registry, repository)
+    tags = found.published_tags()
+    if args.json:
+        print(json.dumps({"source": found.source, "tags": tags}, indent=2))
+        return 0
+    console.print(f"catalogue: {found.source} ({len(tags)} tags)")
+    if found.tags is None:
+        for release in found.releases:
+            kind = " (pre-release)" if release.prerelease else ""
+            console.print(f"  {release.family:8} {release.version:10}{kind}  "
+                          + " ".join(release.variants))
+    else:
+        for version in found.versions():
+            console.print(f"  {version:12} " + " ".join(
+                t[len(version) + 1:] or "(default)" for t in tags
+                if t == version or t.startswith(version + "-")))
     return 0
 
 
@@ -156,7 +204,7 @@ def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
     return previous
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "tags": cmd_tags}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,6 @@ from .reports import junit, summary
 from .reports.files import atomic_write, write_json
 from .results import RunResult
 from .scheduler import EventSink, Options, Scheduler
-from .tags import Catalogue
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ def write_reports(run: RunResult, reports: Path) -> None:
 
 
 def plan_for(request: RunRequest, platforms: tuple[str, ...]) -> Plan:
-    return make_plan(request.config, Catalogue.builtin(), only=request.only,
+    return make_plan(request.config, request.config.catalogue, only=request.only,
                      platforms=platforms)
 
 

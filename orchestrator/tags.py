@@ -196,6 +196,38 @@ class Catalogue:
         releases.sort(key=lambda r: (r.minor, r.prerelease))
         return cls(tuple(releases), source)
 
+    @classmethod
+    def from_tags(cls, tags: set[str] | frozenset[str], *, source: str) -> Catalogue:
+        """A catalogue that is exactly the tags a registry serves."""
+        return cls(cls.builtin().releases, source, frozenset(tags))
+
+    def versions(self) -> list[str]:
+        """The version parts of the known tags (refreshed catalogue) or the families."""
+        if self.tags is None:
+            return self.families()
+        found: set[str] = set()
+        for tag in self.tags:
+            for candidate in (tag, *(tag[:i] for i, ch in enumerate(tag) if ch == "-")):
+                try:
+                    parse_version(candidate)
+                except TagSyntaxError:
+                    continue
+                found.add(candidate)
+                break
+        return sorted(found)
+
+    def check_version(self, version: Version) -> None:
+        """Raise :class:`UnknownVersion` if no published tag has this version."""
+        if self.tags is None:
+            self.release_for(version)
+            return
+        text = version.text
+        if text == "latest" or any(t == text or t.startswith(text + "-") for t in self.tags):
+            return
+        close = difflib.get_close_matches(text, self.versions(), n=1, cutoff=0.6)
+        raise UnknownVersion(f"python {text} is not in the catalogue ({self.source})",
+                             close[0] if close else None)
+
     def families(self) -> list[str]:
         return [r.family for r in self.releases]
 
