@@ -94,7 +94,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         "id": job.id, "python": job.cell.python, "variant": job.cell.variant,
         "axes": job.cell.values(), "image": job.base_image, "platform": job.platform,
         "state": job.state, "reason": job.reason, "gating": job.gating,
-        "origin": job.cell.origin,
+        "origin": job.cell.origin, "command": list(job.command), "timeout": job.timeout,
     } for job in plan.jobs]
     if args.json:
         print(json.dumps({"cells": rows, "catalogue": plan.catalogue_source}, indent=2))

@@ -166,3 +166,13 @@ def test_config_error_exits_2_without_traceback(tmp_path: Path) -> None:
     assert outcome.code == 2
     assert f"{path}:2:" in outcome.err
     assert "Traceback" not in outcome.err
+
+
+def test_only_runs_the_selected_cells(tmp_path: Path, docker_client: docker.DockerClient,
+                                      lab_minors: list[str]) -> None:
+    path = make_project(tmp_path, lab_matrix(lab_minors[:2]),
+                        {"test_ok.py": "def test_ok():\n    pass\n"})
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r"),
+                        "--only", f"python={lab_minors[1]}", client=docker_client)
+    assert outcome.code == 0, outcome.err
+    assert list(outcome.cells()) == [f"{lab_minors[1]}-slim"]

@@ -113,6 +113,19 @@ def test_dockerfile_gets_only_the_args_it_declares(write: Write) -> None:
     assert len({b.key for b in builds}) == 2
 
 
+def test_include_overrides_reach_the_job(write: Write) -> None:
+    config = load_config(write("matrix.yaml", """
+        matrix:
+          python: ["3.12", "3.13"]
+          include:
+            - {python: "3.13", timeout: 1200, env: {SLOW: "1"}, command: pytest --runslow}
+    """))
+    first, second = make_plan(config, Catalogue.builtin()).jobs
+    assert (first.timeout, first.command) == (600.0, ("python", "-m", "pytest"))
+    assert (second.timeout, second.command) == (1200.0, ("pytest", "--runslow"))
+    assert ("SLOW", "1") in [(e.name, e.value) for e in second.env]
+
+
 def test_only_selects_cells(write: Write) -> None:
     config = load_config(write("matrix.yaml", 'matrix: {python: ["3.12", "3.13"]}\n'))
     plan = make_plan(config, Catalogue.builtin(), only=(Selector.parse("python=3.13"),))

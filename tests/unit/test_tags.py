@@ -93,3 +93,18 @@ def test_published_tags_cover_aliases() -> None:
     assert {"3.12-slim", "3.12.13-slim-bookworm", "3.13-windowsservercore-ltsc2025",
             "3.15-rc-alpine", "3.10"} <= tags
     assert "3.10-windowsservercore" not in tags
+
+
+def test_refreshed_catalogue_is_exactly_the_registry_tags() -> None:
+    catalogue = Catalogue.from_tags({"3.12-slim", "3.12.1-slim", "3.13-slim", "3.13-alpine"},
+                                    source="lab")
+    assert catalogue.versions() == ["3.12", "3.12.1", "3.13"]
+    catalogue.check_version(parse_version("3.12"))
+    with pytest.raises(UnknownVersion) as info:
+        catalogue.check_version(parse_version("3.14"))
+    assert "lab" in str(info.value)
+    assert info.value.suggestion in ("3.12", "3.13")
+    assert catalogue.availability(parse_version("3.13"), parse_variant("alpine")).published
+    found = catalogue.availability(parse_version("3.12"), parse_variant("alpine"))
+    assert not found.published
+    assert "python:3.12-alpine is not published (lab)" in found.reason
