@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab demo test unit lint clean
+.PHONY: install lab demo test unit lint bench clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
 install: $(STAMP)
@@ -39,6 +39,10 @@ unit: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+## bench: benchmarks (figures, not tests); writes reports/bench.json
+bench: install
+	$(BIN)/python benchmarks/plan_bench.py
 
 ## clean: the venv, caches and report output (not the lab cache: lab/.cache)
 clean:
