@@ -8,6 +8,7 @@ the exit code. Pure: reads nothing but the project's file list.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -125,22 +126,41 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "project"
 
 
-def build_spec(config: Config, cell: Cell, base_image: str) -> BuildSpec:
+@dataclass(frozen=True)
+class _Project:
+    """What a plan reads from the project once, not once per cell."""
+
+    has_requirements: bool
+    declared_args: frozenset[str]
+    slug: str
+    context: str
+
+    @classmethod
+    def of(cls, config: Config) -> _Project:
+        dockerfile = config.build.dockerfile
+        declared = _declared_args(config.project / dockerfile) if dockerfile else set()
+        return cls((config.project / "requirements.txt").is_file(), frozenset(declared),
+                   _slug(config.project.name), str(config.project))
+
+
+def build_spec(config: Config, cell: Cell, base_image: str,
+               project: _Project | None = None) -> BuildSpec:
     """The build of one cell's project image."""
+    project = project or _Project.of(config)
     context = config.project
     args: dict[str, str] = {}
     template = None
     dockerfile = config.build.dockerfile
     if dockerfile is None:
-        template = builtin_template(base_image, (context / "requirements.txt").is_file())
+        template = builtin_template(base_image, project.has_requirements)
     else:
-        declared = _declared_args(context / dockerfile)
+        declared = project.declared_args
         offered = {"PYTHON_IMAGE": base_image, "PYTHON_TAG": cell.tag,
                    **{f"MATRIX_{k.upper()}": v for k, v in cell.values().items()},
                    **{k.upper(): v for k, v in cell.axes},
                    **dict(config.build.args)}
         args = {k: v for k, v in offered.items() if k in declared}
-    identity = repr((base_image, str(context), dockerfile, template, sorted(args.items())))
+    identity = repr((base_image, project.context, dockerfile, template, sorted(args.items())))
     key = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return BuildSpec(
         key=key,
@@ -149,17 +169,16 @@ def build_spec(config: Config, cell: Cell, base_image: str) -> BuildSpec:
         dockerfile=dockerfile,
         template=template,
         args=tuple(sorted(args.items())),
-        tag=f"tagmatrix/{_slug(context.name)}:{cell.tag}-{key}",
+        tag=f"tagmatrix/{project.slug}:{cell.tag}-{key}",
         timeout=config.build.timeout,
     )
 
 
-def _availability(config: Config, catalogue: Catalogue,
-                  cell: Cell) -> tuple[bool, str, str | None]:
-    if not (config.image.check_tags and config.image.official):
-        return True, "", None
+@functools.lru_cache(maxsize=4096)
+def _availability(catalogue: Catalogue, python: str,
+                  variant: str) -> tuple[bool, str, str | None]:
     try:
-        found = catalogue.availability(parse_version(cell.python), parse_variant(cell.variant))
+        found = catalogue.availability(parse_version(python), parse_variant(variant))
     except UnknownVersion as exc:
         hint = f"; did you mean {exc.suggestion}?" if exc.suggestion else ""
         return False, f"{exc}{hint}", None
@@ -177,20 +196,24 @@ def make_plan(
 
     ``platforms`` are those the configured engines serve.
     """
+    project = _Project.of(config)
+    check = config.image.check_tags and config.image.official
+    pytest_command = functools.lru_cache(maxsize=256)(looks_like_pytest)
     jobs = []
     for cell in config.cells:
         if only and not any(s.matches(cell) for s in only):
             continue
         platform = parse_variant(cell.variant).platform
         base_image = config.image.reference(cell.tag)
-        published, reason, resolved = _availability(config, catalogue, cell)
+        published, reason, resolved = (_availability(catalogue, cell.python, cell.variant)
+                                       if check else (True, "", None))
         state = PLANNED if published else SKIPPED
         if published and platform not in platforms:
             state, reason = SKIPPED, f"no {platform.capitalize()} engine configured"
         command = cell.overrides.command or config.test.command
         junit = config.test.junit
         pytest_junit = False
-        if junit is None and looks_like_pytest(command):
+        if junit is None and pytest_command(command):
             junit = explicit_junit(command)
             if junit is None:
                 junit = f"{CONTAINER_DIR[platform]}/junit.xml" if platform == "linux" \
@@ -209,7 +232,7 @@ def make_plan(
             reason=reason,
             platform=platform,
             base_image=base_image,
-            build=None if mount else build_spec(config, cell, base_image),
+            build=None if mount else build_spec(config, cell, base_image, project),
             mount=config.project if mount else None,
             setup=config.build.setup if mount else None,
             command=command,
