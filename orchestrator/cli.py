@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check the matrix file; exit 0 or 2")
     _add_common(validate, only=False)
 
+    report = sub.add_parser("report", help="re-render every report from results.json")
+    report.add_argument("--reports", default="reports", help="the folder (default: ./reports)")
+
     tags = sub.add_parser("tags", help="the catalogue of published python image tags")
     tags.add_argument("-f", "--file", default="matrix.yaml",
                       help="registry and repository from this file (default: ./matrix.yaml; "
@@ -155,6 +158,14 @@ def cmd_tags(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .run import rerender
+
+    run = rerender(Path(args.reports))
+    print_terminal(run, console, reports=args.reports)
+    return 0 if run.ok else 1
+
+
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
     console.print(f"{config.file}: OK ({len(config.cells)} cells)")
@@ -204,7 +215,8 @@ def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
     return previous
 
 
-COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "tags": cmd_tags}
+COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "tags": cmd_tags,
+            "report": cmd_report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,13 +25,17 @@ class InvalidResults(ValueError):
     """The inner JUnit is missing, too big, hostile or not JUnit at all."""
 
 
-def _clip(text: str | None) -> str:
+def clip(text: str | None, limit: int = _MAX_TEXT) -> str:
+    """Head and tail of ``text`` with a "[truncated N characters]" marker, at most ``limit``
+    long; clipping a clipped text changes nothing (reports can be re-rendered)."""
     if not text:
         return ""
-    if len(text) <= _MAX_TEXT:
+    if len(text) <= limit:
         return text
-    cut = len(text) - _MAX_TEXT
-    return f"{text[:_MAX_TEXT // 2]}\n[truncated {cut} characters]\n{text[-_MAX_TEXT // 2:]}"
+    marker = f"\n[truncated {len(text)} characters]\n"  # an upper bound of the cut's digits
+    keep = max(limit - len(marker), 0)
+    head, tail = text[:keep // 2], text[len(text) - (keep - keep // 2):]
+    return f"{head}\n[truncated {len(text) - len(head) - len(tail)} characters]\n{tail}"
 
 
 def _time(value: str | None) -> float:
@@ -56,11 +60,11 @@ def _case(element: Element) -> TestCase:
         name=element.get("name", "") or "(unnamed)",
         time=_time(element.get("time")),
         outcome=outcome,
-        message=_clip(message),
+        message=clip(message),
         type=kind,
-        text=_clip(text),
-        system_out=_clip(element.findtext("system-out")),
-        system_err=_clip(element.findtext("system-err")),
+        text=clip(text),
+        system_out=clip(element.findtext("system-out")),
+        system_err=clip(element.findtext("system-err")),
     )
 
 
@@ -98,3 +102,25 @@ def parse_junit(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Test
     if root.tag not in ("testsuites", "testsuite"):
         raise InvalidResults(f"not JUnit: the root element is <{root.tag}>")
     return _dedupe([_case(e) for e in root.iter("testcase")])
+
+
+def parse_cell_suite(data: bytes, cell_id: str) -> tuple[list[TestCase], str]:
+    """A cell's own per-test cases and output excerpt back from reports/cells/<id>.xml
+    (tagmatrix's own file): harness cases dropped, the cell prefix taken off."""
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except (SafeET.ParseError, DefusedXmlException) as exc:
+        raise InvalidResults(f"cannot read the cell report: {exc}") from exc
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        raise InvalidResults("the cell report has no <testsuite>")
+    prefix = f"{cell_id}."
+    cases = []
+    for element in suite.iter("testcase"):
+        classname = element.get("classname", "")
+        if classname == f"{cell_id}.tagmatrix":
+            continue
+        own = classname[len(prefix):] if classname.startswith(prefix) else (
+            "" if classname == cell_id else classname)
+        cases.append(replace(_case(element), classname=own))
+    return cases, suite.findtext("system-out") or ""

@@ -85,6 +85,9 @@ class CellResult:
     image: str = ""  # the base image reference
     image_digest: str = ""
     built_image: str = ""
+    base_size: int = 0  # bytes, the base image as the engine stores it
+    image_size: int = 0  # bytes, the built image (base included)
+    base_labels: dict[str, str] = field(default_factory=dict)  # OCI labels: licence, source
     platform: str = "linux"
     engine: str = ""
     node: str = ""

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,11 +18,13 @@ from concurrent_log_handler import ConcurrentRotatingFileHandler
 from .celllog import now_iso
 from .config import Config
 from .engine import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_RUN, Engine, RunContext
+from .errors import UsageError
+from .junit_in import InvalidResults, parse_cell_suite
 from .matrix import Selector
 from .plan import Plan, make_plan
-from .reports import junit, summary
+from .reports import html, junit, summary
 from .reports.files import atomic_write, write_json
-from .results import RunResult
+from .results import RunResult, load_results
 from .scheduler import EventSink, Options, Scheduler
 
 log = logging.getLogger(__name__)
@@ -82,18 +84,47 @@ def detach_run_log(handler: logging.Handler) -> None:
     handler.close()
 
 
-def write_reports(run: RunResult, reports: Path) -> None:
-    """junit.xml, cells/<id>.xml, results.json and summary.md, each written atomically."""
+def write_reports(run: RunResult, reports: Path, *, step_summary: bool = True) -> None:
+    """junit.xml, cells/<id>.xml, results.json, summary.md and index.html, each written
+    atomically; summary.md is also appended to $GITHUB_STEP_SUMMARY when set."""
     atomic_write(reports / "junit.xml", junit.render(run.cells))
     for cell in run.cells:
         atomic_write(reports / "cells" / f"{cell.id}.xml", junit.render([cell], name=cell.id))
     write_json(reports / "results.json", run.to_json())
     text = summary.markdown(run)
     atomic_write(reports / "summary.md", text)
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with Path(step_summary).open("a", encoding="utf-8") as handle:
+    atomic_write(reports / "index.html", html.render(run))
+    github = os.environ.get("GITHUB_STEP_SUMMARY") if step_summary else None
+    if github:
+        with Path(github).open("a", encoding="utf-8") as handle:
             handle.write(text)
+
+
+def rerender(reports: Path) -> RunResult:
+    """`tagmatrix report`: every report again from results.json and cells/<id>.xml."""
+    try:
+        run = load_results(reports / "results.json")
+    except FileNotFoundError as exc:
+        raise UsageError(f"{reports}: no results.json (run `tagmatrix run` first)") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{reports / 'results.json'}: not a tagmatrix results file "
+                         f"({exc})") from exc
+    cells = []
+    for cell in run.cells:
+        path = reports / "cells" / f"{cell.id}.xml"
+        if not path.is_file():
+            cells.append(cell)
+            continue
+        try:
+            cases, output = parse_cell_suite(path.read_bytes(), cell.id)
+        except InvalidResults as exc:
+            log.warning("%s: %s", path, exc)
+            cells.append(cell)
+            continue
+        cells.append(replace(cell, cases=tuple(cases), output_tail=output))
+    run = replace(run, cells=tuple(cells))
+    write_reports(run, reports, step_summary=False)
+    return run
 
 
 def plan_for(request: RunRequest, platforms: tuple[str, ...]) -> Plan:
@@ -120,7 +151,8 @@ def execute(request: RunRequest, *, engine_factory: Callable[[], Engine],
                              cancel=cancellation.event)
             secret_values = tuple(e.value for e in config.test.env if e.secret)
             scheduler = Scheduler(engine, list(plan.jobs), reports=request.reports, ctx=ctx,
-                                  options=Options(parallel=request.parallel),
+                                  options=Options(parallel=request.parallel,
+                                                  log_max_bytes=config.log_max_bytes),
                                   on_event=on_event, secrets=secret_values)
             finished = threading.Event()
             watcher = threading.Thread(target=_kill_on_cancel, args=(engine, ctx, finished),

@@ -195,6 +195,8 @@ class Scheduler:
                 result, status=verdict.status, reason=verdict.reason, stage=verdict.stage,
                 exit_code=execution.exit_code,
                 image_digest=image.base.digest, built_image=image.reference,
+                base_size=image.base.size, image_size=image.size,
+                base_labels=dict(image.base.labels),
                 engine=self.engine.name, node=execution.node,
                 build_s=round(image.build_s, 3), run_s=round(execution.run_s, 3),
                 tests=TestCounts.of(verdict.cases), cases=verdict.cases,

@@ -30,9 +30,12 @@ from collections.abc import Iterable
 from junit_xml import TestCase as JTestCase
 from junit_xml import TestSuite as JTestSuite
 
+from ..junit_in import clip
 from ..results import CellResult, Status, TestCase
 
-SYSTEM_OUT_MAX = 64 * 1024  # per suite; the full output is in the cell's log file
+# Per suite; the full output is in the cell's log file. Larger than the cell
+# log's head + tail excerpt (2 x 32 KiB + marker), so that is never cut twice.
+SYSTEM_OUT_MAX = 72 * 1024
 
 # XML 1.0 forbids C0 controls but TAB/LF/CR; C1 controls and DEL are legal but
 # break consumers (junit-xml deletes them too): escape them all visibly.
@@ -46,13 +49,6 @@ def escape_visible(text: str) -> str:
 
 def _time(seconds: float) -> str:
     return f"{max(seconds, 0.0):.3f}"
-
-
-def _clip(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = len(text) - limit
-    return f"{text[:limit // 2]}\n[truncated {cut} bytes]\n{text[-limit // 2:]}"
 
 
 def _harness(cell: CellResult) -> list[JTestCase]:
@@ -128,7 +124,7 @@ def suite_element(cell: CellResult) -> ET.Element:
     suite = JTestSuite(
         cell.id, cases, hostname=cell.node or None, timestamp=cell.started_at or None,
         properties=_properties(cell),
-        stdout=escape_visible(_clip(cell.output_tail, SYSTEM_OUT_MAX)) or None)
+        stdout=escape_visible(clip(cell.output_tail, SYSTEM_OUT_MAX)) or None)
     element: ET.Element = suite.build_xml_doc()
     element.attrib.pop("disabled", None)
     element.set("time", _time(cell.duration_s))

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..results import CellResult, RunResult, Status
+from .junit import escape_visible
 
 STYLE = {Status.PASSED: "green", Status.FAILED: "red", Status.ERROR: "magenta",
          Status.TIMEOUT: "yellow", Status.SKIPPED: "dim", Status.CANCELLED: "yellow"}
@@ -50,8 +51,11 @@ def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]
     for cell in cells:
         for case in cell.cases:
             if case.outcome in ("failed", "error"):
-                key = f"{case.classname}::{case.name}" if case.classname else case.name
-                first = case.message.splitlines()[0][:160] if case.message else ""
+                key = escape_visible(f"{case.classname}::{case.name}" if case.classname
+                                     else case.name)
+                # split on "\n" only: splitlines() also breaks at U+0085 and friends,
+                # which tests print; escape control characters for every renderer
+                first = escape_visible(case.message.split("\n", 1)[0])[:160]
                 found.setdefault(key, (first, []))[1].append(cell.id)
     return sorted(((k, m, w) for k, (m, w) in found.items()), key=lambda t: (-len(t[2]), t[0]))
 
@@ -114,7 +118,7 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
     for cell in run.cells:
         cells.add_row(cell.id, Text(str(cell.status), style=STYLE[cell.status]), _tests(cell),
                       cell.interpreter.version or "-", _duration(cell.duration_s),
-                      cell.reason or "")
+                      escape_visible(cell.reason))
     console.print(cells)
 
     failing = failing_tests(run.cells)
@@ -133,7 +137,9 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    # table-safe, and no raw HTML: GitHub renders <tags> in Markdown
+    return (escape_visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("|", "\\|").replace("\n", " "))
 
 
 def markdown(run: RunResult) -> str:

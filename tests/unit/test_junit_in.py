@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.junit_in import InvalidResults, parse_junit
+from orchestrator.junit_in import InvalidResults, clip, parse_junit
 
 PYTEST_9 = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites name="pytest tests"><testsuite name="pytest" errors="0" failures="1" skipped="1"
@@ -76,3 +76,15 @@ def test_nonsense_times_become_zero() -> None:
     <testcase classname="c" name="b" time="nan"/><testcase classname="c" name="c" time="x"/>
     </testsuite>"""
     assert [c.time for c in parse_junit(xml)] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("size", [10, 99, 100, 101, 1000, 123_457])
+def test_clip_is_bounded_and_idempotent(size: int) -> None:
+    text = "".join(chr(97 + i % 26) for i in range(size))
+    once = clip(text, 100)
+    assert len(once) <= 100
+    assert clip(once, 100) == once
+    if size > 100:
+        assert once.startswith(text[:10])
+        assert once.endswith(text[-10:])
+        assert "[truncated" in once

@@ -1,0 +1,209 @@
+"""index.html: one self-contained page (inline CSS, no script, no network).
+
+It answers at a glance what fails and where: the python x variant grid,
+colour-coded; a "test x cell" table of the failing tests; and per cell the
+image, digest, interpreter, timings, image sizes (the slim/alpine trade-off
+made visible), the base image's OCI labels and a link to the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+from ..results import CellResult, RunResult, Status
+from .junit import escape_visible
+from .summary import failing_tests, grid, verdict_line
+
+CSS = """
+:root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#ffffff; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 1200px;
+       padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; } h2 { font-size: 18px; margin: 28px 0 8px; }
+.meta { color: var(--muted); margin: 0; }
+.verdict { font-size: 16px; font-weight: 600; padding: 10px 14px; border-radius: 6px;
+           margin: 12px 0; }
+.verdict.ok { background: #dafbe1; color: #116329; }
+.verdict.bad { background: #ffebe9; color: #a40e26; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid var(--line); padding: 6px 10px; text-align: left;
+         vertical-align: top; }
+thead th { background: #f6f8fa; }
+table.grid td { min-width: 140px; font-weight: 600; }
+table.grid td a { color: inherit; text-decoration: none; display: block; }
+table.grid small { font-weight: 400; }
+.passed { background: #dafbe1; color: #116329; }
+.failed { background: #ffebe9; color: #a40e26; }
+.error { background: #fbefff; color: #6e2cb8; }
+.timeout { background: #fff8c5; color: #7d4e00; }
+.skipped, .absent { background: #f6f8fa; color: #59636e; }
+.cancelled { background: #fff1e5; color: #953800; }
+.allowed { font-weight: 400; font-style: italic; }
+table.tests td { text-align: center; min-width: 70px; }
+table.tests th.test { font-family: ui-monospace, SFMono-Regular, Menlo, monospace;
+                      font-weight: 400; max-width: 520px; overflow-wrap: anywhere; }
+details { border: 1px solid var(--line); border-radius: 6px; margin: 8px 0; padding: 0 12px; }
+summary { cursor: pointer; padding: 8px 0; font-weight: 600; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px;
+         margin-right: 6px; }
+dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 12px; }
+dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
+pre { background: #f6f8fa; padding: 8px; overflow-x: auto; max-height: 320px; font-size: 12px; }
+.legend span { padding: 2px 8px; margin-right: 6px; border-radius: 4px; }
+"""
+
+# OCI annotation keys worth showing (licence and provenance of the base image).
+LABELS = ("org.opencontainers.image.licenses", "org.opencontainers.image.source",
+          "org.opencontainers.image.version", "org.opencontainers.image.revision",
+          "org.opencontainers.image.created", "org.opencontainers.image.title")
+
+
+def _size(size: int) -> str:
+    if size <= 0:
+        return "-"
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def _anchor(cell_id: str) -> str:
+    return f"cell-{cell_id}"
+
+
+def _grid(run: RunResult) -> str:
+    rows, cols, at = grid(run.cells)
+    head = "".join(f"<th>{escape(c or '(default)')}</th>" for c in cols)
+    body = []
+    for row in rows:
+        tds = []
+        for col in cols:
+            entries = at.get((row, col), [])
+            if not entries:
+                tds.append('<td class="absent">-</td>')
+                continue
+            parts = []
+            for entry in entries:
+                cell = entry.cell
+                label = f"{escape(entry.label)}: " if entry.label else ""
+                allowed = ' <span class="allowed">(allowed to fail)</span>' \
+                    if not cell.gating else ""
+                time = "" if cell.status is Status.SKIPPED \
+                    else f"<br><small>{_seconds(cell.duration_s)}</small>"
+                parts.append(f'<a href="#{escape(_anchor(cell.id))}" '
+                             f'title="{escape(escape_visible(cell.reason or str(cell.status)))}">'
+                             f"{label}{cell.status}{allowed}{time}</a>")
+            status = entries[0].cell.status if len(entries) == 1 else \
+                _worst(e.cell.status for e in entries)
+            tds.append(f'<td class="{status}">{"<hr>".join(parts)}</td>')
+        body.append(f"<tr><th>{escape(row)}</th>{''.join(tds)}</tr>")
+    legend = "".join(f'<span class="{s}">{s}</span>' for s in Status)
+    return (f'<table class="grid"><thead><tr><th>python</th>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+            f'<p class="legend">{legend}</p>')
+
+
+def _worst(statuses: Iterable[Status]) -> Status:
+    order = [Status.ERROR, Status.TIMEOUT, Status.FAILED, Status.CANCELLED, Status.PASSED,
+             Status.SKIPPED]
+    found = set(statuses)
+    return next(s for s in order if s in found)
+
+
+def _failing(run: RunResult) -> str:
+    failing = failing_tests(run.cells)
+    if not failing:
+        return "<p>No test failed.</p>"
+    cells = [c for c in run.cells if c.cases]
+    outcome = {c.id: {escape_visible(f"{t.classname}::{t.name}" if t.classname else t.name):
+                      t.outcome for t in c.cases} for c in cells}
+    head = "".join(f'<th><a href="#{escape(_anchor(c.id))}">{escape(c.id)}</a></th>'
+                   for c in cells)
+    marks = {"failed": "failed", "error": "error", "passed": "passed", "skipped": "skipped"}
+    rows = []
+    for test, message, _ in failing[:500]:
+        tds = []
+        for cell in cells:
+            got = outcome[cell.id].get(test)
+            css = marks.get(got or "", "absent")
+            tds.append(f'<td class="{css}">{escape(got or "-")}</td>')
+        title = f' title="{escape(message)}"' if message else ""
+        rows.append(f'<tr><th class="test"{title}>{escape(test)}</th>{"".join(tds)}</tr>')
+    more = f"<p>... and {len(failing) - 500} more (see junit.xml).</p>" \
+        if len(failing) > 500 else ""
+    return (f'<table class="tests"><thead><tr><th>test</th>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>{more}")
+
+
+def _details(cell: CellResult) -> str:
+    tests = cell.tests
+    counts = (f"{tests.passed} passed, {tests.failed} failed, {tests.errors} errors, "
+              f"{tests.skipped} skipped" if tests.total else "no per-test results")
+    rows: list[tuple[str, str]] = [
+        ("status", f'<span class="badge {cell.status}">{cell.status}</span>'
+                   + (" allowed to fail" if not cell.gating else "")),
+        ("reason", escape(escape_visible(cell.reason or "-"))),
+        ("exit code", "-" if cell.exit_code is None else str(cell.exit_code)),
+        ("tests", escape(counts)),
+        ("image", f"<code>{escape(cell.image)}</code>"),
+        ("digest", f"<code>{escape(cell.image_digest or '-')}</code>"),
+        ("interpreter", escape(f"{cell.interpreter.implementation} "
+                               f"{cell.interpreter.version}".strip() or "-")
+         + (f" <code>{escape(cell.interpreter.executable)}</code>"
+            if cell.interpreter.executable else "")),
+        ("platform / engine", escape(f"{cell.platform} / {cell.engine or '-'}"
+                                     + (f" on {cell.node}" if cell.node else ""))),
+        ("timings", escape(f"build {_seconds(cell.build_s)}, run {_seconds(cell.run_s)}, "
+                           f"total {_seconds(cell.duration_s)}")),
+        ("image sizes", escape(f"base {_size(cell.base_size)}, built "
+                               f"{_size(cell.image_size)}")),
+    ]
+    for key in LABELS:
+        value = cell.base_labels.get(key)
+        if value:
+            shown = (f'<a href="{escape(value)}">{escape(value)}</a>'
+                     if value.startswith("https://") else escape(value))
+            rows.append((key.rsplit(".", 1)[-1], shown))
+    if cell.log:
+        rows.append(("log", f'<a href="{escape(cell.log)}">{escape(cell.log)}</a>'))
+    items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
+    failures = [c for c in cell.cases if c.outcome in ("failed", "error")][:20]
+    pre = "".join(f"<p><code>{escape(escape_visible(f'{c.classname}::{c.name}'))}</code></p>"
+                  f"<pre>{escape(escape_visible((c.message + chr(10) + c.text).strip()))}</pre>"
+                  for c in failures)
+    open_attr = " open" if cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT) \
+        and cell.gating else ""
+    return (f'<details id="{escape(_anchor(cell.id))}"{open_attr}><summary>'
+            f'<span class="badge {cell.status}">{cell.status}</span>{escape(cell.id)} '
+            f"<small>({escape(counts)}; {_seconds(cell.duration_s)})</small></summary>"
+            f"<dl>{items}</dl>{pre}</details>")
+
+
+def render(run: RunResult) -> str:
+    """The whole page."""
+    ok = "ok" if run.ok else "bad"
+    meta = (f"run {escape(run.run_id)} · started {escape(run.started_at)} · "
+            f"{escape(run.config)}" + (f" · profile {escape(run.profile)}" if run.profile
+                                       else ""))
+    details = "".join(_details(c) for c in run.cells)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tagmatrix: {escape(verdict_line(run))}</title>
+<style>{CSS}</style></head>
+<body>
+<h1>tagmatrix</h1>
+<p class="meta">{meta}</p>
+<p class="verdict {ok}">{escape(verdict_line(run))}</p>
+<h2>Python &times; variant</h2>
+{_grid(run)}
+<h2>Failing tests</h2>
+{_failing(run)}
+<h2>Cells</h2>
+{details}
+</body></html>
+"""

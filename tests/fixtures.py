@@ -1,0 +1,53 @@
+"""A fixed RunResult for rendering tests: every status, user axes, hostile text."""
+
+from __future__ import annotations
+
+from orchestrator.results import CellResult, Interpreter, RunResult, Status, TestCase, TestCounts
+
+LABELS = {"org.opencontainers.image.licenses": "PSF-2.0",
+          "org.opencontainers.image.source": "https://github.com/docker-library/python",
+          "org.opencontainers.image.version": "3.12.1"}
+
+
+def _cell(cell_id: str, python: str, variant: str, status: Status, *,
+          cases: tuple[TestCase, ...] = (), reason: str = "", stage: str = "",
+          gating: bool = True, axes: dict[str, str] | None = None) -> CellResult:
+    return CellResult(
+        id=cell_id, python=python, variant=variant, axes=axes or {},
+        image=f"127.0.0.1:5000/library/python:{python}-{variant}",
+        image_digest="sha256:" + "ab" * 32 if status is not Status.SKIPPED else "",
+        built_image=f"tagmatrix/sample:{python}-{variant}-0123456789ab",
+        base_size=273_700_000, image_size=294_900_000 if variant == "slim" else 61_000_000,
+        base_labels=LABELS, engine="local", node="vm", status=status, reason=reason,
+        stage=stage, gating=gating, exit_code={Status.PASSED: 0, Status.FAILED: 1}.get(status),
+        duration_s=1.25, build_s=0.1, run_s=0.8, started_at="2026-11-26T18:00:00.000Z",
+        finished_at="2026-11-26T18:00:01.250Z", log=f"logs/{cell_id}.log",
+        tests=TestCounts.of(cases), cases=cases,
+        interpreter=Interpreter(version=f"{python}.1", executable="/usr/local/bin/python",
+                                implementation="CPython") if cases else Interpreter(),
+        output_tail="\x1b[32m5 passed\x1b[0m in 0.10s\n")
+
+
+OK = (TestCase(classname="tests.test_a", name="test_one", time=0.01),
+      TestCase(classname="tests.test_a", name="test_two", time=0.02))
+BROKEN = (*OK[:1], TestCase(classname="tests.test_a", name="test_two", outcome="failed",
+                            message="AssertionError: 1 != 2 <&>", text="Traceback\n  ..."))
+
+
+def sample_run() -> RunResult:
+    cells = (
+        _cell("3.12-slim", "3.12", "slim", Status.PASSED, cases=OK),
+        _cell("3.12-alpine", "3.12", "alpine", Status.ERROR, stage="pull",
+              reason="127.0.0.1:5000/library/python:3.12-alpine: tag not found"),
+        _cell("3.13-slim", "3.13", "slim", Status.FAILED, cases=BROKEN,
+              reason="exit code 1; 1 failed, 0 errors"),
+        _cell("3.13-alpine", "3.13", "alpine", Status.TIMEOUT, stage="run",
+              reason="exceeded the 30 s timeout; container killed"),
+        _cell("3.15-rc-slim", "3.15-rc", "slim", Status.FAILED, cases=BROKEN, gating=False,
+              reason="exit code 1; 1 failed, 0 errors"),
+        _cell("3.15-rc-alpine", "3.15-rc", "alpine", Status.SKIPPED,
+              reason="python:3.15-rc-alpine is not published (lab)"),
+    )
+    return RunResult(run_id="20261126T180000Z-abcdef", started_at="2026-11-26T18:00:00.000Z",
+                     finished_at="2026-11-26T18:00:09.000Z", duration_s=9.0, cells=cells,
+                     config="matrix.yaml", profile="nightly")
