@@ -37,6 +37,7 @@ from .yamlsource import KeyPath, Mark, Source, format_path, load
 DEFAULT_COMMAND = ("python", "-m", "pytest")
 DEFAULT_TEST_TIMEOUT = 600.0
 DEFAULT_BUILD_TIMEOUT = 1800.0
+DEFAULT_LOG_MAX_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +94,7 @@ class Config:
     build: BuildSettings = field(default_factory=BuildSettings)
     test: TestSettings = field(default_factory=TestSettings)
     parallel: int = 2
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     allow_failure: tuple[Selector, ...] = ()
     profile: str | None = None
     profiles: tuple[str, ...] = ()
@@ -366,6 +368,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
             env=reader.env(test.get("env", {}), ("test", "env")),
         ),
         parallel=int(data.get("parallel", 2)),
+        log_max_bytes=int(data.get("logs", {}).get("max_bytes", DEFAULT_LOG_MAX_BYTES)),
         allow_failure=reader.selectors(data.get("allow_failure", [])),
         profile=profile,
         profiles=tuple(sorted(profiles)) if isinstance(profiles, dict) else (),

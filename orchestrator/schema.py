@@ -126,6 +126,16 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "parallel": {"type": "integer", "minimum": 1},
+    "logs": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "max_bytes": {"type": "integer", "minimum": 1024,
+                          "description": "Cap of each cell's log file; past it the file "
+                                         "says so and further output is only counted "
+                                         "(default 256 MiB)."},
+        },
+    },
     "allow_failure": {"type": "array", "items": _SELECTOR},
 }
 

@@ -1,0 +1,69 @@
+"""index.html in a real browser: headless Chromium renders it and we look at the pixels."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from orchestrator.run import write_reports
+from tests.fixtures import sample_run
+
+pytestmark = pytest.mark.browser
+
+# Background colours of the grid's status classes (orchestrator/reports/html.py).
+PASSED = (0xDA, 0xFB, 0xE1)
+FAILED = (0xFF, 0xEB, 0xE9)
+ERROR = (0xFB, 0xEF, 0xFF)
+TIMEOUT = (0xFF, 0xF8, 0xC5)
+
+
+def screenshot(page: Path, out: Path, size: tuple[int, int] = (1280, 1600)) -> Image.Image:
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.fail("Debian's chromium is not installed (make lab installs it)", pytrace=False)
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={out.parent / 'chromium-profile'}",
+         "--hide-scrollbars", f"--window-size={size[0]},{size[1]}", f"--screenshot={out}",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=120, check=False)
+    assert out.is_file(), f"no screenshot: {done.stderr[-2000:]}"
+    return Image.open(out).convert("RGB")
+
+
+def colours(image: Image.Image) -> dict[tuple[int, ...], int]:
+    found = image.getcolors(maxcolors=image.width * image.height) or []
+    return {tuple(colour): n for n, colour in found if isinstance(colour, tuple)}
+
+
+def count(image: Image.Image, colour: tuple[int, int, int]) -> int:
+    return colours(image).get(colour, 0)
+
+
+def test_index_html_renders_the_coloured_grid(tmp_path: Path) -> None:
+    write_reports(sample_run(), tmp_path / "reports", step_summary=False)
+    image = screenshot(tmp_path / "reports" / "index.html", tmp_path / "shot.png")
+    assert image.size == (1280, 1600)
+    # CSS applied: each status colour covers at least a grid cell's worth of pixels
+    # (a cell is about 140 x 40 px; the fixture has 1 passed, 2 failed, 1 error, 1 timeout)
+    for colour in (PASSED, FAILED, ERROR, TIMEOUT):
+        assert count(image, colour) > 3000, colour
+    # and the page is not mostly empty: rendered text is dark pixels
+    dark = sum(n for colour, n in colours(image).items() if sum(colour) < 200)
+    assert dark > 5000
+
+
+def test_unstyled_page_would_fail_the_check(tmp_path: Path) -> None:
+    # The same check on the page without its stylesheet finds no status colours:
+    # the screenshot test can fail.
+    write_reports(sample_run(), tmp_path / "reports", step_summary=False)
+    page = tmp_path / "reports" / "index.html"
+    text = page.read_text()
+    page.write_text(text[:text.index("<style>")] + text[text.index("</style>") + 8:])
+    image = screenshot(page, tmp_path / "shot.png")
+    assert count(image, PASSED) == 0
