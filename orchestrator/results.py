@@ -75,6 +75,25 @@ class Interpreter:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One try at a cell. Only infrastructure errors are tried again."""
+
+    number: int
+    status: Status
+    reason: str = ""
+    stage: str = ""
+    duration_s: float = 0.0
+    started_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "status": self.status.value}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Attempt:
+        return cls(**{**data, "status": Status(data["status"])})
+
+
+@dataclass(frozen=True, kw_only=True)
 class CellResult:
     """The outcome of one cell."""
 
@@ -106,6 +125,7 @@ class CellResult:
     cases: tuple[TestCase, ...] = ()
     interpreter: Interpreter = field(default_factory=Interpreter)
     output_tail: str = ""  # the end of the container's output, for reports
+    attempts: tuple[Attempt, ...] = ()  # every try, the last one included
 
     @property
     def ok(self) -> bool:
@@ -118,6 +138,7 @@ class CellResult:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status.value
+        data["attempts"] = [a.to_json() for a in self.attempts]
         del data["cases"]  # per-test cases live in the JUnit files, not results.json
         del data["output_tail"]
         return data
@@ -128,6 +149,7 @@ class CellResult:
         fields["status"] = Status(fields["status"])
         fields["tests"] = TestCounts(**fields.get("tests", {}))
         fields["interpreter"] = Interpreter(**fields.get("interpreter", {}))
+        fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in fields.items() if k in known})
 

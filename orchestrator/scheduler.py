@@ -10,6 +10,7 @@ stops scheduling and kills what runs.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from .engine import Engine, Execution, PreparedImage, RunContext
 from .errors import CellError, EngineUnavailable
 from .junit_in import InvalidResults, parse_junit
 from .plan import PLANNED, Job
-from .results import CellResult, Status, TestCase, TestCounts
+from .results import Attempt, CellResult, Status, TestCase, TestCounts
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ EventSink = Callable[[str, str, str], None]  # (cell id, state, detail)
 class Options:
     parallel: int = 2
     log_max_bytes: int = DEFAULT_MAX_BYTES
+    retries: int = 2  # further attempts after an infrastructure error
+    backoff: float = 2.0  # seconds before the first retry; doubles, with jitter
 
 
 def _base_result(job: Job, status: Status, reason: str) -> CellResult:
@@ -153,6 +156,9 @@ class Scheduler:
             return self.engine.prepare(job, None, cell_log, self.ctx)
         with self._builds_lock:
             entry = self._builds.get(spec.key)
+            if entry is not None and entry[1].done() and entry[1].exception() is not None \
+                    and getattr(entry[1].exception(), "retryable", False):
+                entry = None  # a retry after a transient failure builds again
             owner = entry is None
             if entry is None:
                 entry = (job.id, Future())
@@ -171,18 +177,52 @@ class Scheduler:
             return future.result()
         except CellError as exc:
             raise CellError(f"{exc.message} (build shared with cell {builder})",
-                            stage=exc.stage) from exc
+                            stage=exc.stage, retryable=exc.retryable) from exc
 
     def _run_job(self, job: Job) -> CellResult:
+        """All attempts at one cell; only infrastructure errors are tried again."""
         if self.ctx.cancel.is_set() or self.engine_lost:
             raise _NotStarted
         cell_log = CellLog(self.reports / "logs" / f"{job.id}.log",
                            max_bytes=self.options.log_max_bytes, secrets=self.secrets)
+        attempts: list[Attempt] = []
+        clock = time.monotonic()
+        try:
+            while True:
+                number = len(attempts) + 1
+                result, retryable = self._attempt(job, cell_log, number)
+                attempts.append(Attempt(number=number, status=result.status,
+                                        reason=result.reason, stage=result.stage,
+                                        duration_s=result.duration_s,
+                                        started_at=result.started_at))
+                if not retryable or number > self.options.retries or self.ctx.cancel.is_set():
+                    break
+                delay = backoff(number, self.options.backoff)
+                cell_log.note(f"attempt {number} failed ({result.stage}: {result.reason}); "
+                              f"trying again in {delay:.1f} s")
+                self.on_event(job.id, "retrying", f"attempt {number + 1} in {delay:.1f} s")
+                if self.ctx.cancel.wait(delay):
+                    break
+        finally:
+            cell_log.close()
+        redact = cell_log.redactor.text
+        result = replace(
+            result, attempts=tuple(replace(a, reason=redact(a.reason)) for a in attempts),
+            reason=redact(result.reason), cases=tuple(_redacted(c, redact) for c in result.cases),
+            duration_s=round(time.monotonic() - clock, 3),
+            output_tail=cell_log.output_excerpt())
+        self.on_event(job.id, str(result.status), result.reason)
+        return result
+
+    def _attempt(self, job: Job, cell_log: CellLog, number: int) -> tuple[CellResult, bool]:
+        """One try; returns its result and whether an infrastructure fault may pass."""
         started_at, clock = now_iso(), time.monotonic()
         result = _base_result(job, Status.ERROR, "")
+        retryable = False
         try:
             cell_log.note(f"cell {job.id}: python {job.cell.python} variant "
-                          f"{job.cell.variant or '(default)'} on engine {self.engine.name}")
+                          f"{job.cell.variant or '(default)'} on engine {self.engine.name}"
+                          + (f", attempt {number}" if number > 1 else ""))
             cell_log.section("build" if job.build else "image")
             self.on_event(job.id, "building" if job.build else "pulling", "")
             image = self._prepare(job, cell_log)
@@ -210,20 +250,31 @@ class Scheduler:
         except CellError as exc:
             status = Status.CANCELLED if self.ctx.cancel.is_set() else Status.ERROR
             result = replace(result, status=status, reason=exc.message, stage=exc.stage)
+            retryable = exc.retryable and status is Status.ERROR
             cell_log.note(f"error: {exc.message}")
         except Exception as exc:  # one cell's bug must not lose the other cells' results
             log.exception("cell %s: internal error", job.id)
             result = replace(result, status=Status.ERROR, stage="internal",
                              reason=f"internal error: {type(exc).__name__}: {exc}")
             cell_log.note(f"internal error (see tagmatrix.log): {exc}")
-        finally:
-            cell_log.close()
         result = replace(result, duration_s=round(time.monotonic() - clock, 3),
-                         output_tail=cell_log.output_excerpt(),
                          started_at=result.started_at or started_at,
                          finished_at=result.finished_at or now_iso())
-        self.on_event(job.id, str(result.status), result.reason)
-        return result
+        return result, retryable
+
+
+def backoff(attempt: int, base: float) -> float:
+    """Exponential backoff with "equal jitter": half the step, plus up to half at random,
+    so retries of many cells hit a rate-limited registry at different moments."""
+    ceiling = min(60.0, base * 2.0 ** (attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
+
+
+def _redacted(case: TestCase, redact: Callable[[str], str]) -> TestCase:
+    """Secrets the tests printed or asserted on never reach a report."""
+    return replace(case, name=redact(case.name), message=redact(case.message),
+                   text=redact(case.text), system_out=redact(case.system_out),
+                   system_err=redact(case.system_err))
 
 
 class _NotStarted(Exception):

@@ -13,7 +13,7 @@ from html import escape
 
 from ..results import CellResult, RunResult, Status
 from .junit import escape_visible
-from .summary import failing_tests, grid, verdict_line
+from .summary import failing_tests, grid, reason, verdict_line
 
 CSS = """
 :root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#ffffff; }
@@ -146,7 +146,7 @@ def _details(cell: CellResult) -> str:
     rows: list[tuple[str, str]] = [
         ("status", f'<span class="badge {cell.status}">{cell.status}</span>'
                    + (" allowed to fail" if not cell.gating else "")),
-        ("reason", escape(escape_visible(cell.reason or "-"))),
+        ("reason", escape(escape_visible(reason(cell) or "-"))),
         ("exit code", "-" if cell.exit_code is None else str(cell.exit_code)),
         ("tests", escape(counts)),
         ("image", f"<code>{escape(cell.image)}</code>"),
@@ -162,6 +162,10 @@ def _details(cell: CellResult) -> str:
         ("image sizes", escape(f"base {_size(cell.base_size)}, built "
                                f"{_size(cell.image_size)}")),
     ]
+    if len(cell.attempts) > 1:
+        rows.append(("attempts", "<br>".join(
+            escape(escape_visible(f"{a.number}: {a.status} {a.stage} {a.reason} "
+                                  f"({_seconds(a.duration_s)})")) for a in cell.attempts)))
     for key in LABELS:
         value = cell.base_labels.get(key)
         if value:

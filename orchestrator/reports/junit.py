@@ -51,6 +51,25 @@ def _time(seconds: float) -> str:
     return f"{max(seconds, 0.0):.3f}"
 
 
+def _harness_name(stage: str) -> str:
+    if stage in ("pull", "build", "image"):
+        return "build"
+    return "results" if stage == "results" else "run"
+
+
+def _add_attempts(cell: CellResult, suite: ET.Element) -> None:
+    """Earlier failed attempts, as surefire does for reruns: ``flakyError`` when the cell
+    got through in the end, ``rerunError`` when it did not."""
+    kind = "rerunError" if cell.status is Status.ERROR else "flakyError"
+    for attempt in cell.attempts[:-1]:
+        name = _harness_name(attempt.stage)
+        for case in suite.iter("testcase"):
+            if case.get("name") == name and case.get("classname") == f"{cell.id}.tagmatrix":
+                ET.SubElement(case, kind, {
+                    "type": attempt.stage or "error",
+                    "message": escape_visible(f"attempt {attempt.number}: {attempt.reason}")})
+
+
 def _harness(cell: CellResult) -> list[JTestCase]:
     """build, run and results: passing, or <error> for infrastructure problems."""
     classname = f"{cell.id}.tagmatrix"
@@ -70,8 +89,7 @@ def _harness(cell: CellResult) -> list[JTestCase]:
         cases["results"].add_skipped_info(message="no results: the cell timed out")
     elif cell.status is Status.ERROR:
         stage = cell.stage or "run"
-        name = "build" if stage in ("pull", "build", "image") else (
-            "results" if stage == "results" else "run")
+        name = _harness_name(stage)
         cases[name].add_error_info(message=reason, error_type=stage)
         after = {"build": ("run", "results"), "run": ("results",), "results": ()}[name]
         for later in after:
@@ -113,6 +131,7 @@ def _properties(cell: CellResult) -> dict[str, str]:
         "status": str(cell.status),
         "reason": cell.reason,
         "gating": "true" if cell.gating else "false (allowed to fail)",
+        "attempts": str(max(len(cell.attempts), 1)),
     }
     props.update({f"axis.{k}": v for k, v in cell.axes.items()})
     return {k: escape_visible(v) for k, v in props.items()}
@@ -127,6 +146,7 @@ def suite_element(cell: CellResult) -> ET.Element:
         stdout=escape_visible(clip(cell.output_tail, SYSTEM_OUT_MAX)) or None)
     element: ET.Element = suite.build_xml_doc()
     element.attrib.pop("disabled", None)
+    _add_attempts(cell, element)
     element.set("time", _time(cell.duration_s))
     for testcase in element.iter("testcase"):
         # zero times are omitted by junit-xml; the XSD and some readers want one.

@@ -64,6 +64,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
+def reason(cell: CellResult) -> str:
+    """The reason, with the number of attempts when there was more than one."""
+    tries = len(cell.attempts)
+    return cell.reason + (f" (after {tries} attempts)" if tries > 1 else "")
+
+
 def _tests(cell: CellResult) -> str:
     t = cell.tests
     if not t.total:
@@ -118,7 +124,7 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
     for cell in run.cells:
         cells.add_row(cell.id, Text(str(cell.status), style=STYLE[cell.status]), _tests(cell),
                       cell.interpreter.version or "-", _duration(cell.duration_s),
-                      escape_visible(cell.reason))
+                      escape_visible(reason(cell)))
     console.print(cells)
 
     failing = failing_tests(run.cells)
@@ -169,7 +175,7 @@ def markdown(run: RunResult) -> str:
     for cell in run.cells:
         out.append(f"| `{cell.id}` | {ICON[cell.status]} {cell.status} | {_tests(cell)} | "
                    f"{cell.interpreter.version or '-'} | {_duration(cell.duration_s)} | "
-                   f"{_md(cell.reason)} |")
+                   f"{_md(reason(cell))} |")
     failing = failing_tests(run.cells)
     if failing:
         out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]

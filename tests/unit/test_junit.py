@@ -8,7 +8,14 @@ import junitparser
 import pytest
 
 from orchestrator.reports.junit import escape_visible, render
-from orchestrator.results import CellResult, Interpreter, Status, TestCase, TestCounts
+from orchestrator.results import (
+    Attempt,
+    CellResult,
+    Interpreter,
+    Status,
+    TestCase,
+    TestCounts,
+)
 from tests.conftest import validate_against_xsd
 
 
@@ -134,6 +141,29 @@ def test_junitparser_reads_it() -> None:
                                                                ("3.13-slim", 3, 0)]
 
 
+RETRIED_OK = cell("r1", attempts=(
+    Attempt(number=1, status=Status.ERROR, stage="pull", reason="toomanyrequests"),
+    Attempt(number=2, status=Status.PASSED)))
+RETRIED_BAD = cell("r2", status=Status.ERROR, stage="pull", reason="429", attempts=(
+    Attempt(number=1, status=Status.ERROR, stage="pull", reason="429"),
+    Attempt(number=2, status=Status.ERROR, stage="pull", reason="429")))
+
+
+def test_attempts_are_in_the_junit() -> None:
+    root = parse(render([RETRIED_OK, RETRIED_BAD]))
+    ok_build = root.find("testsuite[@name='r1']/testcase[@name='build']")
+    assert ok_build is not None
+    flaky = ok_build.find("flakyError")
+    assert flaky is not None
+    assert flaky.get("message") == "attempt 1: toomanyrequests"
+    assert ok_build.find("error") is None
+    bad_build = root.find("testsuite[@name='r2']/testcase[@name='build']")
+    assert bad_build is not None
+    assert [e.tag for e in bad_build] == ["error", "rerunError"]
+    props = {p.get("name"): p.get("value") for p in root.iter("property")}
+    assert props["attempts"] == "2"
+
+
 HOSTILE_OUTPUT = "\x1b[31mred\x1b[0m NUL \x00 BEL \x07 C1 \x85 DEL \x7f"
 XSD_CASES = {
     "pass-and-fail": [cell("3.12-slim", cases=(
@@ -153,6 +183,7 @@ XSD_CASES = {
         TestCase(classname="t", name="n", time=1 / 3),
         TestCase(classname="t", name="z", time=0.0)))],
     "no-cells": [],
+    "retried": [RETRIED_OK, RETRIED_BAD],
 }
 
 

@@ -15,13 +15,15 @@ from orchestrator.engine import (
     BaseImage,
     EngineInfo,
     Execution,
+    Leftover,
     PreparedImage,
     RunContext,
 )
-from orchestrator.errors import BuildFailed, EngineUnavailable
+from orchestrator.errors import BuildFailed, CellError, EngineUnavailable
+from orchestrator.errors import ImageNotFound as ImageNotFoundError
 from orchestrator.plan import BuildSpec, Job, make_plan
 from orchestrator.results import CellResult, Interpreter, Status
-from orchestrator.scheduler import Options, Scheduler, classify
+from orchestrator.scheduler import Options, Scheduler, backoff, classify
 from orchestrator.tags import Catalogue
 
 Write = Callable[[str, str], Path]
@@ -80,6 +82,12 @@ class FakeEngine:
 
     def kill_run(self, ctx: RunContext) -> int:
         return 0
+
+    def leftovers(self, *, images: bool = False) -> list[Leftover]:
+        return []
+
+    def remove(self, item: Leftover) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -176,3 +184,82 @@ def test_interpreter_is_reported(tmp_path: Path, write: Write) -> None:
         version="3.12.1", executable="/usr/local/bin/python"))})
     _, results = run(tmp_path, engine, jobs(write, 'matrix: {python: ["3.12"]}\n'))
     assert results["3.12"].interpreter.version == "3.12.1"
+
+
+class FlakyEngine(FakeEngine):
+    """Fails prepare with a scripted sequence of errors before succeeding."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        super().__init__({}, delay=0.0)
+        self.failures = failures
+        self.prepares = 0
+
+    def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
+                ctx: RunContext) -> PreparedImage:
+        self.prepares += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return super().prepare(job, spec, log, ctx)
+
+
+def run_with(tmp_path: Path, engine: FakeEngine, job_list: list[Job],
+             retries: int = 2) -> dict[str, CellResult]:
+    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
+    scheduler = Scheduler(engine, job_list, reports=tmp_path / "reports", ctx=ctx,
+                          options=Options(parallel=1, retries=retries, backoff=0.01))
+    return {r.id: r for r in scheduler.run()}
+
+
+ONE = 'matrix: {python: ["3.12"]}\n'
+
+
+def test_rate_limit_is_retried_and_every_attempt_kept(tmp_path: Path, write: Write) -> None:
+    limited = CellError("pull: registry rate limit: toomanyrequests", stage="pull",
+                        retryable=True)
+    engine = FlakyEngine([limited])
+    result = run_with(tmp_path, engine, jobs(write, ONE))["3.12"]
+    assert result.status is Status.PASSED
+    assert [(a.number, a.status, a.stage) for a in result.attempts] == [
+        (1, Status.ERROR, "pull"), (2, Status.PASSED, "")]
+    assert "toomanyrequests" in result.attempts[0].reason
+    log = (tmp_path / "reports/logs/3.12.log").read_text()
+    assert "attempt 1 failed (pull: pull: registry rate limit" in log
+
+
+def test_retries_stop_at_the_configured_count(tmp_path: Path, write: Write) -> None:
+    limited = CellError("429", stage="pull", retryable=True)
+    engine = FlakyEngine([limited, limited, limited, limited])
+    result = run_with(tmp_path, engine, jobs(write, ONE), retries=2)["3.12"]
+    assert result.status is Status.ERROR
+    assert len(result.attempts) == 3
+    assert engine.prepares == 3
+
+
+def test_permanent_errors_and_test_failures_are_never_retried(tmp_path: Path,
+                                                              write: Write) -> None:
+    engine = FlakyEngine([ImageNotFoundError("tag not found", stage="pull")])
+    assert len(run_with(tmp_path, engine, jobs(write, ONE))["3.12"].attempts) == 1
+    failing = FakeEngine({"3.12": Execution(exit_code=1, junit=FAIL_XML)}, delay=0.0)
+    result = run_with(tmp_path, failing, jobs(write, ONE))["3.12"]
+    assert result.status is Status.FAILED
+    assert len(result.attempts) == 1
+
+
+def test_a_shared_build_that_failed_transiently_is_built_again(tmp_path: Path,
+                                                               write: Write) -> None:
+    broken = BuildFailed("build failed: connection reset by peer", stage="build",
+                         retryable=True)
+    engine = FlakyEngine([broken])
+    results = run_with(tmp_path, engine, jobs(write, 'matrix:\n  python: ["3.12"]\n'
+                                                    "  mode: [a, b]\n"))
+    assert [r.status for r in results.values()] == [Status.PASSED, Status.PASSED]
+    assert engine.prepares == 2  # the failed build, then one shared rebuild
+
+
+def test_backoff_grows_with_jitter() -> None:
+    first = [backoff(1, 2.0) for _ in range(200)]
+    third = [backoff(3, 2.0) for _ in range(200)]
+    assert all(1.0 <= d <= 2.0 for d in first)
+    assert all(4.0 <= d <= 8.0 for d in third)
+    assert len({round(d, 6) for d in first}) > 100  # jittered, not a constant
+    assert backoff(20, 2.0) <= 60.0
