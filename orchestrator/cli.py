@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -72,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", help="check the matrix file; exit 0 or 2")
     _add_common(validate, only=False)
+
+    clean = sub.add_parser("clean", help="remove what crashed or killed runs left behind")
+    clean.add_argument("--all-hosts", action="store_true",
+                       help="also runs started on other hosts (their liveness cannot be "
+                            "checked from here)")
+    clean.add_argument("--images", action="store_true",
+                       help="also the project images tagmatrix built (the build cache)")
+    clean.add_argument("--dry-run", action="store_true", help="only list what would go")
 
     report = sub.add_parser("report", help="re-render every report from results.json")
     report.add_argument("--reports", default="reports", help="the folder (default: ./reports)")
@@ -166,6 +176,29 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0 if run.ok else 1
 
 
+def cmd_clean(args: argparse.Namespace, console: Console) -> int:
+    from .cleanup import decide
+    from .engine.docker import DockerEngine
+
+    engine = DockerEngine(workers=1)
+    try:
+        items = engine.leftovers(images=args.images)
+        decision = decide([i for i in items if i.kind != "image"], all_hosts=args.all_hosts)
+        remove = [*decision.remove, *(i for i in items if i.kind == "image")]
+        verb = "would remove" if args.dry_run else "removed"
+        for item in remove:
+            if not args.dry_run:
+                engine.remove(item)
+            console.print(f"{verb} {item.kind} {item.name or item.id[:12]}"
+                          + (f" (run {item.run_id})" if item.run_id else ""))
+        for item, why in decision.keep:
+            console.print(f"kept {item.kind} {item.name or item.id[:12]}: {why}")
+        console.print(f"{len(remove)} {verb}, {len(decision.keep)} kept")
+    finally:
+        engine.close()
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
     console.print(f"{config.file}: OK ({len(config.cells)} cells)")
@@ -203,8 +236,12 @@ def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
 
     def handler(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
-        if cancellation.event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # the second Ctrl-C forces the exit
+        if cancellation.event.is_set():
+            # A second signal forces the exit now: no reports, containers may stay
+            # behind (their labels let `tagmatrix clean` or the next run remove them).
+            print(f"\ntagmatrix: {name} again: exiting now; `tagmatrix clean` removes "
+                  "what is left", file=sys.stderr, flush=True)
+            os._exit(143 if signum == signal.SIGTERM else 130)
         print(f"\ntagmatrix: {name}: cancelling (killing running containers)...",
               file=sys.stderr, flush=True)
         cancellation.cancel(name)
@@ -216,7 +253,7 @@ def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "tags": cmd_tags,
-            "report": cmd_report}
+            "report": cmd_report, "clean": cmd_clean}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -229,6 +266,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     if not console.is_terminal:  # CI logs: do not squeeze tables into 80 columns
         console = Console(highlight=False, width=max(console.width, 160))
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(logging.Formatter("tagmatrix: warning: %(message)s"))
+    logging.getLogger("orchestrator").addHandler(warnings)
     try:
         if args.command == "schema":
             print(json.dumps(schema(), indent=2))
@@ -240,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TagmatrixError as exc:
         print(f"tagmatrix: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("\ntagmatrix: interrupted twice: exiting without cleanup", file=sys.stderr)
+    except KeyboardInterrupt:  # outside `run` (plan, tags ...): nothing to clean up
+        print("\ntagmatrix: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("orchestrator").removeHandler(warnings)

@@ -50,6 +50,28 @@ class EnvVar:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Resource limits of each test container."""
+
+    memory: int = 4 * 1024**3  # bytes; swap is not allowed on top
+    nano_cpus: int | None = None
+    pids: int = 4096
+
+
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_size(value: int | str) -> int:
+    """``512m`` -> bytes; plain integers are bytes."""
+    if isinstance(value, int):
+        return value
+    text = value.strip().lower().rstrip("b")
+    unit = text[-1] if text and text[-1] in "kmg" else ""
+    number = text[: -1] if unit else text
+    return int(float(number) * _UNITS[unit])
+
+
+@dataclass(frozen=True, kw_only=True)
 class ImageSettings:
     registry: str = "docker.io"
     repository: str = "library/python"
@@ -95,6 +117,8 @@ class Config:
     test: TestSettings = field(default_factory=TestSettings)
     parallel: int = 2
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
+    retries: int = 2
+    limits: Limits = field(default_factory=Limits)
     allow_failure: tuple[Selector, ...] = ()
     profile: str | None = None
     profiles: tuple[str, ...] = ()
@@ -192,6 +216,16 @@ class _Reader:
         if not parts:
             raise self.error(path, "the command is empty")
         return parts
+
+    def limits(self, section: Mapping[str, Any]) -> Limits:
+        default = Limits()
+        memory = parse_size(section["memory"]) if "memory" in section else default.memory
+        if memory < 6 * 1024**2:  # the engine's own minimum
+            raise self.error(("limits", "memory"), f"{memory} bytes is below Docker's "
+                             "minimum of 6 MiB", "use a size like 512m or 4g")
+        cpus = section.get("cpus")
+        return Limits(memory=memory, nano_cpus=int(cpus * 1e9) if cpus else None,
+                      pids=int(section.get("pids", default.pids)))
 
     def env(self, mapping: Mapping[str, Any], path: KeyPath) -> tuple[EnvVar, ...]:
         out = []
@@ -339,6 +373,13 @@ def load_config(path: Path | str, *, profile: str | None = None,
         raise reader.error(("build", "dockerfile"),
                            f"{project / build['dockerfile']} does not exist",
                            "the path is relative to the project folder")
+    if build.get("mode") == "mount" and any(
+            sock.exists() and project in sock.parents
+            for sock in (Path("/var/run/docker.sock"), Path("/run/docker.sock"),
+                         project / "docker.sock")):
+        raise reader.error(("project",), "refusing to bind-mount a folder that holds the "
+                           "Docker socket into test containers",
+                           "point project at your checkout, not at a system folder")
     if build.get("setup") and build.get("mode", "image") != "mount":
         raise reader.error(("build", "setup"), "setup runs only with build.mode: mount",
                            "in image mode, put setup steps in the Dockerfile")
@@ -369,6 +410,8 @@ def load_config(path: Path | str, *, profile: str | None = None,
         ),
         parallel=int(data.get("parallel", 2)),
         log_max_bytes=int(data.get("logs", {}).get("max_bytes", DEFAULT_LOG_MAX_BYTES)),
+        retries=int(data.get("retries", 2)),
+        limits=reader.limits(data.get("limits", {})),
         allow_failure=reader.selectors(data.get("allow_failure", [])),
         profile=profile,
         profiles=tuple(sorted(profiles)) if isinstance(profiles, dict) else (),

@@ -12,10 +12,10 @@ import functools
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config, EnvVar
+from .config import Config, EnvVar, Limits
 from .matrix import Cell, Selector
 from .tags import Catalogue, UnknownVersion, parse_variant, parse_version
 
@@ -59,6 +59,7 @@ class Job:
     pytest_junit: bool = False  # we asked pytest for JUnit through PYTEST_ADDOPTS
     timeout: float
     gating: bool = True
+    limits: Limits = field(default_factory=Limits)
     expected_version: str | None = None  # what the catalogue says the tag holds
 
     @property
@@ -241,6 +242,7 @@ def make_plan(
             pytest_junit=pytest_junit,
             timeout=cell.overrides.timeout or config.test.timeout,
             gating=not any(s.matches(cell) for s in config.allow_failure),
+            limits=config.limits,
             expected_version=resolved,
         ))
     return Plan(jobs=tuple(jobs), catalogue_source=catalogue.source)

@@ -16,10 +16,12 @@ from pathlib import Path
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from .celllog import now_iso
+from .cleanup import decide, process_start
 from .config import Config
-from .engine import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_RUN, Engine, RunContext
+from .engine import Engine, RunContext
 from .errors import UsageError
 from .junit_in import InvalidResults, parse_cell_suite
+from .labels import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_RUN
 from .matrix import Selector
 from .plan import Plan, make_plan
 from .reports import html, junit, summary
@@ -59,8 +61,20 @@ def new_run_id() -> str:
 
 def run_labels(run_id: str) -> dict[str, str]:
     """Labels on every container of the run: who owns it, to clean up after crashes."""
-    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(os.getpid()),
-            LABEL_HOST: socket.gethostname()}
+    pid = os.getpid()
+    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(pid),
+            LABEL_PID_START: process_start(pid), LABEL_HOST: socket.gethostname()}
+
+
+def sweep(engine: Engine) -> int:
+    """Remove what dead runs of this host left behind (a crash, a kill -9)."""
+    decision = decide(engine.leftovers())
+    for item in decision.remove:
+        engine.remove(item)
+    if decision.remove:
+        log.warning("removed %d leftovers of dead runs: %s", len(decision.remove),
+                    ", ".join(sorted({i.run_id for i in decision.remove})))
+    return len(decision.remove)
 
 
 def attach_run_log(reports: Path) -> logging.Handler:
@@ -146,13 +160,15 @@ def execute(request: RunRequest, *, engine_factory: Callable[[], Engine],
         try:
             info = engine.info()
             log.info("engine %s: %s %s %s", engine.name, info.os, info.arch, info.version)
+            sweep(engine)
             plan = plan_for(request, (info.os,))
             ctx = RunContext(run_id=run_id, labels=run_labels(run_id),
                              cancel=cancellation.event)
             secret_values = tuple(e.value for e in config.test.env if e.secret)
             scheduler = Scheduler(engine, list(plan.jobs), reports=request.reports, ctx=ctx,
                                   options=Options(parallel=request.parallel,
-                                                  log_max_bytes=config.log_max_bytes),
+                                                  log_max_bytes=config.log_max_bytes,
+                                                  retries=config.retries),
                                   on_event=on_event, secrets=secret_values)
             finished = threading.Event()
             watcher = threading.Thread(target=_kill_on_cancel, args=(engine, ctx, finished),

@@ -126,6 +126,24 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "parallel": {"type": "integer", "minimum": 1},
+    "limits": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "Resource limits of every test container.",
+        "properties": {
+            "memory": {"oneOf": [
+                {"type": "integer", "minimum": 6291456},
+                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmMgG]?[bB]?$"}],
+                "description": "Bytes, or a size like 512m or 4g (default 4g; no swap)."},
+            "cpus": {"type": "number", "exclusiveMinimum": 0,
+                     "description": "CPUs (default: no limit)."},
+            "pids": {"type": "integer", "minimum": 16,
+                     "description": "Process limit (default 4096)."},
+        },
+    },
+    "retries": {"type": "integer", "minimum": 0, "maximum": 10,
+                "description": "Further attempts after an infrastructure error (rate limit, "
+                               "engine connection); never after test failures. Default 2."},
     "logs": {
         "type": "object",
         "additionalProperties": False,

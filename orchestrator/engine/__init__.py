@@ -12,15 +12,23 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ..celllog import CellLog
+from ..labels import LABEL_RUN
 from ..plan import BuildSpec, Job
 from ..results import Interpreter
 
-# Labels on everything tagmatrix creates, so it can find and remove it.
-LABEL_MANAGED = "org.tagmatrix.managed"
-LABEL_RUN = "org.tagmatrix.run-id"
-LABEL_PID = "org.tagmatrix.pid"
-LABEL_HOST = "org.tagmatrix.host"
-LABEL_CELL = "org.tagmatrix.cell"
+
+@dataclass(frozen=True)
+class Leftover:
+    """One object an engine holds that carries tagmatrix's labels."""
+
+    kind: str  # container, service, image
+    id: str
+    name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return self.labels.get(LABEL_RUN, "")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +116,15 @@ class Engine(Protocol):
 
     def kill_run(self, ctx: RunContext) -> int:
         """Kill and remove everything this run created; returns how many objects."""
+        ...
+
+    def leftovers(self, *, images: bool = False) -> list[Leftover]:
+        """Every container (and service) carrying tagmatrix's labels; built images too
+        when ``images``."""
+        ...
+
+    def remove(self, item: Leftover) -> None:
+        """Remove one leftover (forcefully for containers and services)."""
         ...
 
     def close(self) -> None:

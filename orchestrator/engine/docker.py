@@ -26,26 +26,27 @@ import requests
 
 from ..celllog import CellLog
 from ..errors import CellError
+from ..labels import LABEL_CELL, LABEL_MANAGED, LABEL_RUN
 from ..plan import WORKDIR, BuildSpec, Job
 from ..results import Interpreter
 from . import (
-    LABEL_CELL,
-    LABEL_MANAGED,
-    LABEL_RUN,
     BaseImage,
     EngineInfo,
     Execution,
+    Leftover,
     PreparedImage,
     RunContext,
 )
 from .bootstrap import SETUP_FAILED_EXIT, container_command, job_env
 from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
 from .dockerimage import ImageStore
+from .logstream import LOG_CONFIG, Attachment
 
 log = logging.getLogger(__name__)
 
 WAIT_SLICE = 1.0  # seconds per wait() call; bounds how late a deadline is noticed
-LOG_GRACE = 5.0  # seconds the log stream may lag behind the container's exit
+LOG_STALL = 5.0  # after exit, the log stream is cut once it stops moving this long
+LOG_DRAIN_MAX = 300.0  # ... and in any case after this long
 MAX_RESULT_FILE = 64 * 1024 * 1024
 _MODE_DIR = 1 << 31  # Go's os.FileMode bits in get_archive's stat
 _MODE_SYMLINK = 1 << 27
@@ -145,7 +146,14 @@ class DockerEngine:
         if job.mount is not None:
             binds = {str(job.mount): {"bind": WORKDIR[job.platform], "mode": "rw"}}
         with self.errors.errors("run", "create container"):
-            host_config = self.api.create_host_config(binds=binds, privileged=False)
+            # Never privileged, never the Docker socket; no privilege escalation
+            # (setuid) inside; memory without swap on top so an OOM is an OOM.
+            limits = job.limits
+            host_config = self.api.create_host_config(
+                binds=binds, privileged=False, security_opt=["no-new-privileges:true"],
+                mem_limit=limits.memory, memswap_limit=limits.memory,
+                nano_cpus=limits.nano_cpus, pids_limit=limits.pids,
+                log_config=LOG_CONFIG[job.platform])
             container = self.api.create_container(
                 image.reference, command=container_command(), environment=self._environment(job),
                 labels={**ctx.labels, LABEL_CELL: job.id}, host_config=host_config,
@@ -156,21 +164,23 @@ class DockerEngine:
         try:
             log.section(f"run: {' '.join(job.command)}")
             log.restart_excerpt()
+            with self.errors.errors("run", "attach to the container"):
+                # attached before start: not a byte of output is missed
+                pump = _LogPump(Attachment(self.api, cid), cid, log)
+            pump.start()
             with self.errors.errors("run", "start container"):
                 self.api.start(cid)
             started = time.monotonic()
-            pump = _LogPump(self.streams, cid, log)
-            pump.start()
             exit_code, timed_out, cancelled = self._wait(cid, started + job.timeout, ctx)
             run_s = time.monotonic() - started
-            pump.finish(LOG_GRACE)
+            pump.drain(LOG_STALL, LOG_DRAIN_MAX)
             with self.errors.errors("run", "inspect container"):
                 state = self.api.inspect_container(cid)["State"]
             return self._collect(job, image, cid, state=state, exit_code=exit_code,
                                  timed_out=timed_out, cancelled=cancelled, run_s=run_s)
         finally:
             if pump is not None:
-                pump.finish(0)
+                pump.cut()
             self._remove(cid)
 
     def _wait(self, cid: str, deadline: float, ctx: RunContext) -> tuple[int | None, bool, bool]:
@@ -294,6 +304,29 @@ class DockerEngine:
             removed += 1
         return removed
 
+    def leftovers(self, *, images: bool = False) -> list[Leftover]:
+        found: list[Leftover] = []
+        with self.errors.errors("engine", "list leftovers"):
+            for item in self.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=true"}):
+                names = item.get("Names") or [""]
+                found.append(Leftover("container", str(item["Id"]), names[0].lstrip("/"),
+                                      dict(item.get("Labels") or {})))
+            if images:
+                for item in self.api.images(filters={"label": f"{LABEL_MANAGED}=true"}):
+                    tags = item.get("RepoTags") or [""]
+                    found.append(Leftover("image", str(item["Id"]), tags[0],
+                                          dict(item.get("Labels") or {})))
+        return found
+
+    def remove(self, item: Leftover) -> None:
+        if item.kind == "container":
+            self._remove(item.id)
+        elif item.kind == "image":
+            try:  # never forced: an image a container still uses stays
+                self.api.remove_image(item.id)
+            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+                log.warning("kept image %s: %s", item.name or item.id[:19], exc)
+
     def base_image(self, reference: str) -> BaseImage | None:
         """Inspect a base image without pulling (for reports)."""
         return self.images._inspect(reference)
@@ -305,32 +338,36 @@ class DockerEngine:
 class _LogPump(threading.Thread):
     """Copies the container's output into the cell log as it arrives."""
 
-    def __init__(self, streams: Streams, cid: str, log: CellLog) -> None:
+    def __init__(self, attachment: Attachment, cid: str, log: CellLog) -> None:
         super().__init__(name=f"logs-{cid[:12]}", daemon=True)
-        self.streams = streams
-        self.cid = cid
+        self.attachment = attachment
         self.log = log
-        self._abort: Any = None
-        self._ready = threading.Event()
 
     def run(self) -> None:
         try:
-            with self.streams.client() as (api, abort):
-                self._abort = abort
-                self._ready.set()
-                for chunk in api.logs(self.cid, stream=True, follow=True):
-                    self.log.output(chunk)
-        except Exception as exc:  # noqa: BLE001 - a cut stream is expected after abort()
-            log.debug("log stream of %s ended: %s", self.cid[:12], exc)
+            self.attachment.pump(self.log.output)
         finally:
-            self._ready.set()
             self.log.end_output()
 
-    def finish(self, grace: float) -> None:
-        """Wait ``grace`` seconds for the stream to drain, then cut it."""
-        self.join(grace)
+    def drain(self, stall: float, limit: float) -> None:
+        """After the container exited: let the stream finish while it keeps moving.
+
+        An attached stream ends with the container; this only guards against an
+        engine that keeps the connection open: a stalled stream is cut after
+        ``stall`` seconds, any stream after ``limit``.
+        """
+        deadline = time.monotonic() + limit
+        seen, still_since = self.log.output_bytes, time.monotonic()
+        while self.is_alive() and time.monotonic() < deadline:
+            self.join(0.2)
+            if self.log.output_bytes != seen:
+                seen, still_since = self.log.output_bytes, time.monotonic()
+            elif time.monotonic() - still_since >= stall:
+                break
+        self.cut()
+
+    def cut(self) -> None:
+        """End the stream now (if it has not ended)."""
         if self.is_alive():
-            self._ready.wait(1)
-            if self._abort is not None:
-                self._abort()
+            self.attachment.close()
             self.join(2)

@@ -169,3 +169,24 @@ def test_profile_errors_point_into_the_profile(write: Write) -> None:
         load_config(path, profile="pr")
     assert f"{path}:5:" in str(info.value)
     assert "at least 1" in str(info.value)
+
+
+def test_limits(write: Write) -> None:
+    config = load_config(write("matrix.yaml", """
+        matrix: {python: ["3.12"]}
+        limits: {memory: 512m, cpus: 1.5, pids: 256}
+    """))
+    assert config.limits.memory == 512 * 1024**2
+    assert config.limits.nano_cpus == 1_500_000_000
+    assert config.limits.pids == 256
+    default = load_config(write("m2.yaml", 'matrix: {python: ["3.12"]}\n')).limits
+    assert (default.memory, default.nano_cpus, default.pids) == (4 * 1024**3, None, 4096)
+    with pytest.raises(ConfigError, match="minimum of 6 MiB"):
+        load_config(write("m3.yaml", 'matrix: {python: ["3.12"]}\nlimits: {memory: 1k}\n'))
+
+
+def test_mount_mode_refuses_a_folder_holding_the_docker_socket(write: Write,
+                                                               tmp_path: Path) -> None:
+    (tmp_path / "docker.sock").write_text("")
+    with pytest.raises(ConfigError, match="Docker socket"):
+        load_config(write("matrix.yaml", 'matrix: {python: ["3.12"]}\nbuild: {mode: mount}\n'))

@@ -1,0 +1,8 @@
+"""Labels on everything tagmatrix creates, so it can find and remove it."""
+
+LABEL_MANAGED = "org.tagmatrix.managed"
+LABEL_RUN = "org.tagmatrix.run-id"
+LABEL_PID = "org.tagmatrix.pid"
+LABEL_HOST = "org.tagmatrix.host"
+LABEL_PID_START = "org.tagmatrix.pid-start"  # tells a live owner from a reused PID
+LABEL_CELL = "org.tagmatrix.cell"
