@@ -143,11 +143,14 @@ class Scheduler:
             pool.shutdown(wait=True, cancel_futures=True)
         for job in runnable:
             if job.id not in results:
-                status, reason = ((Status.ERROR, f"not run: {self.engine_lost}")
-                                  if self.engine_lost else
-                                  (Status.CANCELLED, "cancelled before it started"))
-                results[job.id] = _base_result(job, status, reason)
-                self.on_event(job.id, str(status), reason)
+                if self.engine_lost:
+                    result = replace(_base_result(job, Status.ERROR,
+                                                  f"not run: {self.engine_lost.message}"),
+                                     stage="engine")
+                else:
+                    result = _base_result(job, Status.CANCELLED, "cancelled before it started")
+                results[job.id] = result
+                self.on_event(job.id, str(result.status), result.reason)
         return [results[j.id] for j in self.jobs]
 
     def _prepare(self, job: Job, cell_log: CellLog) -> PreparedImage:

@@ -14,6 +14,11 @@ REPO = Path(__file__).resolve().parent.parent
 XSD = REPO.parent / "shared" / "reference" / "junit-10.xsd"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Disruptive tests (they stop the engine) run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_tag_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Tests (and the tagmatrix processes they start) never see the user's tag lists.

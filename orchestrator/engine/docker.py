@@ -173,6 +173,10 @@ class DockerEngine:
             started = time.monotonic()
             exit_code, timed_out, cancelled = self._wait(cid, started + job.timeout, ctx)
             run_s = time.monotonic() - started
+            if cancelled:  # the run's cleanup removes the container: nothing to collect
+                pump.cut()
+                return Execution(exit_code=exit_code, cancelled=True, run_s=run_s,
+                                 node=self.info().node)
             pump.drain(LOG_STALL, LOG_DRAIN_MAX)
             with self.errors.errors("run", "inspect container"):
                 state = self.api.inspect_container(cid)["State"]
@@ -195,7 +199,8 @@ class DockerEngine:
             try:
                 # requests takes a float timeout; the stubs say int
                 result = self.api.wait(cid, timeout=max(min(remaining, WAIT_SLICE), 0.05))  # type: ignore[arg-type]
-                return int(result.get("StatusCode", -1)), False, False
+                # killed by the cancellation (kill_run) while we waited: cancelled, not 137
+                return int(result.get("StatusCode", -1)), False, ctx.cancel.is_set()
             except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
                 # docker-py reports a wait timeout as ConnectionError: tell it from a lost engine.
                 if not self.errors.alive():
@@ -220,7 +225,11 @@ class DockerEngine:
         try:
             self.api.remove_container(cid, force=True, v=True)
         except docker.errors.NotFound:
-            pass
+            pass  # already gone
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409 and "already in progress" in str(exc.explanation):
+                return  # the cancellation's cleanup got there first
+            log.warning("could not remove container %s: %s", cid[:12], exc)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not remove container %s: %s", cid[:12], exc)
 

@@ -11,6 +11,7 @@ that other threads share.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+import urllib3
 from docker.context import ContextAPI
 from docker.types import CancellableStream
 from docker.utils import kwargs_from_env
@@ -169,7 +171,9 @@ class Translator:
                 text = f"registry rate limit: {text}"
             raise CellError(f"{what}: {text}", stage=stage,
                             retryable=exc.status_code == 429 or is_transient(text)) from exc
-        except requests.exceptions.ConnectionError as exc:
+        except (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError,
+                http.client.HTTPException, ConnectionError) as exc:
+            # a cut stream surfaces from urllib3 or http.client, not always as requests'
             if not self.alive():
                 raise self.lost(exc) from exc
             raise CellError(f"{what}: connection to the engine failed: {_short(exc)}",

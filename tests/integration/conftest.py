@@ -96,13 +96,17 @@ def make_project(root: Path, matrix: str, tests: dict[str, str], *,
     return path
 
 
-def lab_matrix(pythons: list[str], *, parallel: int = 2, extra: str = "") -> str:
-    """A matrix.yaml for the lab registry."""
+def lab_matrix(pythons: list[str], *, parallel: int = 2, extra: str = "",
+               command: str | list[str] = "python -m pytest -q tests", timeout: float = 120,
+               test_extra: str = "") -> str:
+    """A matrix.yaml for the lab registry (``test_extra``: more keys under ``test:``)."""
     listed = ", ".join(f'"{p}"' for p in pythons)
+    more = textwrap.indent(textwrap.dedent(test_extra).strip("\n"), "  ")
     return (f'project: .\nimage: {{registry: "{REGISTRY}"}}\n'
             f"matrix:\n  python: [{listed}]\n  variant: [slim]\n"
-            "test:\n  command: python -m pytest -q tests\n  timeout: 120\n"
-            f"parallel: {parallel}\n{textwrap.dedent(extra)}")
+            f"test:\n  command: {json.dumps(command)}\n  timeout: {timeout}\n"
+            + (f"{more}\n" if more else "")
+            + f"parallel: {parallel}\n{textwrap.dedent(extra)}")
 
 
 def tagmatrix(*args: str, client: docker.DockerClient | None = None,

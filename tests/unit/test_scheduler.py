@@ -145,7 +145,8 @@ def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write)
     assert scheduler.engine_lost is lost
     statuses = [r.status for r in results.values()]
     assert statuses == [Status.ERROR] * 4
-    assert "not run" in results["3.13-slim"].reason
+    assert results["3.13-slim"].reason == "not run: lost the Docker engine"
+    assert results["3.13-slim"].stage == "engine"
 
 
 def test_cancellation_marks_running_and_queued_cells(tmp_path: Path, write: Write) -> None:

@@ -1,0 +1,75 @@
+"""The engine stops mid-run: remaining cells end as error, reports are written, exit 3.
+
+Disruptive (it stops the real dockerd, then starts it again with lab/up): the
+collection hook in tests/conftest.py runs it after every other test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import junitparser
+import pytest
+
+from tests.conftest import REPO
+from tests.integration.conftest import (
+    Outcome,
+    lab_matrix,
+    make_project,
+    managed_containers,
+    tagmatrix,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.disruptive]
+
+
+def _dockerd() -> int | None:
+    found = subprocess.run(["pidof", "dockerd"], capture_output=True, text=True, check=False)
+    return int(found.stdout.split()[0]) if found.returncode == 0 else None
+
+
+def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
+                             lab_minors: list[str]) -> None:
+    pid = _dockerd()
+    if pid is None:
+        pytest.fail("no dockerd process to stop on this machine", pytrace=False)
+    tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n"}
+    path = make_project(tmp_path, lab_matrix(lab_minors[:1], parallel=1).replace(
+        "variant: [slim]", "variant: [slim]\n  shard: [a, b, c]"), tests)
+    process = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-f", str(path),
+                                "--reports", str(tmp_path / "r")], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not managed_containers(docker_client) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        os.kill(pid, signal.SIGTERM)  # the engine goes away
+        _, err = process.communicate(timeout=120)
+    finally:
+        restarted = subprocess.run([str(REPO / "lab" / "up")], capture_output=True, text=True,
+                                   timeout=300, check=False)
+    assert restarted.returncode == 0, restarted.stderr
+    assert process.returncode == 3, err
+    assert "lost the Docker engine" in err
+    assert "Traceback" not in err
+    cells = Outcome(3, "", err, tmp_path / "r").cells()
+    assert [c["status"] for c in cells.values()] == ["error", "error", "error"]
+    assert [c["stage"] for c in cells.values()] == ["engine", "engine", "engine"]
+    assert all("lost the Docker engine" in c["reason"] for c in cells.values())
+    assert [c["reason"].startswith("not run: ") for c in cells.values()] == [False, True, True]
+    assert len(list(junitparser.JUnitXml.fromfile(str(tmp_path / "r" / "junit.xml")))) == 3
+    # back up: what the lost run left is cleaned (its process is gone)
+    client = docker.from_env()
+    try:
+        cleaned = tagmatrix("clean")
+        assert cleaned.code == 0, cleaned.err
+        assert managed_containers(client) == set()
+    finally:
+        client.close()
