@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab demo test unit lint bench clean
+.PHONY: install lab demo test unit lint bench faults clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
 install: $(STAMP)
@@ -43,6 +43,10 @@ lint: install
 ## bench: benchmarks (figures, not tests); writes reports/bench.json
 bench: install
 	$(BIN)/python benchmarks/plan_bench.py
+
+## faults: fault scenarios in a row (results lost, leftovers, cleanup time)
+faults: install lab
+	$(BIN)/python benchmarks/faults.py --disruptive
 
 ## clean: the venv, caches and report output (not the lab cache: lab/.cache)
 clean:
