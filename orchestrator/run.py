@@ -26,7 +26,7 @@ from .matrix import Selector
 from .plan import Plan, make_plan
 from .reports import html, junit, summary
 from .reports.files import atomic_write, write_json
-from .results import RunResult, load_results
+from .results import RunResult, Status, load_results
 from .scheduler import EventSink, Options, Scheduler
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,16 @@ def rerender(reports: Path) -> RunResult:
     return run
 
 
+def previous_durations(reports: Path) -> dict[str, float]:
+    """Cell durations of the last run in this folder, for longest-first scheduling."""
+    try:
+        previous = load_results(reports / "results.json")
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {c.id: c.duration_s for c in previous.cells
+            if c.status in (Status.PASSED, Status.FAILED)}
+
+
 def plan_for(request: RunRequest, platforms: tuple[str, ...]) -> Plan:
     return make_plan(request.config, request.config.catalogue, only=request.only,
                      platforms=platforms)
@@ -168,7 +178,8 @@ def execute(request: RunRequest, *, engine_factory: Callable[[], Engine],
             scheduler = Scheduler(engine, list(plan.jobs), reports=request.reports, ctx=ctx,
                                   options=Options(parallel=request.parallel,
                                                   log_max_bytes=config.log_max_bytes,
-                                                  retries=config.retries),
+                                                  retries=config.retries,
+                                                  expected=previous_durations(request.reports)),
                                   on_event=on_event, secrets=secret_values)
             finished = threading.Event()
             watcher = threading.Thread(target=_kill_on_cancel, args=(engine, ctx, finished),

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .celllog import DEFAULT_MAX_BYTES, CellLog, now_iso
 from .engine import Engine, Execution, PreparedImage, RunContext
@@ -37,6 +38,8 @@ class Options:
     log_max_bytes: int = DEFAULT_MAX_BYTES
     retries: int = 2  # further attempts after an infrastructure error
     backoff: float = 2.0  # seconds before the first retry; doubles, with jitter
+    build_parallel: int = 0  # builds at once (0: as many as parallel)
+    expected: dict[str, float] = field(default_factory=dict)  # cell id -> seconds, last run
 
 
 def _base_result(job: Job, status: Status, reason: str) -> CellResult:
@@ -112,35 +115,78 @@ class Scheduler:
         self.secrets = secrets
         self._builds: dict[str, tuple[str, Future[PreparedImage]]] = {}
         self._builds_lock = threading.Lock()
+        self._logs: dict[str, CellLog] = {}
+        self._logs_lock = threading.Lock()
+        self._index = {job.id: i for i, job in enumerate(jobs)}
         self.engine_lost: EngineUnavailable | None = None
 
+    def _priority(self, job: Job) -> tuple[float, int]:
+        """Longest expected first (durations of the previous run), then plan order."""
+        return (-self.options.expected.get(job.id, 0.0), self._index[job.id])
+
+    def _log_for(self, job: Job) -> CellLog:
+        with self._logs_lock:
+            if job.id not in self._logs:
+                self._logs[job.id] = CellLog(self.reports / "logs" / f"{job.id}.log",
+                                             max_bytes=self.options.log_max_bytes,
+                                             secrets=self.secrets)
+            return self._logs[job.id]
+
     def run(self) -> list[CellResult]:
-        """Every job's result, in plan order."""
+        """Every job's result, in plan order.
+
+        A pipeline: each distinct image is built once, in a build pool; a cell
+        enters one of the ``parallel`` run slots as soon as its image is ready
+        (builds of later cells overlap with the tests of earlier ones), longest
+        expected first.
+        """
         results: dict[str, CellResult] = {}
         for job in self.jobs:
             if job.state != PLANNED:
                 results[job.id] = _base_result(job, Status.SKIPPED, job.reason)
                 self.on_event(job.id, "skipped", job.reason)
-        runnable = [j for j in self.jobs if j.state == PLANNED]
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.parallel),
-                                  thread_name_prefix="cell")
+        runnable = sorted((j for j in self.jobs if j.state == PLANNED), key=self._priority)
+        for job in runnable:
+            self.on_event(job.id, "queued", "")
+        waiting: dict[str, list[Job]] = {}  # build key -> cells waiting for that image
+        ready: list[Job] = []
+        for job in runnable:
+            if job.build is None:
+                ready.append(job)
+            else:
+                waiting.setdefault(job.build.key, []).append(job)
+        parallel = max(1, self.options.parallel)
+        builders = ThreadPoolExecutor(max_workers=max(1, self.options.build_parallel or parallel),
+                                      thread_name_prefix="build")
+        runners = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cell")
+        builds = {builders.submit(self._build, jobs[0]): key for key, jobs in waiting.items()}
+        running: dict[Future[CellResult], Job] = {}
         try:
-            pending = {pool.submit(self._run_job, job): job for job in runnable}
-            for job in runnable:
-                self.on_event(job.id, "queued", "")
-            while pending:
+            while builds or ready or running:
+                if self.ctx.cancel.is_set() or self.engine_lost:
+                    break
+                ready.sort(key=self._priority)
+                while ready and len(running) < parallel:
+                    job = ready.pop(0)
+                    running[runners.submit(self._run_job, job)] = job
+                pending: list[Future[Any]] = [*builds, *running]
                 done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 for future in done:
-                    job = pending.pop(future)
-                    if future.cancelled():
+                    if future in builds:
+                        ready.extend(waiting.pop(builds.pop(future)))
                         continue
+                    job = running.pop(future)
                     with suppress(_NotStarted):  # filled in below: cancelled or not run
                         results[job.id] = future.result()
-                if self.ctx.cancel.is_set():
-                    for future in pending:
-                        future.cancel()
+            for future, job in list(running.items()):
+                with suppress(_NotStarted):
+                    results[job.id] = future.result()
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            builders.shutdown(wait=True, cancel_futures=True)
+            runners.shutdown(wait=True, cancel_futures=True)
+            with self._logs_lock:
+                for cell_log in self._logs.values():
+                    cell_log.close()
         for job in runnable:
             if job.id not in results:
                 if self.engine_lost:
@@ -153,15 +199,29 @@ class Scheduler:
                 self.on_event(job.id, str(result.status), result.reason)
         return [results[j.id] for j in self.jobs]
 
-    def _prepare(self, job: Job, cell_log: CellLog) -> PreparedImage:
+    def _build(self, job: Job) -> None:
+        """The build stage: build ``job``'s image into its cell log; failures are kept
+        in the shared future and reported when the cells run."""
+        if self.ctx.cancel.is_set() or self.engine_lost:
+            return
+        cell_log = self._log_for(job)
+        cell_log.section("build")
+        self.on_event(job.id, "building", "")
+        with suppress(Exception):  # recorded in the build's future; the cells report it
+            self._prepare(job, cell_log)
+
+    def _prepare(self, job: Job, cell_log: CellLog, attempt: int = 1) -> PreparedImage:
+        """The cell's image: built once per build key and shared. A build that failed
+        transiently counts as the first attempt; a later attempt builds again."""
         spec = job.build
         if spec is None:
             return self.engine.prepare(job, None, cell_log, self.ctx)
         with self._builds_lock:
             entry = self._builds.get(spec.key)
-            if entry is not None and entry[1].done() and entry[1].exception() is not None \
+            if entry is not None and attempt > 1 and entry[1].done() \
+                    and entry[1].exception() is not None \
                     and getattr(entry[1].exception(), "retryable", False):
-                entry = None  # a retry after a transient failure builds again
+                entry = None
             owner = entry is None
             if entry is None:
                 entry = (job.id, Future())
@@ -175,10 +235,14 @@ class Scheduler:
                 raise
             future.set_result(image)
             return image
-        cell_log.note(f"image {spec.tag} is shared with cell {builder}: its log has the build")
+        if builder != job.id:
+            cell_log.note(f"image {spec.tag} is shared with cell {builder}: its log has "
+                          "the build")
         try:
             return future.result()
         except CellError as exc:
+            if builder == job.id:
+                raise
             raise CellError(f"{exc.message} (build shared with cell {builder})",
                             stage=exc.stage, retryable=exc.retryable) from exc
 
@@ -186,8 +250,7 @@ class Scheduler:
         """All attempts at one cell; only infrastructure errors are tried again."""
         if self.ctx.cancel.is_set() or self.engine_lost:
             raise _NotStarted
-        cell_log = CellLog(self.reports / "logs" / f"{job.id}.log",
-                           max_bytes=self.options.log_max_bytes, secrets=self.secrets)
+        cell_log = self._log_for(job)
         attempts: list[Attempt] = []
         clock = time.monotonic()
         try:
@@ -226,9 +289,9 @@ class Scheduler:
             cell_log.note(f"cell {job.id}: python {job.cell.python} variant "
                           f"{job.cell.variant or '(default)'} on engine {self.engine.name}"
                           + (f", attempt {number}" if number > 1 else ""))
-            cell_log.section("build" if job.build else "image")
-            self.on_event(job.id, "building" if job.build else "pulling", "")
-            image = self._prepare(job, cell_log)
+            if job.build is None or number > 1:
+                cell_log.section("build" if job.build else "image")
+            image = self._prepare(job, cell_log, number)
             self.on_event(job.id, "running", "")
             execution = self.engine.execute(job, image, cell_log, self.ctx)
             verdict = classify(job, execution)

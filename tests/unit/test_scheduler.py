@@ -264,3 +264,57 @@ def test_backoff_grows_with_jitter() -> None:
     assert all(4.0 <= d <= 8.0 for d in third)
     assert len({round(d, 6) for d in first}) > 100  # jittered, not a constant
     assert backoff(20, 2.0) <= 60.0
+
+
+class TimedEngine(FakeEngine):
+    """Records when each build and run starts and ends."""
+
+    def __init__(self, build_s: float, run_s: float) -> None:
+        super().__init__({}, delay=0.0)
+        self.build_s, self.run_s = build_s, run_s
+        self.timeline: list[tuple[str, str, float]] = []
+
+    def _mark(self, what: str, job: Job) -> None:
+        with self.lock:
+            self.timeline.append((what, job.id, time.monotonic()))
+
+    def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
+                ctx: RunContext) -> PreparedImage:
+        self._mark("build-start", job)
+        time.sleep(self.build_s)
+        self._mark("build-end", job)
+        base = BaseImage(reference=job.base_image, id="sha256:b")
+        return PreparedImage(reference="img", id="sha256:i", base=base)
+
+    def execute(self, job: Job, image: PreparedImage, log: CellLog,
+                ctx: RunContext) -> Execution:
+        self._mark("run-start", job)
+        time.sleep(self.run_s)
+        self._mark("run-end", job)
+        return Execution(exit_code=0, junit=PASS_XML)
+
+    def at(self, what: str, cell: str) -> float:
+        return next(t for w, c, t in self.timeline if w == what and c == cell)
+
+
+def test_builds_of_later_cells_overlap_runs_of_earlier_ones(tmp_path: Path,
+                                                           write: Write) -> None:
+    engine = TimedEngine(build_s=0.3, run_s=0.3)
+    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
+    job_list = jobs(write, 'matrix:\n  python: ["3.10", "3.11"]\n')
+    Scheduler(engine, job_list, reports=tmp_path / "r", ctx=ctx,
+              options=Options(parallel=1, build_parallel=1)).run()
+    # one run slot, one build slot: 3.11 builds while 3.10's tests run
+    assert engine.at("build-start", "3.11") < engine.at("run-end", "3.10")
+    assert engine.at("run-start", "3.10") >= engine.at("build-end", "3.10")
+    assert engine.at("run-start", "3.11") >= engine.at("run-end", "3.10")
+
+
+def test_longest_expected_cell_starts_first(tmp_path: Path, write: Write) -> None:
+    engine = TimedEngine(build_s=0.0, run_s=0.05)
+    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
+    job_list = jobs(write, 'matrix:\n  python: ["3.10", "3.11", "3.12"]\n')
+    Scheduler(engine, job_list, reports=tmp_path / "r", ctx=ctx,
+              options=Options(parallel=1, expected={"3.12": 30.0, "3.11": 10.0})).run()
+    starts = [c for w, c, _ in sorted(engine.timeline, key=lambda e: e[2]) if w == "run-start"]
+    assert starts == ["3.12", "3.11", "3.10"]
