@@ -41,8 +41,8 @@ lint: install
 	$(BIN)/mypy
 
 ## bench: benchmarks (figures, not tests); writes reports/bench.json
-bench: install
-	$(BIN)/python benchmarks/plan_bench.py
+bench: install lab
+	$(BIN)/python benchmarks/bench.py
 
 ## faults: fault scenarios in a row (results lost, leftovers, cleanup time)
 faults: install lab
