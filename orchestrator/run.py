@@ -142,13 +142,13 @@ def rerender(reports: Path) -> RunResult:
 
 
 def previous_durations(reports: Path) -> dict[str, float]:
-    """Cell durations of the last run in this folder, for longest-first scheduling."""
+    """How long each cell's tests ran last time in this folder, for longest-first
+    scheduling (the run time only: waiting for a slot says nothing of a cell's length)."""
     try:
         previous = load_results(reports / "results.json")
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {c.id: c.duration_s for c in previous.cells
-            if c.status in (Status.PASSED, Status.FAILED)}
+    return {c.id: c.run_s for c in previous.cells if c.status in (Status.PASSED, Status.FAILED)}
 
 
 def plan_for(request: RunRequest, platforms: tuple[str, ...]) -> Plan:

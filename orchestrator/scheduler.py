@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .celllog import DEFAULT_MAX_BYTES, CellLog, now_iso
-from .engine import Engine, Execution, PreparedImage, RunContext
+from .engine import Engine, Execution, PreparedImage, RunContext, Slots
 from .errors import CellError, EngineUnavailable
 from .junit_in import InvalidResults, parse_junit
 from .plan import PLANNED, Job
@@ -39,6 +39,9 @@ class Options:
     retries: int = 2  # further attempts after an infrastructure error
     backoff: float = 2.0  # seconds before the first retry; doubles, with jitter
     build_parallel: int = 0  # builds at once (0: as many as parallel)
+    # Before the first cell starts, wait up to this long for the images to be ready:
+    # cached builds finish within it, and longest-first can then choose among all cells.
+    dispatch_grace: float = 1.0
     expected: dict[str, float] = field(default_factory=dict)  # cell id -> seconds, last run
 
 
@@ -156,18 +159,25 @@ class Scheduler:
             else:
                 waiting.setdefault(job.build.key, []).append(job)
         parallel = max(1, self.options.parallel)
+        slots = Slots(parallel)
+        self.ctx = replace(self.ctx, slots=slots)
         builders = ThreadPoolExecutor(max_workers=max(1, self.options.build_parallel or parallel),
                                       thread_name_prefix="build")
-        runners = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="cell")
+        # Twice the slots: a finished cell collects its results and removes its container
+        # in its thread while the next cell's container already runs in a slot.
+        runners = ThreadPoolExecutor(max_workers=2 * parallel, thread_name_prefix="cell")
         builds = {builders.submit(self._build, jobs[0]): key for key, jobs in waiting.items()}
         running: dict[Future[CellResult], Job] = {}
+        grace_until = time.monotonic() + self.options.dispatch_grace
         try:
             while builds or ready or running:
-                if self.ctx.cancel.is_set() or self.engine_lost:
+                if self.ctx.cancel.is_set() or self.ctx.halt.is_set():
                     break
                 ready.sort(key=self._priority)
-                while ready and len(running) < parallel:
+                holding = builds and time.monotonic() < grace_until
+                while ready and not holding and len(running) < 2 * parallel:
                     job = ready.pop(0)
+                    slots.enqueue(job.id, self._priority(job))  # best priority first
                     running[runners.submit(self._run_job, job)] = job
                 pending: list[Future[Any]] = [*builds, *running]
                 done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -189,20 +199,23 @@ class Scheduler:
                     cell_log.close()
         for job in runnable:
             if job.id not in results:
-                if self.engine_lost:
-                    result = replace(_base_result(job, Status.ERROR,
-                                                  f"not run: {self.engine_lost.message}"),
-                                     stage="engine")
-                else:
-                    result = _base_result(job, Status.CANCELLED, "cancelled before it started")
-                results[job.id] = result
-                self.on_event(job.id, str(result.status), result.reason)
+                results[job.id] = self._unstarted(job)
         return [results[j.id] for j in self.jobs]
+
+    def _unstarted(self, job: Job) -> CellResult:
+        """The result of a cell that never started: the engine was lost, or cancelled."""
+        if self.ctx.halt.is_set():
+            result = replace(_base_result(job, Status.ERROR, f"not run: {self.ctx.halt.reason}"),
+                             stage="engine")
+        else:
+            result = _base_result(job, Status.CANCELLED, "cancelled before it started")
+        self.on_event(job.id, str(result.status), result.reason)
+        return result
 
     def _build(self, job: Job) -> None:
         """The build stage: build ``job``'s image into its cell log; failures are kept
         in the shared future and reported when the cells run."""
-        if self.ctx.cancel.is_set() or self.engine_lost:
+        if self.ctx.cancel.is_set() or self.ctx.halt.is_set():
             return
         cell_log = self._log_for(job)
         cell_log.section("build")
@@ -248,7 +261,7 @@ class Scheduler:
 
     def _run_job(self, job: Job) -> CellResult:
         """All attempts at one cell; only infrastructure errors are tried again."""
-        if self.ctx.cancel.is_set() or self.engine_lost:
+        if self.ctx.cancel.is_set() or self.ctx.halt.is_set():
             raise _NotStarted
         cell_log = self._log_for(job)
         attempts: list[Attempt] = []
@@ -309,8 +322,10 @@ class Scheduler:
                 interpreter=execution.interpreter,
                 started_at=execution.started_at, finished_at=execution.finished_at)
         except EngineUnavailable as exc:
-            # Queued cells will not start (see _run_job); running ones fail on their own.
+            # Queued cells will not start (see _run_job and Slot); running ones fail on
+            # their own.
             self.engine_lost = self.engine_lost or exc
+            self.ctx.halt.set(exc.message)
             result = replace(result, status=Status.ERROR, reason=exc.message, stage="engine")
             cell_log.note(f"error: {exc.message}")
         except CellError as exc:

@@ -21,17 +21,31 @@ FRAME_BEGIN = "@@tagmatrix-frame-begin@@"
 FRAME_END = "@@tagmatrix-frame-end@@"
 SETUP_FAILED_EXIT = 252  # reserved: the setup command failed, tests never ran
 
+# Kept lean: every cell pays its start-up. `python -S` skips site; `platform` and
+# `subprocess` are imported only where needed.
 BOOTSTRAP = r"""
-import json, os, platform, subprocess, sys
+import json, os, sys, time
 job = json.loads(os.environ.pop("TAGMATRIX_JOB"))
+if job.get("gate"):
+    # Started ahead of its turn: wait, idle, for tagmatrix's "go" on stdin, then
+    # give the tests an empty stdin as in any non-interactive run.
+    sys.stdin.buffer.readline()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+now = time.time()
 d = job["dir"]
 os.makedirs(d, exist_ok=True)
-info = {"version": platform.python_version(), "executable": sys.executable,
-        "implementation": platform.python_implementation()}
+name = sys.implementation.name
+info = {"version": sys.version.split()[0], "executable": sys.executable,
+        "implementation": {"cpython": "CPython", "pypy": "PyPy"}.get(name, name),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+                   + ".%06dZ" % int((now % 1) * 1e6)}
 with open(os.path.join(d, "interpreter.json"), "w") as f:
     json.dump(info, f)
 sys.stdout.flush()
 if job.get("setup"):
+    import subprocess
     sys.stderr.write("[tagmatrix] setup: %s\n" % " ".join(job["setup"]))
     sys.stderr.flush()
     code = subprocess.call(job["setup"])
@@ -41,7 +55,7 @@ if job.get("setup"):
         sys.exit(252)
 argv = job["command"]
 if job.get("frame"):
-    import base64
+    import base64, subprocess
     try:
         code = subprocess.call(argv)
     except OSError as e:
@@ -61,6 +75,7 @@ if job.get("frame"):
     sys.stdout.flush()
     sys.exit(code)
 if os.name == "nt":
+    import subprocess
     sys.exit(subprocess.call(argv))
 try:
     os.execvp(argv[0], argv)
@@ -72,15 +87,15 @@ except OSError as e:
 
 def container_command() -> list[str]:
     """The argv every test container starts with."""
-    return ["python", "-c", BOOTSTRAP]
+    return ["python", "-S", "-c", BOOTSTRAP]
 
 
 def job_env(*, directory: str, command: Sequence[str], setup: Sequence[str] | None,
-            junit: str | None = None, frame: bool = False,
+            junit: str | None = None, frame: bool = False, gate: bool = False,
             max_junit: int = 64 * 1024 * 1024) -> str:
-    """The ``TAGMATRIX_JOB`` value for one container."""
+    """The ``TAGMATRIX_JOB`` value for one container (``gate``: wait for "go" on stdin)."""
     return json.dumps({
         "dir": directory, "command": list(command), "setup": list(setup) if setup else None,
-        "frame": frame, "junit": junit, "max_junit": max_junit,
+        "frame": frame, "gate": gate, "junit": junit, "max_junit": max_junit,
         "begin": FRAME_BEGIN, "end": FRAME_END,
     })

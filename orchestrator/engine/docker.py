@@ -11,11 +11,8 @@ and on remote engines, unlike bind mounts), size-capped, regular files only.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import tarfile
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -36,11 +33,13 @@ from . import (
     Leftover,
     PreparedImage,
     RunContext,
+    Slot,
 )
 from .bootstrap import SETUP_FAILED_EXIT, container_command, job_env
 from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
+from .dockerfiles import ContainerFiles, TooLarge
 from .dockerimage import ImageStore
-from .logstream import LOG_CONFIG, Attachment
+from .logstream import LOG_CONFIG, Attachment, LogPump
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +47,6 @@ WAIT_SLICE = 1.0  # seconds per wait() call; bounds how late a deadline is notic
 LOG_STALL = 5.0  # after exit, the log stream is cut once it stops moving this long
 LOG_DRAIN_MAX = 300.0  # ... and in any case after this long
 MAX_RESULT_FILE = 64 * 1024 * 1024
-_MODE_DIR = 1 << 31  # Go's os.FileMode bits in get_archive's stat
-_MODE_SYMLINK = 1 << 27
 
 
 class DockerEngine:
@@ -66,6 +63,7 @@ class DockerEngine:
         self.errors = Translator(self.api, self.endpoint.describe())
         self.streams = Streams(params, self.api.api_version)
         self.images = ImageStore(self.api, self.streams, self.errors)
+        self.files = ContainerFiles(self.api)
         self._info: EngineInfo | None = None
 
     def info(self) -> EngineInfo:
@@ -137,11 +135,18 @@ class DockerEngine:
         if any(addopts[1:]):
             env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
         env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
-                                       setup=job.setup)
+                                       setup=job.setup, gate=True)
         return env
 
     def execute(self, job: Job, image: PreparedImage, log: CellLog,
                 ctx: RunContext) -> Execution:
+        steps = _Steps(job.id)
+        try:
+            return self._execute(job, image, log, ctx, steps)
+        finally:
+            steps.report()
+
+    def _create(self, job: Job, image: PreparedImage, ctx: RunContext) -> str:
         binds: dict[str, Mapping[str, str]] | None = None
         if job.mount is not None:
             binds = {str(job.mount): {"bind": WORKDIR[job.platform], "mode": "rw"}}
@@ -158,34 +163,56 @@ class DockerEngine:
                 image.reference, command=container_command(), environment=self._environment(job),
                 labels={**ctx.labels, LABEL_CELL: job.id}, host_config=host_config,
                 working_dir=WORKDIR[job.platform] if job.mount is not None else None,
-                detach=True, tty=False, stdin_open=False)
-        cid = str(container["Id"])
-        pump: _LogPump | None = None
+                detach=True, tty=False, stdin_open=True)
+        return str(container["Id"])
+
+    def _execute(self, job: Job, image: PreparedImage, log: CellLog, ctx: RunContext,
+                 steps: _Steps) -> Execution:
+        """Create and start the container ahead of its turn (its bootstrap waits for
+        "go" on stdin), so the engine's start-up cost overlaps the tests of the cell
+        before; take a slot; say go; wait; give the slot back at exit; collect."""
+        cid = self._create(job, image, ctx)
+        steps.mark("create")
+        pump: LogPump | None = None
+        slot = Slot(ctx, job.id)
         try:
             log.section(f"run: {' '.join(job.command)}")
             log.restart_excerpt()
             with self.errors.errors("run", "attach to the container"):
                 # attached before start: not a byte of output is missed
-                pump = _LogPump(Attachment(self.api, cid), cid, log)
+                attachment = Attachment(self.api, cid, stdin=True)
+                pump = LogPump(attachment, cid, log)
             pump.start()
             with self.errors.errors("run", "start container"):
                 self.api.start(cid)
-            started = time.monotonic()
-            exit_code, timed_out, cancelled = self._wait(cid, started + job.timeout, ctx)
-            run_s = time.monotonic() - started
+            steps.mark("start")
+            with slot:
+                steps.mark("slot")
+                with self.errors.errors("run", "start the tests"):
+                    attachment.send(b"go\n")
+                started = time.monotonic()
+                exit_code, timed_out, cancelled = self._wait(cid, started + job.timeout, ctx)
+                run_s = time.monotonic() - started
+                slot.release()  # exited: the next cell may start while we collect
+            steps.mark("wait")
             if cancelled:  # the run's cleanup removes the container: nothing to collect
                 pump.cut()
                 return Execution(exit_code=exit_code, cancelled=True, run_s=run_s,
                                  node=self.info().node)
             pump.drain(LOG_STALL, LOG_DRAIN_MAX)
+            steps.mark("drain")
             with self.errors.errors("run", "inspect container"):
                 state = self.api.inspect_container(cid)["State"]
+            steps.mark("inspect")
             return self._collect(job, image, cid, state=state, exit_code=exit_code,
                                  timed_out=timed_out, cancelled=cancelled, run_s=run_s)
         finally:
+            slot.release()
+            steps.mark("collect")
             if pump is not None:
                 pump.cut()
             self._remove(cid)
+            steps.mark("remove")
 
     def _wait(self, cid: str, deadline: float, ctx: RunContext) -> tuple[int | None, bool, bool]:
         while True:
@@ -236,66 +263,41 @@ class DockerEngine:
     def _collect(self, job: Job, image: PreparedImage, cid: str, *, state: dict[str, Any],
                  exit_code: int | None, timed_out: bool, cancelled: bool,
                  run_s: float) -> Execution:
-        interpreter = Interpreter()
-        raw = self._fetch(cid, f"{job.container_dir}/interpreter.json", 1024 * 1024)
-        if raw is not None:
-            try:
-                info = json.loads(raw)
-                interpreter = Interpreter(version=str(info.get("version", "")),
-                                          executable=str(info.get("executable", "")),
-                                          implementation=str(info.get("implementation", "")))
-            except (ValueError, AttributeError):
-                pass
-        setup_failed = False
-        if job.setup and exit_code == SETUP_FAILED_EXIT:
-            setup_failed = self._fetch(cid, f"{job.container_dir}/setup.json", 4096) is not None
+        folder = job.container_dir
+        ours = job.pytest_junit  # pytest's JUnit was asked for in our own folder
         junit, junit_error = None, ""
-        if job.junit_path and not setup_failed:
-            path = job.junit_path
-            if not path.startswith(("/", "C:", "c:")):
-                path = f"{image.workdir.rstrip('/')}/{path}"
-            try:
-                junit = self._fetch(cid, path, MAX_RESULT_FILE)
+        try:  # one get_archive: the bootstrap's record, the setup status, pytest's JUnit
+            files = self.files.folder(cid, folder, MAX_RESULT_FILE)
+        except TooLarge as exc:
+            junit_error = exc.message
+            files = {"interpreter.json": self.files.file(
+                cid, f"{folder}/interpreter.json", 1024 * 1024) or b""}
+        interpreter, tests_started = _record(files.get("interpreter.json", b""))
+        setup_failed = bool(job.setup) and exit_code == SETUP_FAILED_EXIT \
+            and "setup.json" in files
+        if job.junit_path and not setup_failed and not junit_error:
+            if ours:
+                junit = files.get("junit.xml")
                 if junit is None:
-                    junit_error = f"no JUnit file at {path} in the container"
-            except CellError as exc:
-                junit_error = str(exc)
+                    junit_error = f"no JUnit file at {job.junit_path} in the container"
+            else:
+                path = job.junit_path
+                if not path.startswith(("/", "C:", "c:")):
+                    path = f"{image.workdir.rstrip('/')}/{path}"
+                try:
+                    junit = self.files.file(cid, path, MAX_RESULT_FILE)
+                    if junit is None:
+                        junit_error = f"no JUnit file at {path} in the container"
+                except CellError as exc:
+                    junit_error = exc.message
         return Execution(
             exit_code=exit_code, timed_out=timed_out, cancelled=cancelled,
             oom_killed=bool(state.get("OOMKilled")),
-            started_at=str(state.get("StartedAt", "")),
+            # when the tests began (the container itself may have started earlier)
+            started_at=tests_started or str(state.get("StartedAt", "")),
             finished_at=str(state.get("FinishedAt", "")),
             run_s=run_s, junit=junit, junit_error=junit_error, setup_failed=setup_failed,
             interpreter=interpreter, node=self.info().node)
-
-    def _fetch(self, cid: str, path: str, cap: int) -> bytes | None:
-        """One regular file from a (stopped) container, or None if absent."""
-        try:
-            chunks, stat = self.api.get_archive(cid, path)
-        except docker.errors.NotFound:
-            return None
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise CellError(f"copying {path} out of the container: {exc}", stage="results") \
-                from exc
-        mode = int(stat.get("mode", 0))
-        if mode & (_MODE_DIR | _MODE_SYMLINK):
-            raise CellError(f"{path} in the container is not a regular file", stage="results")
-        if int(stat.get("size", 0)) > cap:
-            raise CellError(f"{path} is {stat.get('size')} bytes, over the {cap}-byte cap",
-                            stage="results")
-        buffer = io.BytesIO()
-        for chunk in chunks:
-            buffer.write(chunk)
-            if buffer.tell() > cap + 1024 * 1024:  # tar headers add a little
-                raise CellError(f"{path} is larger than the {cap}-byte cap", stage="results")
-        buffer.seek(0)
-        with tarfile.open(fileobj=buffer) as archive:
-            member = archive.next()
-            if member is None or not member.isfile():
-                raise CellError(f"{path} in the container is not a regular file",
-                                stage="results")
-            extracted = archive.extractfile(member)
-            return extracted.read() if extracted else b""
 
     # -- the whole run -------------------------------------------------------------------------
 
@@ -344,39 +346,32 @@ class DockerEngine:
         self.client.close()
 
 
-class _LogPump(threading.Thread):
-    """Copies the container's output into the cell log as it arrives."""
+def _record(raw: bytes) -> tuple[Interpreter, str]:
+    """The bootstrap's record: what the interpreter said of itself, when the tests began."""
+    try:
+        info = json.loads(raw)
+        return (Interpreter(version=str(info.get("version", "")),
+                            executable=str(info.get("executable", "")),
+                            implementation=str(info.get("implementation", ""))),
+                str(info.get("started", "")))
+    except (ValueError, AttributeError):
+        return Interpreter(), ""
 
-    def __init__(self, attachment: Attachment, cid: str, log: CellLog) -> None:
-        super().__init__(name=f"logs-{cid[:12]}", daemon=True)
-        self.attachment = attachment
-        self.log = log
 
-    def run(self) -> None:
-        try:
-            self.attachment.pump(self.log.output)
-        finally:
-            self.log.end_output()
+class _Steps:
+    """Wall time of each step of a container's life, logged at DEBUG: where the
+    per-cell overhead goes (see benchmarks/bench.py)."""
 
-    def drain(self, stall: float, limit: float) -> None:
-        """After the container exited: let the stream finish while it keeps moving.
+    def __init__(self, cell: str) -> None:
+        self.cell = cell
+        self.last = time.monotonic()
+        self.times: list[tuple[str, float]] = []
 
-        An attached stream ends with the container; this only guards against an
-        engine that keeps the connection open: a stalled stream is cut after
-        ``stall`` seconds, any stream after ``limit``.
-        """
-        deadline = time.monotonic() + limit
-        seen, still_since = self.log.output_bytes, time.monotonic()
-        while self.is_alive() and time.monotonic() < deadline:
-            self.join(0.2)
-            if self.log.output_bytes != seen:
-                seen, still_since = self.log.output_bytes, time.monotonic()
-            elif time.monotonic() - still_since >= stall:
-                break
-        self.cut()
+    def mark(self, step: str) -> None:
+        now = time.monotonic()
+        self.times.append((step, now - self.last))
+        self.last = now
 
-    def cut(self) -> None:
-        """End the stream now (if it has not ended)."""
-        if self.is_alive():
-            self.attachment.close()
-            self.join(2)
+    def report(self) -> None:
+        log.debug("cell %s steps: %s", self.cell,
+                  " ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in self.times))

@@ -17,11 +17,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import docker
 from docker.types import LogConfig
+
+from ..celllog import CellLog
 
 READ_SIZE = 128 * 1024
 _HEADER = struct.Struct(">BxxxL")  # stream type, 3 bytes padding, payload length
@@ -66,9 +70,10 @@ class Demuxer:
 class Attachment:
     """stdout+stderr of a container, attached before it starts (nothing is missed)."""
 
-    def __init__(self, api: docker.APIClient, container_id: str) -> None:
+    def __init__(self, api: docker.APIClient, container_id: str, *,
+                 stdin: bool = False) -> None:
         handle = api.attach_socket(container_id, params={"stdout": 1, "stderr": 1,
-                                                         "stream": 1})
+                                                         "stdin": int(stdin), "stream": 1})
         # docker-py hands back the socket's SocketIO (or the TLS socket itself)
         self._socket: Any = getattr(handle, "_sock", handle)
         self._handle = handle
@@ -88,9 +93,51 @@ class Attachment:
             if payload:
                 sink(payload)
 
+    def send(self, data: bytes) -> None:
+        """Write to the container's stdin (attached with ``stdin=True``)."""
+        self._socket.sendall(data)
+
     def close(self) -> None:
         """End the stream at once; shutdown() wakes a thread blocked in recv()."""
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self._handle.close()
+
+
+class LogPump(threading.Thread):
+    """Copies the container's output into the cell log as it arrives."""
+
+    def __init__(self, attachment: Attachment, cid: str, log: CellLog) -> None:
+        super().__init__(name=f"logs-{cid[:12]}", daemon=True)
+        self.attachment = attachment
+        self.log = log
+
+    def run(self) -> None:
+        try:
+            self.attachment.pump(self.log.output)
+        finally:
+            self.log.end_output()
+
+    def drain(self, stall: float, limit: float) -> None:
+        """After the container exited: let the stream finish while it keeps moving.
+
+        An attached stream ends with the container; this only guards against an
+        engine that keeps the connection open: a stalled stream is cut after
+        ``stall`` seconds, any stream after ``limit``.
+        """
+        deadline = time.monotonic() + limit
+        seen, still_since = self.log.output_bytes, time.monotonic()
+        while self.is_alive() and time.monotonic() < deadline:
+            self.join(0.2)
+            if self.log.output_bytes != seen:
+                seen, still_since = self.log.output_bytes, time.monotonic()
+            elif time.monotonic() - still_since >= stall:
+                break
+        self.cut()
+
+    def cut(self) -> None:
+        """End the stream now (if it has not ended)."""
+        if self.is_alive():
+            self.attachment.close()
+            self.join(2)

@@ -63,7 +63,12 @@ def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
     assert [c["status"] for c in cells.values()] == ["error", "error", "error"]
     assert [c["stage"] for c in cells.values()] == ["engine", "engine", "engine"]
     assert all("lost the Docker engine" in c["reason"] for c in cells.values())
-    assert [c["reason"].startswith("not run: ") for c in cells.values()] == [False, True, True]
+    first, second, third = (c["reason"] for c in cells.values())
+    assert not first.startswith("not run: ")  # it was running
+    # the second may have been started ahead of its turn (and failed there), the
+    # third never got a thread: it is certainly "not run"
+    assert third.startswith("not run: ")
+    assert second.startswith(("not run: ", "lost the Docker engine"))
     assert len(list(junitparser.JUnitXml.fromfile(str(tmp_path / "r" / "junit.xml")))) == 3
     # back up: what the lost run left is cleaned (its process is gone)
     client = docker.from_env()

@@ -18,6 +18,8 @@ from orchestrator.engine import (
     Leftover,
     PreparedImage,
     RunContext,
+    Slot,
+    Slots,
 )
 from orchestrator.errors import BuildFailed, CellError, EngineUnavailable
 from orchestrator.errors import ImageNotFound as ImageNotFoundError
@@ -63,6 +65,10 @@ class FakeEngine:
     def execute(self, job: Job, image: PreparedImage, log: CellLog,
                 ctx: RunContext) -> Execution:
         outcome = self.script.get(job.id, Execution(exit_code=0, junit=PASS_XML))
+        with Slot(ctx, job.id):
+            return self._contained(outcome, ctx)
+
+    def _contained(self, outcome: object, ctx: RunContext) -> Execution:
         with self.lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
@@ -288,9 +294,10 @@ class TimedEngine(FakeEngine):
 
     def execute(self, job: Job, image: PreparedImage, log: CellLog,
                 ctx: RunContext) -> Execution:
-        self._mark("run-start", job)
-        time.sleep(self.run_s)
-        self._mark("run-end", job)
+        with Slot(ctx, job.id):
+            self._mark("run-start", job)
+            time.sleep(self.run_s)
+            self._mark("run-end", job)
         return Execution(exit_code=0, junit=PASS_XML)
 
     def at(self, what: str, cell: str) -> float:
@@ -318,3 +325,26 @@ def test_longest_expected_cell_starts_first(tmp_path: Path, write: Write) -> Non
               options=Options(parallel=1, expected={"3.12": 30.0, "3.11": 10.0})).run()
     starts = [c for w, c, _ in sorted(engine.timeline, key=lambda e: e[2]) if w == "run-start"]
     assert starts == ["3.12", "3.11", "3.10"]
+
+
+def test_a_freed_slot_goes_to_the_best_waiting_cell() -> None:
+    slots = Slots(1)
+    assert slots.acquire("running", timeout=0.1)
+    slots.enqueue("short", (-1.0, 0))
+    got: list[str] = []
+
+    def take(cell: str, priority: tuple[float, int]) -> None:
+        slots.enqueue(cell, priority)
+        if slots.acquire(cell, timeout=5):
+            got.append(cell)
+            slots.release()
+
+    waiters = [threading.Thread(target=take, args=("short", (-1.0, 0))),
+               threading.Thread(target=take, args=("long", (-9.0, 1)))]
+    for waiter in waiters:
+        waiter.start()
+    time.sleep(0.2)  # both wait; "short" was queued first
+    slots.release()
+    for waiter in waiters:
+        waiter.join(5)
+    assert got == ["long", "short"]

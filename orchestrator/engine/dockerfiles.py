@@ -1,0 +1,94 @@
+"""Result files copied out of a stopped container (``get_archive``), safely and cheaply.
+
+``get_archive`` works on exited containers and on remote engines (no bind
+mounts needed); each call costs the engine a mount of the container's
+filesystem (about 60 ms here), so tagmatrix's own folder (the interpreter
+record and pytest's JUnit) comes out in one call. Sizes are capped while
+reading, and only regular files are accepted: a symlink planted by a test
+cannot make us read anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+import docker
+import docker.errors
+import requests
+
+from ..errors import CellError
+
+_MODE_DIR = 1 << 31  # Go's os.FileMode bits in get_archive's stat
+_MODE_SYMLINK = 1 << 27
+TAR_SLACK = 1024 * 1024  # tar headers and padding around the payload
+
+
+class TooLarge(CellError):
+    """The archive passed its cap while it was being read."""
+
+
+class ContainerFiles:
+    """Copies files out of containers of one engine."""
+
+    def __init__(self, api: docker.APIClient) -> None:
+        self.api = api
+
+    def _archive(self, cid: str, path: str) -> tuple[Iterator[bytes], dict[str, int]] | None:
+        try:
+            chunks, stat = self.api.get_archive(cid, path)
+        except docker.errors.NotFound:
+            return None
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise CellError(f"copying {path} out of the container: {exc}", stage="results") \
+                from exc
+        return chunks, stat
+
+    @staticmethod
+    def _read(chunks: Iterator[bytes], path: str, cap: int) -> io.BytesIO:
+        buffer = io.BytesIO()
+        for chunk in chunks:
+            buffer.write(chunk)
+            if buffer.tell() > cap + TAR_SLACK:
+                raise TooLarge(f"{path} is larger than the {cap}-byte cap", stage="results")
+        buffer.seek(0)
+        return buffer
+
+    def file(self, cid: str, path: str, cap: int) -> bytes | None:
+        """One regular file, or None if absent."""
+        found = self._archive(cid, path)
+        if found is None:
+            return None
+        chunks, stat = found
+        mode = int(stat.get("mode", 0))
+        if mode & (_MODE_DIR | _MODE_SYMLINK):
+            raise CellError(f"{path} in the container is not a regular file", stage="results")
+        if int(stat.get("size", 0)) > cap:
+            raise TooLarge(f"{path} is {stat.get('size')} bytes, over the {cap}-byte cap",
+                           stage="results")
+        with tarfile.open(fileobj=self._read(chunks, path, cap)) as archive:
+            member = archive.next()
+            if member is None or not member.isfile():
+                raise CellError(f"{path} in the container is not a regular file",
+                                stage="results")
+            extracted = archive.extractfile(member)
+            return extracted.read() if extracted else b""
+
+    def folder(self, cid: str, path: str, cap: int) -> dict[str, bytes]:
+        """The regular files directly in a folder, by name (links and folders skipped);
+        {} if the folder does not exist. :class:`TooLarge` past ``cap`` bytes in all."""
+        found = self._archive(cid, path)
+        if found is None:
+            return {}
+        chunks, _ = found
+        files: dict[str, bytes] = {}
+        with tarfile.open(fileobj=self._read(chunks, path, cap)) as archive:
+            for member in archive:
+                parts = PurePosixPath(member.name.replace("\\", "/")).parts
+                if len(parts) != 2 or not member.isfile():
+                    continue
+                extracted = archive.extractfile(member)
+                files[parts[1]] = extracted.read() if extracted else b""
+        return files
