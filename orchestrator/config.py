@@ -94,6 +94,7 @@ class BuildSettings:
     args: tuple[tuple[str, str], ...] = ()
     timeout: float = DEFAULT_BUILD_TIMEOUT
     setup: tuple[str, ...] | None = None  # mount mode: runs before the tests
+    parallel: int = 0  # images built at once; 0: as many as cells run at once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -401,6 +402,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
                        for k, v in build.get("args", {}).items()),
             timeout=float(build.get("timeout", DEFAULT_BUILD_TIMEOUT)),
             setup=reader.command(build["setup"], ("build", "setup")) if "setup" in build else None,
+            parallel=int(build.get("parallel", 0)),
         ),
         test=TestSettings(
             command=reader.command(test.get("command", list(DEFAULT_COMMAND)), ("test", "command")),

@@ -179,6 +179,7 @@ def execute(request: RunRequest, *, engine_factory: Callable[[], Engine],
                                   options=Options(parallel=request.parallel,
                                                   log_max_bytes=config.log_max_bytes,
                                                   retries=config.retries,
+                                                  build_parallel=config.build.parallel,
                                                   expected=previous_durations(request.reports)),
                                   on_event=on_event, secrets=secret_values)
             finished = threading.Event()

@@ -112,6 +112,9 @@ _TOP_LEVEL: dict[str, Any] = {
             "args": {"type": "object", "additionalProperties": _SCALAR},
             "timeout": _TIMEOUT,
             "setup": _COMMAND,
+            "parallel": {"type": "integer", "minimum": 1,
+                         "description": "Images built at once (default: as many as "
+                                        "cells run at once)."},
         },
     },
     "test": {
