@@ -67,15 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="output folder (default: ./reports)")
     run.add_argument("--parallel", type=int, help="cells at once (default: from the file)")
     run.add_argument("-q", "--quiet", action="store_true", help="only final states")
+    run.add_argument("--engine", help="run every cell on this engine (from engines:)")
 
     plan = sub.add_parser("plan", help="show the expanded matrix without running anything")
     _add_common(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.add_argument("--engine", help="plan every cell on this engine (from engines:)")
 
     validate = sub.add_parser("validate", help="check the matrix file; exit 0 or 2")
     _add_common(validate, only=False)
 
     clean = sub.add_parser("clean", help="remove what crashed or killed runs left behind")
+    clean.add_argument("-f", "--file", help="clean every engine of this matrix file "
+                                            "(default: the environment's Docker engine)")
     clean.add_argument("--all-hosts", action="store_true",
                        help="also runs started on other hosts (their liveness cannot be "
                             "checked from here)")
@@ -102,12 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
-    plan = make_plan(config, config.catalogue, only=_selectors(args.only))
+    if args.engine and args.engine not in {e.name for e in config.engines}:
+        raise UsageError(f"--engine {args.engine!r}: no such engine in {config.file}")
+    plan = make_plan(config, config.catalogue, only=_selectors(args.only), engine=args.engine)
     rows: list[dict[str, Any]] = [{
         "id": job.id, "python": job.cell.python, "variant": job.cell.variant,
         "axes": job.cell.values(), "image": job.base_image, "platform": job.platform,
         "state": job.state, "reason": job.reason, "gating": job.gating,
         "origin": job.cell.origin, "command": list(job.command), "timeout": job.timeout,
+        "engine": job.engine,
     } for job in plan.jobs]
     if args.json:
         print(json.dumps({"cells": rows, "catalogue": plan.catalogue_source}, indent=2))
@@ -116,10 +123,10 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
 
     table = Table(title=f"{config.file}" + (f" (profile {config.profile})"
                                             if config.profile else ""), title_justify="left")
-    for name in ("cell", "image", "platform", "state", "gating", "reason"):
+    for name in ("cell", "image", "platform", "engine", "state", "gating", "reason"):
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(row["id"], row["image"], row["platform"],
+        table.add_row(row["id"], row["image"], row["platform"], row["engine"] or "-",
                       "[green]planned[/]" if row["state"] == "planned" else "[dim]skipped[/]",
                       "yes" if row["gating"] else "allowed to fail", row["reason"])
     console.print(table)
@@ -178,24 +185,28 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:
     from .cleanup import decide
-    from .engine.docker import DockerEngine
+    from .config import DEFAULT_ENGINES
+    from .engine.factory import connect
 
-    engine = DockerEngine(workers=1)
-    try:
-        items = engine.leftovers(images=args.images)
-        decision = decide([i for i in items if i.kind != "image"], all_hosts=args.all_hosts)
-        remove = [*decision.remove, *(i for i in items if i.kind == "image")]
-        verb = "would remove" if args.dry_run else "removed"
-        for item in remove:
-            if not args.dry_run:
-                engine.remove(item)
-            console.print(f"{verb} {item.kind} {item.name or item.id[:12]}"
-                          + (f" (run {item.run_id})" if item.run_id else ""))
-        for item, why in decision.keep:
-            console.print(f"kept {item.kind} {item.name or item.id[:12]}: {why}")
-        console.print(f"{len(remove)} {verb}, {len(decision.keep)} kept")
-    finally:
-        engine.close()
+    engines = load_config(Path(args.file)).engines if args.file else DEFAULT_ENGINES
+    verb = "would remove" if args.dry_run else "removed"
+    for settings in engines:
+        engine = connect(settings, workers=1, pull="never")
+        try:
+            items = engine.leftovers(images=args.images)
+            decision = decide([i for i in items if i.kind != "image"], all_hosts=args.all_hosts)
+            remove = [*decision.remove, *(i for i in items if i.kind == "image")]
+            for item in remove:  # services first (they own their tasks' containers)
+                if not args.dry_run:
+                    engine.remove(item)
+                console.print(f"{verb} {item.kind} {item.name or item.id[:12]}"
+                              + (f" (run {item.run_id})" if item.run_id else ""))
+            for item, why in decision.keep:
+                console.print(f"kept {item.kind} {item.name or item.id[:12]}: {why}")
+            console.print(f"engine {settings.name}: {len(remove)} {verb}, "
+                          f"{len(decision.keep)} kept")
+        finally:
+            engine.close()
     return 0
 
 
@@ -206,7 +217,7 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .engine.docker import DockerEngine
+    from .engine.factory import connect
     from .run import Cancellation, RunRequest, execute
 
     config = _load(args)
@@ -214,13 +225,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if parallel < 1:
         raise UsageError("--parallel must be at least 1")
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
-                         only=_selectors(args.only))
+                         only=_selectors(args.only), engine=args.engine)
     cancellation = Cancellation()
     previous = _install_signal_handlers(cancellation)
     try:
         result = execute(
             request,
-            engine_factory=lambda: DockerEngine(workers=parallel, pull=config.image.pull),
+            engine_factory=lambda settings: connect(
+                settings, workers=settings.parallel or parallel, pull=config.image.pull),
             cancellation=cancellation, on_event=PlainProgress(quiet=args.quiet))
     finally:
         for signum, handler in previous.items():

@@ -72,6 +72,24 @@ def parse_size(value: int | str) -> int:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EngineSettings:
+    """One entry of ``engines:``."""
+
+    name: str
+    type: str = "docker"  # docker or swarm
+    base_url: str | None = None
+    context: str | None = None
+    tls: bool | dict[str, Any] = False
+    parallel: int | None = None  # None: the top-level parallel
+    registry: str | None = None  # swarm: where images are pushed
+    platform: str | None = None  # declared; `run` asks the engine
+    cells: tuple[Selector, ...] = ()  # pinned cells
+
+
+DEFAULT_ENGINES = (EngineSettings(name="local"),)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ImageSettings:
     registry: str = "docker.io"
     repository: str = "library/python"
@@ -120,6 +138,7 @@ class Config:
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     retries: int = 2
     limits: Limits = field(default_factory=Limits)
+    engines: tuple[EngineSettings, ...] = DEFAULT_ENGINES
     allow_failure: tuple[Selector, ...] = ()
     profile: str | None = None
     profiles: tuple[str, ...] = ()
@@ -294,18 +313,35 @@ class _Reader:
             include.append(IncludeEntry(values=values, overrides=overrides, index=i))
         return MatrixSpec(axes=tuple(axes), exclude=tuple(exclude), include=tuple(include))
 
-    def selectors(self, entries: list[Any]) -> tuple[Selector, ...]:
+    def selectors(self, entries: list[Any],
+                  path: KeyPath = ("allow_failure",)) -> tuple[Selector, ...]:
         out = []
         for i, entry in enumerate(entries):
             if isinstance(entry, dict):
                 out.append(Selector.from_mapping(
-                    {k: _text(self.source, ("allow_failure", i, k), v) for k, v in entry.items()}))
+                    {k: _text(self.source, (*path, i, k), v) for k, v in entry.items()}))
                 continue
             try:
                 out.append(Selector.parse(entry))
             except ValueError as exc:
-                raise self.error(("allow_failure", i), f"bad selector: {exc}",
+                raise self.error((*path, i), f"bad selector: {exc}",
                                  "use key=glob[,key=glob] or a glob on cell ids") from exc
+        return tuple(out)
+
+    def engines(self, section: Mapping[str, Any]) -> tuple[EngineSettings, ...]:
+        if not section:
+            return DEFAULT_ENGINES
+        out = []
+        for name, entry in section.items():
+            if entry.get("base_url") and entry.get("context"):
+                raise self.error(("engines", name, "context"), "give base_url or context, "
+                                 "not both")
+            out.append(EngineSettings(
+                name=name, type=entry["type"], base_url=entry.get("base_url"),
+                context=entry.get("context"), tls=entry.get("tls", False),
+                parallel=entry.get("parallel"), registry=entry.get("registry"),
+                platform=entry.get("platform"),
+                cells=self.selectors(entry.get("cells", []), ("engines", name, "cells"))))
         return tuple(out)
 
 
@@ -414,6 +450,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         log_max_bytes=int(data.get("logs", {}).get("max_bytes", DEFAULT_LOG_MAX_BYTES)),
         retries=int(data.get("retries", 2)),
         limits=reader.limits(data.get("limits", {})),
+        engines=reader.engines(data.get("engines", {})),
         allow_failure=reader.selectors(data.get("allow_failure", [])),
         profile=profile,
         profiles=tuple(sorted(profiles)) if isinstance(profiles, dict) else (),

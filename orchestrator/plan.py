@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import Config, EnvVar, Limits
 from .matrix import Cell, Selector
+from .routing import Target, route
 from .tags import Catalogue, UnknownVersion, parse_variant, parse_version
 
 PLANNED = "planned"
@@ -59,6 +60,7 @@ class Job:
     pytest_junit: bool = False  # we asked pytest for JUnit through PYTEST_ADDOPTS
     timeout: float
     gating: bool = True
+    engine: str = ""  # where it runs (see routing)
     limits: Limits = field(default_factory=Limits)
     expected_version: str | None = None  # what the catalogue says the tag holds
 
@@ -186,17 +188,25 @@ def _availability(catalogue: Catalogue, python: str,
     return found.published, found.reason, found.resolved_version
 
 
+def declared_targets(config: Config) -> list[Target]:
+    """The engines as matrix.yaml declares them (``plan`` does not contact engines:
+    an engine's platform is what its ``platform:`` says, else linux)."""
+    return [Target(name=e.name, type=e.type, oses=frozenset({e.platform or "linux"}),
+                   pins=e.cells) for e in config.engines]
+
+
 def make_plan(
     config: Config,
     catalogue: Catalogue,
     *,
     only: Sequence[Selector] = (),
-    platforms: Sequence[str] = ("linux",),
+    targets: Sequence[Target] | None = None,
+    engine: str | None = None,
 ) -> Plan:
-    """Jobs for every selected cell; cells that cannot run are ``skipped`` with the reason.
-
-    ``platforms`` are those the configured engines serve.
-    """
+    """Jobs for every selected cell, each routed to an engine; cells that cannot run are
+    ``skipped`` with the reason. ``targets``: the engines as they are (default: as
+    declared); ``engine``: send every cell there."""
+    targets = declared_targets(config) if targets is None else targets
     project = _Project.of(config)
     check = config.image.check_tags and config.image.official
     pytest_command = functools.lru_cache(maxsize=256)(looks_like_pytest)
@@ -209,8 +219,10 @@ def make_plan(
         published, reason, resolved = (_availability(catalogue, cell.python, cell.variant)
                                        if check else (True, "", None))
         state = PLANNED if published else SKIPPED
-        if published and platform not in platforms:
-            state, reason = SKIPPED, f"no {platform.capitalize()} engine configured"
+        routed = route(cell, platform, targets, mount=config.build.mode == "mount",
+                       forced=engine)
+        if published and routed.engine is None:
+            state, reason = SKIPPED, routed.reason
         command = cell.overrides.command or config.test.command
         junit = config.test.junit
         pytest_junit = False
@@ -243,6 +255,7 @@ def make_plan(
             timeout=cell.overrides.timeout or config.test.timeout,
             gating=not any(s.matches(cell) for s in config.allow_failure),
             limits=config.limits,
+            engine=routed.engine or "",
             expected_version=resolved,
         ))
     return Plan(jobs=tuple(jobs), catalogue_source=catalogue.source)

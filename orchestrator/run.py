@@ -17,17 +17,18 @@ from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from .celllog import now_iso
 from .cleanup import decide, process_start
-from .config import Config
+from .config import Config, EngineSettings
 from .engine import Engine, RunContext
-from .errors import UsageError
+from .errors import EngineUnavailable, UsageError
 from .junit_in import InvalidResults, parse_cell_suite
 from .labels import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_RUN
 from .matrix import Selector
-from .plan import Plan, make_plan
+from .plan import PLANNED, Plan, make_plan
 from .reports import html, junit, summary
 from .reports.files import atomic_write, write_json
-from .results import RunResult, Status, load_results
-from .scheduler import EventSink, Options, Scheduler
+from .results import CellResult, RunResult, Status, load_results
+from .routing import Target
+from .scheduler import EventSink, Options, Scheduler, job_result
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class RunRequest:
     reports: Path
     parallel: int
     only: tuple[Selector, ...] = ()
+    engine: str | None = None  # --engine: every cell there
 
 
 @dataclass
@@ -151,68 +153,162 @@ def previous_durations(reports: Path) -> dict[str, float]:
     return {c.id: c.run_s for c in previous.cells if c.status in (Status.PASSED, Status.FAILED)}
 
 
-def plan_for(request: RunRequest, platforms: tuple[str, ...]) -> Plan:
-    return make_plan(request.config, request.config.catalogue, only=request.only,
-                     platforms=platforms)
+def connect_all(config: Config, engine: str | None,
+                factory: Callable[[EngineSettings], Engine]) -> tuple[
+                    dict[str, Engine], dict[str, EngineUnavailable]]:
+    """The engines a run may use, connected; those that do not answer, with why."""
+    settings = {e.name: e for e in config.engines}
+    if engine is not None and engine not in settings:
+        raise UsageError(f"--engine {engine!r}: no such engine in {config.file} "
+                         f"(engines: {', '.join(settings)})")
+    connected: dict[str, Engine] = {}
+    down: dict[str, EngineUnavailable] = {}
+    for name in [engine] if engine else list(settings):
+        try:
+            connected[name] = factory(settings[name])
+            info = connected[name].info()
+            log.info("engine %s: %s %s %s (%s)", name, "/".join(info.oses or (info.os,)),
+                     info.arch, info.version, info.description)
+        except EngineUnavailable as exc:
+            connected.pop(name, None)
+            down[name] = exc
+            log.error("engine %s: %s", name, exc.message)  # noqa: TRY400 - expected, no trace
+    return connected, down
 
 
-def execute(request: RunRequest, *, engine_factory: Callable[[], Engine],
+def targets_of(config: Config, engines: dict[str, Engine],
+               down: dict[str, EngineUnavailable]) -> list[Target]:
+    """Routing targets: what reachable engines report; what the file declares for the rest."""
+    out = []
+    for settings in config.engines:
+        if settings.name in engines:
+            info = engines[settings.name].info()
+            oses = frozenset(info.oses or (info.os,))
+        elif settings.name in down:
+            oses = frozenset({settings.platform or "linux"})
+        else:
+            continue
+        out.append(Target(name=settings.name, type=settings.type, oses=oses,
+                          pins=settings.cells))
+    return out
+
+
+def execute(request: RunRequest, *, engine_factory: Callable[[EngineSettings], Engine],
             cancellation: Cancellation, on_event: EventSink | None = None) -> RunResult:
-    """Run every planned cell and write the reports; returns the run's result."""
+    """Run every planned cell on its engine, write the reports; returns the run's result.
+
+    One scheduler per engine, running at once, each with its engine's parallelism;
+    an engine that does not answer fails its cells (and the run exits 3) but not the
+    others'.
+    """
     config = request.config
     handler = attach_run_log(request.reports)
     run_id = new_run_id()
     started_at, clock = now_iso(), time.monotonic()
+    events = on_event or (lambda _cell, _state, _detail: None)
     try:
         log.info("run %s: %s (profile %s), %d cells, parallel %d", run_id, config.file,
                  config.profile, len(config.cells), request.parallel)
-        engine = engine_factory()
+        engines, down = connect_all(config, request.engine, engine_factory)
+        if not engines:
+            raise next(iter(down.values()))
         try:
-            info = engine.info()
-            log.info("engine %s: %s %s %s", engine.name, info.os, info.arch, info.version)
-            sweep(engine)
-            plan = plan_for(request, (info.os,))
+            for engine in engines.values():
+                sweep(engine)
+            plan = make_plan(config, config.catalogue, only=request.only,
+                             targets=targets_of(config, engines, down), engine=request.engine)
             ctx = RunContext(run_id=run_id, labels=run_labels(run_id),
                              cancel=cancellation.event)
-            secret_values = tuple(e.value for e in config.test.env if e.secret)
-            scheduler = Scheduler(engine, list(plan.jobs), reports=request.reports, ctx=ctx,
-                                  options=Options(parallel=request.parallel,
-                                                  log_max_bytes=config.log_max_bytes,
-                                                  retries=config.retries,
-                                                  build_parallel=config.build.parallel,
-                                                  expected=previous_durations(request.reports)),
-                                  on_event=on_event, secrets=secret_values)
-            finished = threading.Event()
-            watcher = threading.Thread(target=_kill_on_cancel, args=(engine, ctx, finished),
-                                       daemon=True)
-            watcher.start()
-            try:
-                cells = scheduler.run()
-            finally:
-                finished.set()
-                watcher.join()
+            results: dict[str, CellResult] = {}
+            for job in plan.jobs:
+                if job.state != PLANNED:
+                    results[job.id] = job_result(job, Status.SKIPPED, job.reason)
+                    events(job.id, "skipped", job.reason)
+                elif job.engine in down:
+                    results[job.id] = replace(job_result(
+                        job, Status.ERROR, f"not run: engine {job.engine}: "
+                                           f"{down[job.engine].message}"), stage="engine")
+                    events(job.id, "error", results[job.id].reason)
+            schedulers = _schedulers(request, engines, plan, ctx, events)
+            results.update(_run_all(schedulers, engines, ctx))
             if cancellation.event.is_set():
-                engine.kill_run(ctx)
+                for engine in engines.values():
+                    engine.kill_run(ctx)
         finally:
-            engine.close()
+            for engine in engines.values():
+                engine.close()
         run = RunResult(run_id=run_id, started_at=started_at, finished_at=now_iso(),
-                        duration_s=time.monotonic() - clock, cells=tuple(cells),
+                        duration_s=time.monotonic() - clock,
+                        cells=tuple(results[job.id] for job in plan.jobs),
                         config=str(config.file), profile=config.profile,
                         cancelled=cancellation.signal_name)
         write_reports(run, request.reports)
-        if scheduler.engine_lost is not None:
-            log.error("engine lost: %s", scheduler.engine_lost)
-            raise scheduler.engine_lost
+        lost = [s.engine_lost for s in schedulers if s.engine_lost is not None]
+        lost += [down[j.engine] for j in plan.jobs if j.state == PLANNED and j.engine in down]
+        if lost:
+            log.error("engine lost or unreachable: %s", lost[0])
+            raise lost[0]
         log.info("run %s finished: %s", run_id, summary.verdict_line(run))
         return run
     finally:
         detach_run_log(handler)
 
 
-def _kill_on_cancel(engine: Engine, ctx: RunContext, finished: threading.Event) -> None:
+def _schedulers(request: RunRequest, engines: dict[str, Engine], plan: Plan,
+                ctx: RunContext, events: EventSink) -> list[Scheduler]:
+    config = request.config
+    settings = {e.name: e for e in config.engines}
+    secret_values = tuple(e.value for e in config.test.env if e.secret)
+    expected = previous_durations(request.reports)
+    schedulers = []
+    for name, engine in engines.items():
+        jobs = [j for j in plan.jobs if j.state == PLANNED and j.engine == name]
+        if not jobs:
+            continue
+        parallel = settings[name].parallel or request.parallel
+        schedulers.append(Scheduler(
+            engine, jobs, reports=request.reports, ctx=ctx,
+            options=Options(parallel=parallel, log_max_bytes=config.log_max_bytes,
+                            retries=config.retries, build_parallel=config.build.parallel,
+                            expected=expected),
+            on_event=events, secrets=secret_values))
+    return schedulers
+
+
+def _run_all(schedulers: list[Scheduler], engines: dict[str, Engine],
+             ctx: RunContext) -> dict[str, CellResult]:
+    """Every engine's scheduler at once; cancellation kills on every engine."""
+    results: dict[str, CellResult] = {}
+    finished = threading.Event()
+    watcher = threading.Thread(target=_kill_on_cancel,
+                               args=(list(engines.values()), ctx, finished), daemon=True)
+    watcher.start()
+    lock = threading.Lock()
+
+    def run_one(scheduler: Scheduler) -> None:
+        cells = scheduler.run()
+        with lock:
+            results.update({c.id: c for c in cells})
+
+    threads = [threading.Thread(target=run_one, args=(s,), name=f"engine-{s.engine.name}")
+               for s in schedulers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)  # short joins: the main thread stays free for signals
+    finally:
+        finished.set()
+        watcher.join()
+    return results
+
+
+def _kill_on_cancel(engines: list[Engine], ctx: RunContext, finished: threading.Event) -> None:
     # Cancellation kills the run's containers at once, so waits return promptly.
     while not finished.is_set():
         if ctx.cancel.wait(0.1):
-            killed = engine.kill_run(ctx)
-            log.info("cancelled: removed %d containers", killed)
+            for engine in engines:
+                killed = engine.kill_run(ctx)
+                log.info("cancelled: removed %d objects on engine %s", killed, engine.name)
             return

@@ -45,7 +45,7 @@ class Options:
     expected: dict[str, float] = field(default_factory=dict)  # cell id -> seconds, last run
 
 
-def _base_result(job: Job, status: Status, reason: str) -> CellResult:
+def job_result(job: Job, status: Status, reason: str) -> CellResult:
     return CellResult(
         id=job.id, python=job.cell.python, variant=job.cell.variant,
         axes=dict(job.cell.axes), image=job.base_image, platform=job.platform,
@@ -146,7 +146,7 @@ class Scheduler:
         results: dict[str, CellResult] = {}
         for job in self.jobs:
             if job.state != PLANNED:
-                results[job.id] = _base_result(job, Status.SKIPPED, job.reason)
+                results[job.id] = job_result(job, Status.SKIPPED, job.reason)
                 self.on_event(job.id, "skipped", job.reason)
         runnable = sorted((j for j in self.jobs if j.state == PLANNED), key=self._priority)
         for job in runnable:
@@ -205,10 +205,10 @@ class Scheduler:
     def _unstarted(self, job: Job) -> CellResult:
         """The result of a cell that never started: the engine was lost, or cancelled."""
         if self.ctx.halt.is_set():
-            result = replace(_base_result(job, Status.ERROR, f"not run: {self.ctx.halt.reason}"),
+            result = replace(job_result(job, Status.ERROR, f"not run: {self.ctx.halt.reason}"),
                              stage="engine")
         else:
-            result = _base_result(job, Status.CANCELLED, "cancelled before it started")
+            result = job_result(job, Status.CANCELLED, "cancelled before it started")
         self.on_event(job.id, str(result.status), result.reason)
         return result
 
@@ -296,7 +296,7 @@ class Scheduler:
     def _attempt(self, job: Job, cell_log: CellLog, number: int) -> tuple[CellResult, bool]:
         """One try; returns its result and whether an infrastructure fault may pass."""
         started_at, clock = now_iso(), time.monotonic()
-        result = _base_result(job, Status.ERROR, "")
+        result = job_result(job, Status.ERROR, "")
         retryable = False
         try:
             cell_log.note(f"cell {job.id}: python {job.cell.python} variant "

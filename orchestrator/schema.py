@@ -129,6 +129,42 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "parallel": {"type": "integer", "minimum": 1},
+    "engines": {
+        "type": "object",
+        "description": "Named engines; cells go to one of the right platform, or pinned by "
+                       "selector. Default: the environment's Docker engine.",
+        "propertyNames": {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["type"],
+            "if": {"properties": {"type": {"const": "swarm"}}},
+            "then": {"required": ["registry"]},
+            "properties": {
+                "type": {"enum": ["docker", "swarm"]},
+                "base_url": {"type": "string", "minLength": 1,
+                             "description": "unix:///..., tcp://host:2376, ssh://... "
+                                            "(default: DOCKER_HOST or the default socket)"},
+                "context": {"type": "string", "minLength": 1,
+                            "description": "A Docker CLI context to take the endpoint from."},
+                "tls": {"oneOf": [
+                    {"type": "boolean"},
+                    {"type": "object", "additionalProperties": False, "properties": {
+                        "ca_cert": {"type": "string"}, "client_cert": {"type": "string"},
+                        "client_key": {"type": "string"}, "verify": {"type": "boolean"}}}]},
+                "parallel": {"type": "integer", "minimum": 1},
+                "registry": {"type": "string", "minLength": 1,
+                             "description": "Swarm: where built images are pushed for the "
+                                            "nodes."},
+                "platform": {"enum": ["linux", "windows"],
+                             "description": "What `tagmatrix plan` assumes; `run` asks the "
+                                            "engine."},
+                "cells": {"type": "array", "items": _SELECTOR, "minItems": 1,
+                          "description": "Only these cells run here (and they run nowhere "
+                                         "else)."},
+            },
+        },
+    },
     "limits": {
         "type": "object",
         "additionalProperties": False,

@@ -40,6 +40,7 @@ class EngineInfo:
     os: str  # "linux" / "windows"
     arch: str
     version: str
+    oses: tuple[str, ...] = ()  # every platform it can run (a Swarm may mix); () = (os,)
     node: str = ""  # host name of the engine (a Swarm engine reports per task)
     description: str = ""
 

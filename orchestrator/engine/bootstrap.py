@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from ..plan import Job
+
 FRAME_BEGIN = "@@tagmatrix-frame-begin@@"
 FRAME_END = "@@tagmatrix-frame-end@@"
 SETUP_FAILED_EXIT = 252  # reserved: the setup command failed, tests never ran
@@ -99,3 +101,21 @@ def job_env(*, directory: str, command: Sequence[str], setup: Sequence[str] | No
         "frame": frame, "gate": gate, "junit": junit, "max_junit": max_junit,
         "begin": FRAME_BEGIN, "end": FRAME_END,
     })
+
+
+def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[str, str]:
+    """Environment of a job's container: the user's, pytest's JUnit plumbing, the job."""
+    env = {e.name: e.value for e in job.env}
+    addopts = [env.get("PYTEST_ADDOPTS", "")]
+    if job.pytest_junit and job.junit_path:
+        addopts.append(f"--junitxml={job.junit_path}")
+    if job.mount is not None:
+        # Keep root-owned caches out of the user's bind-mounted checkout.
+        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        addopts.append("-p no:cacheprovider")
+    if any(addopts[1:]):
+        env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
+    env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
+                                   setup=job.setup, gate=gate, frame=frame,
+                                   junit=job.junit_path)
+    return env

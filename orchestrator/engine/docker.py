@@ -35,7 +35,7 @@ from . import (
     RunContext,
     Slot,
 )
-from .bootstrap import SETUP_FAILED_EXIT, container_command, job_env
+from .bootstrap import SETUP_FAILED_EXIT, container_command, container_env
 from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
 from .dockerfiles import ContainerFiles, TooLarge
 from .dockerimage import ImageStore
@@ -123,21 +123,6 @@ class DockerEngine:
 
     # -- containers ----------------------------------------------------------------------------
 
-    def _environment(self, job: Job) -> dict[str, str]:
-        env = {e.name: e.value for e in job.env}
-        addopts = [env.get("PYTEST_ADDOPTS", "")]
-        if job.pytest_junit and job.junit_path:
-            addopts.append(f"--junitxml={job.junit_path}")
-        if job.mount is not None:
-            # Keep root-owned caches out of the user's bind-mounted checkout.
-            env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-            addopts.append("-p no:cacheprovider")
-        if any(addopts[1:]):
-            env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
-        env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
-                                       setup=job.setup, gate=True)
-        return env
-
     def execute(self, job: Job, image: PreparedImage, log: CellLog,
                 ctx: RunContext) -> Execution:
         steps = _Steps(job.id)
@@ -160,7 +145,8 @@ class DockerEngine:
                 nano_cpus=limits.nano_cpus, pids_limit=limits.pids,
                 log_config=LOG_CONFIG[job.platform])
             container = self.api.create_container(
-                image.reference, command=container_command(), environment=self._environment(job),
+                image.reference, command=container_command(),
+                environment=container_env(job, gate=True),
                 labels={**ctx.labels, LABEL_CELL: job.id}, host_config=host_config,
                 working_dir=WORKDIR[job.platform] if job.mount is not None else None,
                 detach=True, tty=False, stdin_open=True)
@@ -211,7 +197,7 @@ class DockerEngine:
             steps.mark("collect")
             if pump is not None:
                 pump.cut()
-            self._remove(cid)
+            self.remove_container(cid)
             steps.mark("remove")
 
     def _wait(self, cid: str, deadline: float, ctx: RunContext) -> tuple[int | None, bool, bool]:
@@ -248,7 +234,7 @@ class DockerEngine:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.debug("kill %s: %s", cid[:12], exc)  # already exited
 
-    def _remove(self, cid: str) -> None:
+    def remove_container(self, cid: str) -> None:
         try:
             self.api.remove_container(cid, force=True, v=True)
         except docker.errors.NotFound:
@@ -311,7 +297,7 @@ class DockerEngine:
             log.warning("cannot list this run's containers: %s", exc)
             return 0
         for container in found:
-            self._remove(str(container["Id"]))
+            self.remove_container(str(container["Id"]))
             removed += 1
         return removed
 
@@ -331,7 +317,7 @@ class DockerEngine:
 
     def remove(self, item: Leftover) -> None:
         if item.kind == "container":
-            self._remove(item.id)
+            self.remove_container(item.id)
         elif item.kind == "image":
             try:  # never forced: an image a container still uses stays
                 self.api.remove_image(item.id)
