@@ -16,7 +16,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,13 @@ def lab_minors(docker_client: docker.DockerClient) -> list[str]:
     return minors
 
 
-def managed_containers(client: docker.DockerClient) -> set[str]:
-    return {str(c.id) for c in client.containers.list(all=True, filters={"label": MANAGED})}
+def managed_containers(client: docker.DockerClient, *, running: bool = False) -> set[str]:
+    """Ids of tagmatrix's containers. The low-level list: containers.list() inspects
+    each container afterwards and raises NotFound when one is removed meanwhile."""
+    filters: dict[str, str] = {"label": MANAGED}
+    if running:
+        filters["status"] = "running"
+    return {str(c["Id"]) for c in client.api.containers(all=not running, filters=filters)}
 
 
 @dataclass
@@ -119,3 +124,27 @@ def tagmatrix(*args: str, client: docker.DockerClient | None = None,
                           env={**os.environ, **(env or {})})
     after = managed_containers(client) if client else set()
     return Outcome(done.returncode, done.stdout, done.stderr, reports, after - before)
+
+
+Spawn = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Starts ``python -m orchestrator ARGS`` in the background; whatever the test does,
+    the process is killed and reaped at teardown (a failed test must not leave a run
+    going that the next tests would see)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        process = subprocess.Popen([sys.executable, "-m", "orchestrator", *args], text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   env={**os.environ, **(env or {})})
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=60)

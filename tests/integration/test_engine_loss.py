@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from tests.conftest import REPO
 from tests.integration.conftest import (
     Outcome,
+    Spawn,
     lab_matrix,
     make_project,
     managed_containers,
@@ -35,16 +35,15 @@ def _dockerd() -> int | None:
 
 
 def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
-                             lab_minors: list[str]) -> None:
+                             lab_minors: list[str],
+        spawn: Spawn) -> None:
     pid = _dockerd()
     if pid is None:
         pytest.fail("no dockerd process to stop on this machine", pytrace=False)
     tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n"}
     path = make_project(tmp_path, lab_matrix(lab_minors[:1], parallel=1).replace(
         "variant: [slim]", "variant: [slim]\n  shard: [a, b, c]"), tests)
-    process = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-f", str(path),
-                                "--reports", str(tmp_path / "r")], text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
     try:
         deadline = time.monotonic() + 120
         while not managed_containers(docker_client) and time.monotonic() < deadline:

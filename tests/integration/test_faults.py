@@ -16,8 +16,8 @@ import junitparser
 import pytest
 
 from tests.integration.conftest import (
-    MANAGED,
     Outcome,
+    Spawn,
     lab_matrix,
     make_project,
     managed_containers,
@@ -38,24 +38,17 @@ SLEEPER = {"test_sleep.py": """
 """}
 
 
-def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-
-
 def wait_running(client: docker.DockerClient, count: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        running = client.containers.list(filters={"label": MANAGED, "status": "running"})
-        if len(running) >= count:
+        if len(managed_containers(client, running=True)) >= count:
             return
         time.sleep(0.2)
     pytest.fail(f"{count} containers never ran")
 
 
 def all_containers(client: docker.DockerClient) -> set[str]:
-    return {str(c.id) for c in client.containers.list(all=True)}
+    return {str(c["Id"]) for c in client.api.containers(all=True)}
 
 
 def test_hung_test_is_killed_at_its_deadline(tmp_path: Path, docker_client: docker.DockerClient,
@@ -115,12 +108,13 @@ def test_out_of_memory_is_an_error(tmp_path: Path, docker_client: docker.DockerC
     assert outcome.leftovers == set()
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("signal_and_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_cancels_cleans_up_and_reports_within_7_5_s(
         tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
-        signum: int, code: int) -> None:
+        signal_and_code: tuple[int, int], spawn: Spawn) -> None:
+    signum, code = signal_and_code
     path = make_project(tmp_path, lab_matrix(lab_minors[:2]), SLEEPER)
-    process = start("run", "-f", str(path), "--reports", str(tmp_path / "r"))
+    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
     wait_running(docker_client, 2)
     sent = time.monotonic()
     process.send_signal(signum)
@@ -144,9 +138,10 @@ def _dockerd_pid() -> int:
 
 
 def test_second_sigint_forces_the_exit_when_cleanup_hangs(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn) -> None:
     path = make_project(tmp_path, lab_matrix(lab_minors[:1]), SLEEPER)
-    process = start("run", "-f", str(path), "--reports", str(tmp_path / "r"))
+    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
     wait_running(docker_client, 1)
     dockerd = _dockerd_pid()
     os.kill(dockerd, signal.SIGSTOP)  # the engine hangs: a graceful cleanup cannot end
@@ -176,10 +171,11 @@ def test_second_sigint_forces_the_exit_when_cleanup_hangs(
 
 
 def test_kill_9_then_clean_and_the_next_run_sweeps(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn) -> None:
     path = make_project(tmp_path, lab_matrix(lab_minors[:2]), SLEEPER)
     # 1. kill -9, then `tagmatrix clean`
-    process = start("run", "-f", str(path), "--reports", str(tmp_path / "r1"))
+    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r1"))
     wait_running(docker_client, 2)
     process.kill()
     process.communicate(timeout=30)  # reaps it and closes the pipes
@@ -190,7 +186,7 @@ def test_kill_9_then_clean_and_the_next_run_sweeps(
     assert cleaned.out.count("removed container") == 2
     assert managed_containers(docker_client) == set()
     # 2. kill -9, then the next run sweeps the leftovers itself
-    process = start("run", "-f", str(path), "--reports", str(tmp_path / "r2"))
+    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r2"))
     wait_running(docker_client, 2)
     process.kill()
     process.communicate(timeout=30)  # reaps it and closes the pipes
@@ -203,9 +199,10 @@ def test_kill_9_then_clean_and_the_next_run_sweeps(
 
 
 def test_clean_never_touches_a_live_run(tmp_path: Path, docker_client: docker.DockerClient,
-                                        lab_minors: list[str]) -> None:
+                                        lab_minors: list[str],
+        spawn: Spawn) -> None:
     path = make_project(tmp_path, lab_matrix(lab_minors[:1], timeout=8), SLEEPER)
-    process = start("run", "-f", str(path), "--reports", str(tmp_path / "r"))
+    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
     wait_running(docker_client, 1)
     cleaned = tagmatrix("clean")
     assert "still running" in cleaned.out
@@ -249,11 +246,12 @@ def test_secrets_reach_the_container_but_no_report(
 
 
 def test_two_concurrent_runs_do_not_interfere(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn) -> None:
     tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(3)\n"}
     paths = [make_project(tmp_path / name, lab_matrix(lab_minors[:2]), tests)
              for name in ("a", "b")]
-    processes = [start("run", "-f", str(p), "--reports", str(p.parent / "r")) for p in paths]
+    processes = [spawn("run", "-f", str(p), "--reports", str(p.parent / "r")) for p in paths]
     for process in processes:
         process.communicate(timeout=300)
         assert process.returncode == 0

@@ -15,6 +15,7 @@ from orchestrator.plan import (
     looks_like_pytest,
     make_plan,
 )
+from orchestrator.routing import Target
 from orchestrator.tags import Catalogue
 
 Write = Callable[[str, str], Path]
@@ -73,7 +74,9 @@ def test_jobs_of_a_matrix(write: Write) -> None:
     env = {e.name: e.value for e in job.env}
     assert env["MATRIX_PYTHON"] == "3.10"
     assert env["MATRIX_VARIANT"] == "slim"
-    windows = make_plan(config, Catalogue.builtin(), platforms=("linux", "windows"))
+    windows = make_plan(config, Catalogue.builtin(), targets=[
+        Target(name="local", type="docker", oses=frozenset({"linux"})),
+        Target(name="win", type="docker", oses=frozenset({"windows"}))])
     assert [j.state for j in windows.jobs] == [PLANNED, SKIPPED, PLANNED, PLANNED]
 
 
