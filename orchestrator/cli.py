@@ -185,8 +185,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:
     from .cleanup import decide
-    from .config import DEFAULT_ENGINES
     from .engine.factory import connect
+    from .settings import DEFAULT_ENGINES
 
     engines = load_config(Path(args.file)).engines if args.file else DEFAULT_ENGINES
     verb = "would remove" if args.dry_run else "removed"

@@ -30,97 +30,23 @@ from .matrix import (
     expand,
 )
 from .schema import schema
+from .settings import (
+    DEFAULT_BUILD_TIMEOUT,
+    DEFAULT_COMMAND,
+    DEFAULT_ENGINES,
+    DEFAULT_LOG_MAX_BYTES,
+    DEFAULT_TEST_TIMEOUT,
+    BuildSettings,
+    EngineSettings,
+    EnvVar,
+    ImageSettings,
+    Limits,
+    TestSettings,
+    parse_size,
+)
 from .tags import Catalogue, TagSyntaxError, UnknownVersion, parse_variant, parse_version
 from .validation import check_float_trap, check_schema
 from .yamlsource import KeyPath, Mark, Source, format_path, load
-
-DEFAULT_COMMAND = ("python", "-m", "pytest")
-DEFAULT_TEST_TIMEOUT = 600.0
-DEFAULT_BUILD_TIMEOUT = 1800.0
-DEFAULT_LOG_MAX_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, kw_only=True)
-class EnvVar:
-    """One environment variable for the test container."""
-
-    name: str
-    value: str
-    secret: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """Resource limits of each test container."""
-
-    memory: int = 4 * 1024**3  # bytes; swap is not allowed on top
-    nano_cpus: int | None = None
-    pids: int = 4096
-
-
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
-
-
-def parse_size(value: int | str) -> int:
-    """``512m`` -> bytes; plain integers are bytes."""
-    if isinstance(value, int):
-        return value
-    text = value.strip().lower().rstrip("b")
-    unit = text[-1] if text and text[-1] in "kmg" else ""
-    number = text[: -1] if unit else text
-    return int(float(number) * _UNITS[unit])
-
-
-@dataclass(frozen=True, kw_only=True)
-class EngineSettings:
-    """One entry of ``engines:``."""
-
-    name: str
-    type: str = "docker"  # docker or swarm
-    base_url: str | None = None
-    context: str | None = None
-    tls: bool | dict[str, Any] = False
-    parallel: int | None = None  # None: the top-level parallel
-    registry: str | None = None  # swarm: where images are pushed
-    platform: str | None = None  # declared; `run` asks the engine
-    cells: tuple[Selector, ...] = ()  # pinned cells
-
-
-DEFAULT_ENGINES = (EngineSettings(name="local"),)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ImageSettings:
-    registry: str = "docker.io"
-    repository: str = "library/python"
-    pull: str = "missing"
-    check_tags: bool = True
-
-    def reference(self, tag: str) -> str:
-        """Full image reference: ``127.0.0.1:5000/library/python:3.12-slim``."""
-        return f"{self.registry}/{self.repository}:{tag}"
-
-    @property
-    def official(self) -> bool:
-        return self.repository in ("library/python", "python")
-
-
-@dataclass(frozen=True, kw_only=True)
-class BuildSettings:
-    mode: str = "image"
-    dockerfile: str | None = None  # relative to the project
-    args: tuple[tuple[str, str], ...] = ()
-    timeout: float = DEFAULT_BUILD_TIMEOUT
-    setup: tuple[str, ...] | None = None  # mount mode: runs before the tests
-    parallel: int = 0  # images built at once; 0: as many as cells run at once
-
-
-@dataclass(frozen=True, kw_only=True)
-class TestSettings:
-    command: tuple[str, ...] = DEFAULT_COMMAND
-    junit: str | None = None
-    timeout: float = DEFAULT_TEST_TIMEOUT
-    env: tuple[EnvVar, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

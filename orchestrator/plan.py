@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config, EnvVar, Limits
+from .config import Config
 from .matrix import Cell, Selector
 from .routing import Target, route
+from .settings import EnvVar, Limits
 from .tags import Catalogue, UnknownVersion, parse_variant, parse_version
 
 PLANNED = "planned"

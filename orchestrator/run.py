@@ -17,7 +17,7 @@ from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from .celllog import now_iso
 from .cleanup import decide, process_start
-from .config import Config, EngineSettings
+from .config import Config
 from .engine import Engine, RunContext
 from .errors import EngineUnavailable, UsageError
 from .junit_in import InvalidResults, parse_cell_suite
@@ -29,6 +29,7 @@ from .reports.files import atomic_write, write_json
 from .results import CellResult, RunResult, Status, load_results
 from .routing import Target
 from .scheduler import EventSink, Options, Scheduler, job_result
+from .settings import EngineSettings
 
 log = logging.getLogger(__name__)
 

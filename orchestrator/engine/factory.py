@@ -9,8 +9,8 @@ from typing import Any
 import docker.tls
 from docker.context import ContextAPI
 
-from ..config import EngineSettings
 from ..errors import EngineUnavailable
+from ..settings import EngineSettings
 from . import Engine
 from .dockerapi import Endpoint
 
