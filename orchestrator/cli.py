@@ -21,12 +21,14 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
+from .compare import regressed
 from .config import Config, load_config
 from .errors import Cancelled, TagmatrixError, UsageError
 from .matrix import Selector
 from .plan import make_plan
-from .progress import PlainProgress
+from .progress import progress_for
 from .reports.summary import print_terminal
+from .results import RunResult, Status, load_results
 from .schema import schema
 
 
@@ -67,12 +69,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reports", default="reports", help="output folder (default: ./reports)")
     run.add_argument("--parallel", type=int, help="cells at once (default: from the file)")
     run.add_argument("-q", "--quiet", action="store_true", help="only final states")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="details of every state change, and the run log's INFO lines")
     run.add_argument("--engine", help="run every cell on this engine (from engines:)")
+    run.add_argument("--baseline", metavar="RESULTS_JSON",
+                     help="compare with an earlier run: new failures, fixed, still failing, "
+                          "flaky, and why (project or base image)")
+    run.add_argument("--fail-on", choices=("failures", "regressions"), default="failures",
+                     help="failures (default): any failing gating cell fails the run; "
+                          "regressions: only new failures against --baseline do")
+    run.add_argument("--locked", nargs="?", const="", metavar="LOCK",
+                     help="build from the digests in matrix.lock (default: next to the "
+                          "matrix file); fail if one is gone")
+    run.add_argument("--rerun-failed", nargs="?", const="", metavar="RESULTS_JSON",
+                     help="run only the cells that failed, errored or timed out in a "
+                          "previous run (default: the reports folder's results.json)")
 
     plan = sub.add_parser("plan", help="show the expanded matrix without running anything")
     _add_common(plan)
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.add_argument("--engine", help="plan every cell on this engine (from engines:)")
+
+    lock = sub.add_parser("lock", help="pin every cell's base image to its digest "
+                                       "(matrix.lock; asks the registry, pulls nothing)")
+    _add_common(lock)
+    lock.add_argument("-o", "--output", help="where (default: matrix.lock next to the file)")
 
     validate = sub.add_parser("validate", help="check the matrix file; exit 0 or 2")
     _add_common(validate, only=False)
@@ -210,6 +231,21 @@ def cmd_clean(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_lock(args: argparse.Namespace, console: Console) -> int:
+    from .lock import lock_path, resolve, write
+
+    config = _load(args)
+    plan = make_plan(config, config.catalogue, only=_selectors(args.only))
+    found = resolve(config, plan.jobs)
+    path = Path(args.output) if args.output else lock_path(config)
+    write(found, path)
+    for tag, digest in sorted(found.digests.items()):
+        console.print(f"  {tag:32} {digest}")
+    console.print(f"{path}: {len(found.digests)} images pinned "
+                  f"({found.registry}/{found.repository})")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
     console.print(f"{config.file}: OK ({len(config.cells)} cells)")
@@ -224,23 +260,58 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     parallel = args.parallel or config.parallel
     if parallel < 1:
         raise UsageError("--parallel must be at least 1")
+    if args.fail_on == "regressions" and not args.baseline:
+        raise UsageError("--fail-on regressions needs --baseline RESULTS_JSON")
+    baseline = _results(Path(args.baseline), "--baseline") if args.baseline else None
+    cells = None
+    if args.rerun_failed is not None:
+        earlier = _results(Path(args.rerun_failed or Path(args.reports) / "results.json"),
+                           "--rerun-failed")
+        cells = frozenset(c.id for c in earlier.cells
+                          if c.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT))
+        if not cells:
+            console.print("nothing to rerun: no cell failed, errored or timed out")
+            return 0
+    locked = None
+    if args.locked is not None:
+        from .lock import lock_path
+        from .lock import read as read_lock
+
+        locked = read_lock(Path(args.locked) if args.locked else lock_path(config))
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
-                         only=_selectors(args.only), engine=args.engine)
+                         only=_selectors(args.only), engine=args.engine, baseline=baseline,
+                         cells=cells, locked=locked)
     cancellation = Cancellation()
     previous = _install_signal_handlers(cancellation)
     try:
-        result = execute(
-            request,
-            engine_factory=lambda settings: connect(
-                settings, workers=settings.parallel or parallel, pull=config.image.pull),
-            cancellation=cancellation, on_event=PlainProgress(quiet=args.quiet))
+        with progress_for(quiet=args.quiet, verbose=args.verbose) as progress:
+            result = execute(
+                request,
+                engine_factory=lambda settings: connect(
+                    settings, workers=settings.parallel or parallel, pull=config.image.pull),
+                cancellation=cancellation, on_event=progress)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print_terminal(result, console, reports=str(request.reports))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from .reports.github import commands
+
+        print("\n".join(commands(result)), flush=True)
     if result.cancelled:
         raise Cancelled(result.cancelled)
+    if args.fail_on == "regressions":
+        return 1 if regressed(result) else 0
     return 0 if result.ok else 1
+
+
+def _results(path: Path, flag: str) -> RunResult:
+    try:
+        return load_results(path)
+    except FileNotFoundError as exc:
+        raise UsageError(f"{flag} {path}: no such file") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{flag} {path}: not a tagmatrix results.json ({exc})") from exc
 
 
 def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
@@ -265,7 +336,7 @@ def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "tags": cmd_tags,
-            "report": cmd_report, "clean": cmd_clean}
+            "report": cmd_report, "clean": cmd_clean, "lock": cmd_lock}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -279,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not console.is_terminal:  # CI logs: do not squeeze tables into 80 columns
         console = Console(highlight=False, width=max(console.width, 160))
     warnings = logging.StreamHandler(sys.stderr)
-    warnings.setLevel(logging.WARNING)
+    warnings.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
     warnings.setFormatter(logging.Formatter("tagmatrix: warning: %(message)s"))
     logging.getLogger("orchestrator").addHandler(warnings)
     try:

@@ -55,7 +55,10 @@ def _case(element: Element) -> TestCase:
             outcome, message = name, child.get("message", "")
             kind, text = child.get("type", ""), child.text or ""
             break
+    reran = any(element.find(tag) is not None
+                for tag in ("flakyFailure", "flakyError", "rerunFailure", "rerunError"))
     return TestCase(
+        flaky=reran and outcome == "passed",
         classname=element.get("classname", ""),
         name=element.get("name", "") or "(unnamed)",
         time=_time(element.get("time")),

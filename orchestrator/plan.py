@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,10 +203,13 @@ def make_plan(
     only: Sequence[Selector] = (),
     targets: Sequence[Target] | None = None,
     engine: str | None = None,
+    cells: Collection[str] | None = None,
+    pinned: Mapping[str, str] | None = None,
 ) -> Plan:
     """Jobs for every selected cell, each routed to an engine; cells that cannot run are
     ``skipped`` with the reason. ``targets``: the engines as they are (default: as
-    declared); ``engine``: send every cell there."""
+    declared); ``engine``: send every cell there; ``cells``: only these cell ids;
+    ``pinned``: tag -> image reference by digest (matrix.lock)."""
     targets = declared_targets(config) if targets is None else targets
     project = _Project.of(config)
     check = config.image.check_tags and config.image.official
@@ -215,8 +218,10 @@ def make_plan(
     for cell in config.cells:
         if only and not any(s.matches(cell) for s in only):
             continue
+        if cells is not None and cell.id not in cells:
+            continue
         platform = parse_variant(cell.variant).platform
-        base_image = config.image.reference(cell.tag)
+        base_image = (pinned or {}).get(cell.tag) or config.image.reference(cell.tag)
         published, reason, resolved = (_availability(catalogue, cell.python, cell.variant)
                                        if check else (True, "", None))
         state = PLANNED if published else SKIPPED

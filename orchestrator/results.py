@@ -44,6 +44,12 @@ class TestCase:
     text: str = ""  # failure/error body (traceback)
     system_out: str = ""
     system_err: str = ""
+    flaky: bool = False  # passed after reruns recorded in the JUnit (flaky*/rerun*)
+
+    @property
+    def key(self) -> str:
+        """How a test is named across runs: ``classname::name``."""
+        return f"{self.classname}::{self.name}" if self.classname else self.name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,6 +132,10 @@ class CellResult:
     interpreter: Interpreter = field(default_factory=Interpreter)
     output_tail: str = ""  # the end of the container's output, for reports
     attempts: tuple[Attempt, ...] = ()  # every try, the last one included
+    project_digest: str = ""  # content of the build context (paths, modes, bytes)
+    failing_tests: tuple[str, ...] = ()  # test keys that failed or errored
+    flaky_tests: tuple[str, ...] = ()
+    comparison: dict[str, Any] = field(default_factory=dict)  # against --baseline
 
     @property
     def ok(self) -> bool:
@@ -139,6 +149,8 @@ class CellResult:
         data = asdict(self)
         data["status"] = self.status.value
         data["attempts"] = [a.to_json() for a in self.attempts]
+        data["failing_tests"] = list(self.failing_tests)
+        data["flaky_tests"] = list(self.flaky_tests)
         del data["cases"]  # per-test cases live in the JUnit files, not results.json
         del data["output_tail"]
         return data
@@ -150,6 +162,8 @@ class CellResult:
         fields["tests"] = TestCounts(**fields.get("tests", {}))
         fields["interpreter"] = Interpreter(**fields.get("interpreter", {}))
         fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))
+        fields["failing_tests"] = tuple(fields.get("failing_tests", ()))
+        fields["flaky_tests"] = tuple(fields.get("flaky_tests", ()))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in fields.items() if k in known})
 
@@ -166,6 +180,7 @@ class RunResult:
     config: str = ""
     profile: str | None = None
     cancelled: str | None = None  # the signal's name when the run was interrupted
+    baseline: str | None = None  # run id of the results compared against (--baseline)
 
     @property
     def ok(self) -> bool:
@@ -200,6 +215,7 @@ class RunResult:
             "finished_at": self.finished_at,
             "duration_s": round(self.duration_s, 3),
             "cancelled": self.cancelled,
+            "baseline": self.baseline,
             "cells": [c.to_json() for c in self.cells],
             "summary": self.summary(),
         }
@@ -215,6 +231,7 @@ class RunResult:
             config=data.get("config", ""),
             profile=data.get("profile"),
             cancelled=data.get("cancelled"),
+            baseline=data.get("baseline"),
         )
 
 

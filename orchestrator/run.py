@@ -17,11 +17,14 @@ from concurrent_log_handler import ConcurrentRotatingFileHandler
 
 from .celllog import now_iso
 from .cleanup import decide, process_start
+from .compare import compare
 from .config import Config
 from .engine import Engine, RunContext
 from .errors import EngineUnavailable, UsageError
 from .junit_in import InvalidResults, parse_cell_suite
 from .labels import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_RUN
+from .lock import Lock
+from .lock import check as check_lock
 from .matrix import Selector
 from .plan import PLANNED, Plan, make_plan
 from .reports import html, junit, summary
@@ -43,6 +46,9 @@ class RunRequest:
     parallel: int
     only: tuple[Selector, ...] = ()
     engine: str | None = None  # --engine: every cell there
+    baseline: RunResult | None = None  # --baseline: compare with this earlier run
+    cells: frozenset[str] | None = None  # --rerun-failed: only these cell ids
+    locked: Lock | None = None  # --locked: base images by digest
 
 
 @dataclass
@@ -216,8 +222,14 @@ def execute(request: RunRequest, *, engine_factory: Callable[[EngineSettings], E
         try:
             for engine in engines.values():
                 sweep(engine)
+            locked = request.locked
             plan = make_plan(config, config.catalogue, only=request.only,
-                             targets=targets_of(config, engines, down), engine=request.engine)
+                             targets=targets_of(config, engines, down), engine=request.engine,
+                             cells=request.cells,
+                             pinned={t: locked.reference(t) for t in locked.digests}
+                             if locked else None)
+            if locked is not None:
+                check_lock(locked, config, plan.jobs)
             ctx = RunContext(run_id=run_id, labels=run_labels(run_id),
                              cancel=cancellation.event)
             results: dict[str, CellResult] = {}
@@ -243,6 +255,8 @@ def execute(request: RunRequest, *, engine_factory: Callable[[EngineSettings], E
                         cells=tuple(results[job.id] for job in plan.jobs),
                         config=str(config.file), profile=config.profile,
                         cancelled=cancellation.signal_name)
+        if request.baseline is not None:
+            run = compare(run, request.baseline)
         write_reports(run, request.reports)
         lost = [s.engine_lost for s in schedulers if s.engine_lost is not None]
         lost += [down[j.engine] for j in plan.jobs if j.state == PLANNED and j.engine in down]

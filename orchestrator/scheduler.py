@@ -287,6 +287,8 @@ class Scheduler:
         redact = cell_log.redactor.text
         result = replace(
             result, attempts=tuple(replace(a, reason=redact(a.reason)) for a in attempts),
+            failing_tests=tuple(redact(t) for t in result.failing_tests),
+            flaky_tests=tuple(redact(t) for t in result.flaky_tests),
             reason=redact(result.reason), cases=tuple(_redacted(c, redact) for c in result.cases),
             duration_s=round(time.monotonic() - clock, 3),
             output_tail=cell_log.output_excerpt())
@@ -319,6 +321,10 @@ class Scheduler:
                 engine=self.engine.name, node=execution.node,
                 build_s=round(image.build_s, 3), run_s=round(execution.run_s, 3),
                 tests=TestCounts.of(verdict.cases), cases=verdict.cases,
+                failing_tests=tuple(c.key for c in verdict.cases
+                                    if c.outcome in ("failed", "error")),
+                flaky_tests=tuple(c.key for c in verdict.cases if c.flaky),
+                project_digest=image.project_digest,
                 interpreter=execution.interpreter,
                 started_at=execution.started_at, finished_at=execution.finished_at)
         except EngineUnavailable as exc:

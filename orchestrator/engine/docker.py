@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -89,8 +90,10 @@ class DockerEngine:
         log.note(f"base image {base.reference} id {base.id[:19]}"
                  + (f" digest {base.digest}" if base.digest else ""))
         if spec is None:
+            project = job.mount or Path()
             return PreparedImage(reference=base.reference, id=base.id, base=base,
-                                 size=base.size, workdir=WORKDIR[job.platform])
+                                 size=base.size, workdir=WORKDIR[job.platform],
+                                 project_digest=self.images.fingerprint(project, log))
         labels = {LABEL_MANAGED: "true", "org.tagmatrix.build-key": spec.key}
         previous = self._image_id(spec.tag)
         image_id, cached = self.images.build(spec, log, labels, ctx.cancel)
@@ -103,7 +106,8 @@ class DockerEngine:
         return PreparedImage(
             reference=spec.tag, id=image_id, base=base, size=int(data.get("Size") or 0),
             workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
-            build_s=elapsed, cached=cached)
+            build_s=elapsed, cached=cached,
+            project_digest=self.images.fingerprint(spec.context, log))
 
     def _image_id(self, reference: str) -> str:
         try:

@@ -10,6 +10,7 @@ and the Dockerfile is appended per build.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import tarfile
@@ -66,6 +67,7 @@ class ImageStore:
         self._locks_guard = threading.Lock()
         self._bases: dict[str, BaseImage] = {}
         self._contexts: dict[Path, bytes] = {}
+        self._fingerprints: dict[Path, str] = {}
 
     def _lock(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -157,6 +159,14 @@ class ImageStore:
         cell_log.note(f"build context: {len(data) / 1024:.0f} KiB from {context}")
         return data
 
+    def fingerprint(self, context: Path, cell_log: CellLog) -> str:
+        """What the project is, for attribution across runs (see context_fingerprint)."""
+        data = self._context_tar(context, cell_log)
+        with self._lock(f"fingerprint:{context}"):
+            if context not in self._fingerprints:
+                self._fingerprints[context] = context_fingerprint(data)
+            return self._fingerprints[context]
+
     def _with_dockerfile(self, spec: BuildSpec, context: bytes, text: str) -> io.BytesIO:
         """The context plus our Dockerfile, which a .dockerignore entry keeps out of
         ``COPY . .`` (as docker-py does for a Dockerfile outside the context)."""
@@ -225,6 +235,25 @@ class ImageStore:
     def inspect_built(self, image_id: str) -> dict[str, Any]:
         with self.errors.errors("build", "inspect built image"):
             return inspect_image(self.api, image_id)
+
+
+def context_fingerprint(tar: bytes) -> str:
+    """A digest of a build context's paths, permission bits and contents, in path order.
+
+    Not of the tar bytes: those hold modification times, and a fresh checkout of the
+    same commit must fingerprint the same.
+    """
+    digest = hashlib.sha256()
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        members = sorted(archive.getmembers(), key=lambda m: m.name)
+        for member in members:
+            digest.update(f"{member.name}\0{member.mode & 0o777:o}\0{member.type!r}\0"
+                          f"{member.linkname}\0{member.size}\0".encode())
+            if member.isfile():
+                extracted = archive.extractfile(member)
+                if extracted is not None:
+                    digest.update(extracted.read())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def _abort_on(cancel: threading.Event, abort: Any, watchdog: threading.Timer) -> None:

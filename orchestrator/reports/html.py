@@ -13,7 +13,7 @@ from html import escape
 
 from ..results import CellResult, RunResult, Status
 from .junit import escape_visible
-from .summary import failing_tests, grid, reason, verdict_line
+from .summary import comparison_lines, failing_tests, grid, reason, verdict_line
 
 CSS = """
 :root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#ffffff; }
@@ -53,6 +53,7 @@ dt { color: var(--muted); } dd { margin: 0; overflow-wrap: anywhere; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 pre { background: #f6f8fa; padding: 8px; overflow-x: auto; max-height: 320px; font-size: 12px; }
 .legend span { padding: 2px 8px; margin-right: 6px; border-radius: 4px; }
+ul.changes { list-style: none; padding: 0; } ul.changes li { margin: 4px 0; }
 """
 
 # OCI annotation keys worth showing (licence and provenance of the base image).
@@ -73,6 +74,18 @@ def _seconds(value: float) -> str:
 
 def _anchor(cell_id: str) -> str:
     return f"cell-{cell_id}"
+
+
+def _changes(run: RunResult) -> str:
+    lines = comparison_lines(run)
+    if not lines:
+        return ""
+    title = f"Compared with baseline {escape(run.baseline)}" if run.baseline else "Notes"
+    css = {"new failure": "failed", "fixed": "passed", "still failing": "error",
+           "flaky": "timeout", "unexpected pass": "cancelled"}
+    items = "".join(f'<li><span class="badge {css.get(kind, "skipped")}">{escape(kind)}</span>'
+                    f"{escape(text)}</li>" for kind, text in lines)
+    return f'<h2>{title}</h2><ul class="changes">{items}</ul>'
 
 
 def _grid(run: RunResult) -> str:
@@ -203,6 +216,7 @@ def render(run: RunResult) -> str:
 <h1>tagmatrix</h1>
 <p class="meta">{meta}</p>
 <p class="verdict {ok}">{escape(verdict_line(run))}</p>
+{_changes(run)}
 <h2>Python &times; variant</h2>
 {_grid(run)}
 <h2>Failing tests</h2>

@@ -93,8 +93,19 @@ def verdict_line(run: RunResult) -> str:
     return f"{state}: {s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
 
 
+CHANGE_STYLE = {"new failure": "bold red", "fixed": "green", "still failing": "red",
+                "flaky": "yellow", "unexpected pass": "cyan", "unchanged": "dim"}
+
+
 def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> None:
-    """The grid, the cells and the failing tests, on the terminal."""
+    """Changes against the baseline first, then the grid, the cells, the failing tests."""
+    changes = comparison_lines(run)
+    if changes:
+        title = f"Compared with baseline {run.baseline}" if run.baseline else "Notes"
+        console.print(Text(title, style="bold"))
+        for kind, change in changes:
+            console.print(Text.assemble("  ", (f"{kind}: ", CHANGE_STYLE.get(kind, "")), change))
+        console.print()
     rows, cols, at = grid(run.cells)
     table = Table(title="tagmatrix", title_justify="left")
     table.add_column("python")
@@ -152,6 +163,10 @@ def markdown(run: RunResult) -> str:
     """summary.md: the same content, ready for a GitHub step summary."""
     rows, cols, at = grid(run.cells)
     out = ["## tagmatrix", "", f"**{_md(verdict_line(run))}**", ""]
+    changes = comparison_lines(run)
+    if changes:
+        out.append(f"### Compared with baseline {run.baseline}" if run.baseline else "### Notes")
+        out += ["", *(f"- **{kind}**: {_md(text)}" for kind, text in changes), ""]
     out.append("| python | " + " | ".join(c or "(default)" for c in cols) + " |")
     out.append("|---|" + "---|" * len(cols))
     for row in rows:
@@ -183,3 +198,34 @@ def markdown(run: RunResult) -> str:
             out.append(f"| `{_md(test)}` | {', '.join(f'`{w}`' for w in where)} | "
                        f"{_md(message)} |")
     return "\n".join(out) + "\n"
+
+
+def comparison_lines(run: RunResult) -> list[tuple[str, str]]:
+    """(kind, text) lines about the baseline and allowed-to-fail cells, most urgent first;
+    shared by the terminal, summary.md and index.html."""
+    from ..compare import FIXED, FLAKY, NEW_FAILURE, STILL_FAILING, unexpected_passes
+
+    lines: list[tuple[str, str]] = []
+    if run.baseline:
+        for change in (NEW_FAILURE, FIXED, STILL_FAILING, FLAKY):
+            for cell in run.cells:
+                comparison = cell.comparison or {}
+                tests = comparison.get("tests", {}).get(change, [])
+                if comparison.get("cell") == change:
+                    text = f"{cell.id}: {change}" + (f" ({cell.reason})" if cell.reason
+                                                     and change != FIXED else "")
+                    if comparison.get("attribution"):
+                        text += f"; {comparison['attribution']}"
+                    lines.append((change, escape_visible(text)))
+                for test in tests:
+                    text = f"{cell.id}: {test}: {change}"
+                    if change == NEW_FAILURE and comparison.get("attribution") \
+                            and comparison.get("cell") != NEW_FAILURE:
+                        text += f"; {comparison['attribution']}"
+                    lines.append((change, escape_visible(text)))
+        if not lines:
+            lines.append(("unchanged", f"nothing changed against baseline {run.baseline}"))
+    for cell in unexpected_passes(run):
+        lines.append(("unexpected pass", f"{cell.id} now passes although it is allowed to "
+                                         "fail: consider making it required"))
+    return lines

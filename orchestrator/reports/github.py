@@ -1,0 +1,55 @@
+"""GitHub Actions workflow commands: a folding group per cell, annotations for failures.
+
+Printed on stdout after the summary when ``GITHUB_ACTIONS=true`` (the step
+summary itself is summary.md, appended to ``$GITHUB_STEP_SUMMARY``). A cell's
+output comes from its tests, so it is printed between ``::stop-commands::``
+markers: a test printing ``::set-env`` or ``::add-mask`` must not drive the
+runner.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from ..compare import regressed, unexpected_passes
+from ..results import RunResult, Status
+from .junit import escape_visible
+from .summary import reason
+
+
+def _data(text: str) -> str:
+    # https://github.com/actions/toolkit/blob/main/packages/core/src/command.ts
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def commands(run: RunResult, *, token: str | None = None) -> list[str]:
+    """The lines to print: groups with each cell's output, then annotations."""
+    token = token or secrets.token_hex(8)
+    lines: list[str] = []
+    for cell in run.cells:
+        if cell.status is Status.SKIPPED:
+            continue
+        lines.append(f"::group::tagmatrix {cell.id}: {cell.status}"
+                     + (f" ({_data(reason(cell))})" if cell.reason else ""))
+        lines.append(f"::stop-commands::{token}")
+        lines.extend(escape_visible(cell.output_tail).splitlines() or ["(no output)"])
+        lines.append(f"::{token}::")
+        lines.append("::endgroup::")
+    for cell in run.cells:
+        if cell.gating and cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT):
+            lines.append(f"::error title={_property(f'tagmatrix {cell.id} {cell.status}')}::"
+                         f"{_data(escape_visible(reason(cell)))}")
+    for cell in regressed(run):
+        tests = cell.comparison.get("tests", {}).get("new failure", [])
+        what = ", ".join(tests) if tests else f"the cell {cell.status}"
+        attribution = cell.comparison.get("attribution", "")
+        lines.append(f"::error title={_property(f'new failure in {cell.id}')}::"
+                     f"{_data(escape_visible(what + (f'; {attribution}' if attribution else '')))}")
+    for cell in unexpected_passes(run):
+        lines.append(f"::notice title={_property(f'{cell.id} passes')}::"
+                     f"{cell.id} is allowed to fail but passed: consider making it required")
+    return lines
