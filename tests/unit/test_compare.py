@@ -25,7 +25,8 @@ IMAGE_1, IMAGE_2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 def cell(cell_id: str, status: Status, failing: tuple[str, ...] = (), *,
          version: str = "3.15.0b2", image: str = IMAGE_1, project: str = PROJECT_A,
          gating: bool = True, attempts: tuple[Attempt, ...] = ()) -> CellResult:
-    return CellResult(id=cell_id, python=cell_id.split("-", maxsplit=1)[0], variant="slim", status=status,
+    return CellResult(id=cell_id, python=cell_id.split("-", maxsplit=1)[0], variant="slim",
+                      status=status,
                       failing_tests=failing, image_digest=image, project_digest=project,
                       interpreter=Interpreter(version=version), gating=gating,
                       attempts=attempts)
