@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab demo test unit lint bench faults clean
+.PHONY: install lab demo test unit lint bench faults lock-deps clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
 install: $(STAMP)
@@ -47,6 +47,11 @@ bench: install lab
 ## faults: fault scenarios in a row (results lost, leftovers, cleanup time)
 faults: install lab
 	$(BIN)/python benchmarks/faults.py --disruptive
+
+## lock-deps: requirements.lock, tagmatrix's runtime dependencies with their hashes
+lock-deps: install
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 ## clean: the venv, caches and report output (not the lab cache: lab/.cache)
 clean:
