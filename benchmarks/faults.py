@@ -34,6 +34,7 @@ from tests.integration.conftest import (  # noqa: E402 - after the path is set
     make_project,
     managed_containers,
     registry_tags,
+    wait_running,
 )
 from tests.integration.flaky_registry import FlakyRegistry  # noqa: E402
 
@@ -65,17 +66,6 @@ def tagmatrix(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})})
-
-
-def wait_running(client: docker.DockerClient, count: int, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        running = client.containers.list(filters={"label": "org.tagmatrix.managed=true",
-                                                  "status": "running"})
-        if len(running) >= count:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{count} containers never ran")
 
 
 def wait_gone(client: docker.DockerClient, since: float, limit: float = 60) -> float:

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,15 @@ def managed_containers(client: docker.DockerClient, *, running: bool = False) ->
     if running:
         filters["status"] = "running"
     return {str(c["Id"]) for c in client.api.containers(all=not running, filters=filters)}
+
+
+def wait_running(client: docker.DockerClient, count: int, timeout: float = 120) -> None:
+    """Until ``count`` tagmatrix containers are running (TimeoutError after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while len(managed_containers(client, running=True)) < count:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{count} containers never ran")
+        time.sleep(0.1)
 
 
 @dataclass

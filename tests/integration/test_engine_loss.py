@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     make_project,
     managed_containers,
     tagmatrix,
+    wait_running,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.disruptive]
@@ -45,9 +46,7 @@ def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
         "variant: [slim]", "variant: [slim]\n  shard: [a, b, c]"), tests)
     process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
     try:
-        deadline = time.monotonic() + 120
-        while not managed_containers(docker_client) and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_running(docker_client, 1)
         time.sleep(1)
         os.kill(pid, signal.SIGTERM)  # the engine goes away
         _, err = process.communicate(timeout=120)

@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     make_project,
     managed_containers,
     tagmatrix,
+    wait_running,
 )
 from tests.integration.flaky_registry import FlakyRegistry
 
@@ -36,15 +37,6 @@ SLEEPER = {"test_sleep.py": """
         sys.stdout.flush()
         time.sleep(100000)
 """}
-
-
-def wait_running(client: docker.DockerClient, count: int, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(managed_containers(client, running=True)) >= count:
-            return
-        time.sleep(0.2)
-    pytest.fail(f"{count} containers never ran")
 
 
 def all_containers(client: docker.DockerClient) -> set[str]:

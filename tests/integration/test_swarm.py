@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     make_project,
     managed_containers,
     tagmatrix,
+    wait_running,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -93,10 +94,7 @@ def test_cancelling_on_swarm_leaves_no_service(tmp_path: Path,
     path = make_project(tmp_path, lab_matrix(lab_minors[:2], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
                     str(tmp_path / "r"))
-    deadline = time.monotonic() + 120
-    while len(managed_containers(docker_client, running=True)) < 2:
-        assert time.monotonic() < deadline, "the tasks never ran"
-        time.sleep(0.2)
+    wait_running(docker_client, 2)
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
@@ -116,10 +114,7 @@ def test_kill_9_then_clean_removes_the_services(tmp_path: Path,
     path = make_project(tmp_path, lab_matrix(lab_minors[:1], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
                     str(tmp_path / "r"))
-    deadline = time.monotonic() + 120
-    while not managed_containers(docker_client, running=True):
-        assert time.monotonic() < deadline, "the task never ran"
-        time.sleep(0.2)
+    wait_running(docker_client, 1)
     process.kill()
     process.communicate(timeout=30)
     assert len(services(docker_client)) == 1
