@@ -161,13 +161,3 @@ class CellLog:
                 self._file.write(f"\n[tagmatrix] {self.dropped} bytes of output were not "
                                  "written (log cap)\n".encode())
             self._file.close()
-
-
-class Stopwatch:
-    """Monotonic elapsed seconds."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start

@@ -133,6 +133,7 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     rows: list[dict[str, Any]] = [{
         "id": job.id, "python": job.cell.python, "variant": job.cell.variant,
         "axes": job.cell.values(), "image": job.base_image, "platform": job.platform,
+        "version": job.expected_version,  # what the catalogue says the tag holds
         "state": job.state, "reason": job.reason, "gating": job.gating,
         "origin": job.cell.origin, "command": list(job.command), "timeout": job.timeout,
         "engine": job.engine,

@@ -81,8 +81,6 @@ class Plan:
     jobs: tuple[Job, ...]
     catalogue_source: str
 
-    def runnable(self) -> list[Job]:
-        return [j for j in self.jobs if j.state == PLANNED]
 
 
 _PYTEST = re.compile(r"(?:^|[\s/])(?:pytest|py\.test)(?:\s|$)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +141,6 @@ class CellResult:
     def ok(self) -> bool:
         """Whether this cell lets the run pass."""
         return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating
-
-    def with_status(self, status: Status, reason: str) -> CellResult:
-        return replace(self, status=status, reason=reason)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

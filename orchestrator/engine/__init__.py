@@ -66,7 +66,6 @@ class PreparedImage:
     size: int = 0
     workdir: str = ""
     build_s: float = 0.0
-    built_by: str = ""  # id of the cell whose log has the build output
     cached: bool = False  # every build step came from the cache
     project_digest: str = ""  # the build context's content (see context_fingerprint)
 

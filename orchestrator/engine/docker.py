@@ -28,7 +28,6 @@ from ..labels import LABEL_CELL, LABEL_MANAGED, LABEL_RUN
 from ..plan import WORKDIR, BuildSpec, Job
 from ..results import Interpreter
 from . import (
-    BaseImage,
     EngineInfo,
     Execution,
     Leftover,
@@ -327,10 +326,6 @@ class DockerEngine:
                 self.api.remove_image(item.id)
             except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
                 log.warning("kept image %s: %s", item.name or item.id[:19], exc)
-
-    def base_image(self, reference: str) -> BaseImage | None:
-        """Inspect a base image without pulling (for reports)."""
-        return self.images._inspect(reference)
 
     def close(self) -> None:
         self.client.close()

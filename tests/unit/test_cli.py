@@ -32,6 +32,7 @@ def test_plan_json_lists_cells_with_state_and_reason(write: Write,
     assert set(first) >= {"id", "python", "variant", "axes", "image", "platform", "state",
                           "reason", "gating", "origin"}
     assert first["image"] == "docker.io/library/python:3.10-slim"
+    assert first["version"] == "3.10.20"  # the catalogue's claim for the tag
     assert [c["state"] for c in cells] == ["planned", "skipped", "planned", "skipped"]
     assert [c["gating"] for c in cells] == [True, True, False, False]
 
