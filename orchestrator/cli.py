@@ -29,6 +29,7 @@ from .plan import make_plan
 from .progress import progress_for
 from .reports.summary import print_terminal
 from .results import RunResult, Status, load_results
+from .run import Cancellation, RunRequest, execute
 from .schema import schema
 
 
@@ -254,8 +255,7 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
-    from .engine.factory import connect
-    from .run import Cancellation, RunRequest, execute
+    from .engine.factory import connect  # imports the docker SDK: only when running
 
     config = _load(args)
     parallel = args.parallel or config.parallel
@@ -315,7 +315,7 @@ def _results(path: Path, flag: str) -> RunResult:
         raise UsageError(f"{flag} {path}: not a tagmatrix results.json ({exc})") from exc
 
 
-def _install_signal_handlers(cancellation: Any) -> dict[int, Any]:
+def _install_signal_handlers(cancellation: Cancellation) -> dict[int, Any]:
     """SIGINT/SIGTERM: stop scheduling and kill what runs; a second SIGINT exits at once."""
 
     def handler(signum: int, _frame: FrameType | None) -> None:

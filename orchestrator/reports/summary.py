@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..compare import FIXED, FLAKY, NEW_FAILURE, STILL_FAILING, unexpected_passes
 from ..results import CellResult, RunResult, Status
 from .junit import escape_visible
 
@@ -203,8 +204,6 @@ def markdown(run: RunResult) -> str:
 def comparison_lines(run: RunResult) -> list[tuple[str, str]]:
     """(kind, text) lines about the baseline and allowed-to-fail cells, most urgent first;
     shared by the terminal, summary.md and index.html."""
-    from ..compare import FIXED, FLAKY, NEW_FAILURE, STILL_FAILING, unexpected_passes
-
     lines: list[tuple[str, str]] = []
     if run.baseline:
         for change in (NEW_FAILURE, FIXED, STILL_FAILING, FLAKY):
