@@ -16,7 +16,7 @@ from orchestrator.engine.dockerimage import ImageStore, context_fingerprint
 
 
 def tar_of(tmp_path: Path, project: Path) -> tuple[bytes, CellLog]:
-    store = ImageStore(None, None, None)  # type: ignore[arg-type] - tarring needs no engine
+    store = ImageStore(None, None, None)  # type: ignore[arg-type]  # tarring needs no engine
     log = CellLog(tmp_path / "cell.log")
     return store._context_tar(project, log), log
 
