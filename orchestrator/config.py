@@ -132,9 +132,8 @@ def _python_paths(data: Mapping[str, Any]) -> list[KeyPath]:
 class _Reader:
     """Builds the Config from validated data, raising located errors."""
 
-    def __init__(self, source: Source, file: Path, catalogue: Catalogue | None) -> None:
+    def __init__(self, source: Source, catalogue: Catalogue | None) -> None:
         self.source = source
-        self.file = file
         self.catalogue = catalogue  # None: do not check versions against a catalogue
 
     def error(self, path: KeyPath, message: str, hint: str | None = None) -> ConfigError:
@@ -304,17 +303,21 @@ def load_config(path: Path | str, *, profile: str | None = None,
     check_float_trap(source, _python_paths(data))
     check_schema(source, data, schema())
 
-    image = data.get("image", {})
-    official = image.get("repository", "library/python") in ("library/python", "python")
-    if official and image.get("check_tags", True):
+    image_section = data.get("image", {})
+    image = ImageSettings(
+        registry=image_section.get("registry", "docker.io"),
+        repository=image_section.get("repository", "library/python"),
+        pull=image_section.get("pull", "missing"),
+        check_tags=image_section.get("check_tags", True),
+    )
+    if image.official and image.check_tags:
         if catalogue is None:
             from .catalogue import catalogue_for
 
-            catalogue = catalogue_for(image.get("registry", "docker.io"),
-                                      image.get("repository", "library/python"))
+            catalogue = catalogue_for(image.registry, image.repository)
     else:
         catalogue = None
-    reader = _Reader(source, file, catalogue)
+    reader = _Reader(source, catalogue)
     spec = reader.matrix(data["matrix"])
     try:
         cells = expand(spec)
@@ -349,12 +352,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
     return Config(
         file=file,
         project=project,
-        image=ImageSettings(
-            registry=image.get("registry", "docker.io"),
-            repository=image.get("repository", "library/python"),
-            pull=image.get("pull", "missing"),
-            check_tags=image.get("check_tags", True),
-        ),
+        image=image,
         matrix=spec,
         cells=tuple(cells),
         build=BuildSettings(

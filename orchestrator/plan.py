@@ -212,6 +212,7 @@ def make_plan(
     project = _Project.of(config)
     check = config.image.check_tags and config.image.official
     pytest_command = functools.lru_cache(maxsize=256)(looks_like_pytest)
+    mount = config.build.mode == "mount"
     jobs = []
     for cell in config.cells:
         if only and not any(s.matches(cell) for s in only):
@@ -223,8 +224,7 @@ def make_plan(
         published, reason, resolved = (_availability(catalogue, cell.python, cell.variant)
                                        if check else (True, "", None))
         state = PLANNED if published else SKIPPED
-        routed = route(cell, platform, targets, mount=config.build.mode == "mount",
-                       forced=engine)
+        routed = route(cell, platform, targets, mount=mount, forced=engine)
         if published and routed.engine is None:
             state, reason = SKIPPED, routed.reason
         command = cell.overrides.command or config.test.command
@@ -242,7 +242,6 @@ def make_plan(
         for key, value in cell.values().items():
             env.setdefault(f"MATRIX_{key.upper()}", EnvVar(name=f"MATRIX_{key.upper()}",
                                                            value=value))
-        mount = config.build.mode == "mount"
         jobs.append(Job(
             cell=cell,
             state=state,
