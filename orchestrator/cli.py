@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
-    if args.engine and args.engine not in {e.name for e in config.engines}:
-        raise UsageError(f"--engine {args.engine!r}: no such engine in {config.file}")
+    if args.engine:
+        config.require_engine(args.engine)
     plan = make_plan(config, config.catalogue, only=_selectors(args.only), engine=args.engine)
     rows: list[dict[str, Any]] = [{
         "id": job.id, "python": job.cell.python, "variant": job.cell.variant,

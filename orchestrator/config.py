@@ -71,6 +71,13 @@ class Config:
     # What the tags were checked against (built-in, or refreshed from the registry).
     catalogue: Catalogue = field(default_factory=Catalogue.builtin)
 
+    def require_engine(self, name: str) -> None:
+        """``--engine NAME`` must name one of the file's engines."""
+        names = [e.name for e in self.engines]
+        if name not in names:
+            raise UsageError(f"--engine {name!r}: no such engine in {self.file} "
+                             f"(engines: {', '.join(names)})")
+
 
 def split_command(value: str | list[str]) -> tuple[str, ...]:
     """A command from YAML: a string is split like a POSIX shell would."""

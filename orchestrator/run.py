@@ -165,9 +165,8 @@ def connect_all(config: Config, engine: str | None,
                     dict[str, Engine], dict[str, EngineUnavailable]]:
     """The engines a run may use, connected; those that do not answer, with why."""
     settings = {e.name: e for e in config.engines}
-    if engine is not None and engine not in settings:
-        raise UsageError(f"--engine {engine!r}: no such engine in {config.file} "
-                         f"(engines: {', '.join(settings)})")
+    if engine is not None:
+        config.require_engine(engine)
     connected: dict[str, Engine] = {}
     down: dict[str, EngineUnavailable] = {}
     for name in [engine] if engine else list(settings):
