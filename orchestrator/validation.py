@@ -14,7 +14,7 @@ from typing import Any
 
 import jsonschema
 
-from .errors import ConfigError
+from .errors import ConfigError, Location
 from .yamlsource import KeyPath, Source, format_path
 
 _TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "an integer",
@@ -49,6 +49,15 @@ def _expected(schema: dict[str, Any]) -> str:
     return "a valid value"
 
 
+def _key_location(source: Source, key_path: KeyPath) -> Location | None:
+    """Where a key itself is written (its value may start on another line)."""
+    location = source.location(key_path)
+    mark = source.marks.get((*key_path, "<key>"))
+    if mark is None or location is None:
+        return location
+    return Location(location.file, mark.line, mark.column)
+
+
 def _error_to_config(source: Source, error: jsonschema.ValidationError) -> ConfigError:
     path: KeyPath = tuple(error.absolute_path)
     key = format_path(path)
@@ -63,22 +72,14 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
         close = difflib.get_close_matches(bad, allowed, n=1)
         hint = f"did you mean '{close[0]}'?" if close else "allowed keys: " + ", ".join(allowed)
         key_path: KeyPath = (*path, bad)
-        mark = source.marks.get((*key_path, "<key>"))
-        location = source.location(key_path)
-        if mark is not None and location is not None:
-            location = type(location)(location.file, mark.line, mark.column)
-        return ConfigError(f"unknown key '{bad}'", location=location,
+        return ConfigError(f"unknown key '{bad}'", location=_key_location(source, key_path),
                            key=format_path(key_path), hint=hint)
     if "propertyNames" in error.absolute_schema_path:
         # jsonschema reports a bad key at its mapping; point at the key itself
         name = str(instance)
         key_path = (*path, name)
-        mark = source.marks.get((*key_path, "<key>"))
-        location = source.location(key_path)
-        if mark is not None and location is not None:
-            location = type(location)(location.file, mark.line, mark.column)
         return ConfigError(f"'{name}' is not a valid name here (letters, digits and _, not "
-                           "starting with a digit)", location=location,
+                           "starting with a digit)", location=_key_location(source, key_path),
                            key=format_path(key_path))
     location = source.location(path)
     if validator == "required":
@@ -97,7 +98,7 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
     if validator == "minItems":
         return ConfigError("must not be empty", location=location, key=key,
                            hint="list at least one value, or remove the key")
-    if validator in ("minProperties",):
+    if validator == "minProperties":
         return ConfigError("must not be empty", location=location, key=key)
     if validator == "uniqueItems":
         return ConfigError("lists the same value twice", location=location, key=key,
@@ -108,8 +109,6 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
                            location=location, key=key)
     if validator == "minLength":
         return ConfigError("must not be an empty string", location=location, key=key)
-    if validator in ("maxProperties", "propertyNames", "pattern"):
-        return ConfigError(error.message, location=location, key=key)
     return ConfigError(error.message, location=location, key=key)
 
 
