@@ -117,6 +117,11 @@ def tag_for(version: str, variant: str) -> str:
     return f"{version}-{variant}" if variant else version
 
 
+# A bare variant name and the published variants it stands for, by prefix:
+# "slim" for "slim-trixie", "alpine" for "alpine3.23" ...
+_ALIAS_PREFIX = {"slim": "slim-", "alpine": "alpine", "windowsservercore": "windowsservercore"}
+
+
 @dataclass(frozen=True)
 class Release:
     """One maintained minor version (or pre-release family) of the image."""
@@ -141,18 +146,18 @@ class Release:
         pre = {"a": -3, "b": -2, "rc": -1}.get(m[2] or "", 0)
         return (int(m[1]), pre * 100 + int(m[3] or 0))
 
+    def has_alias(self, alias: str) -> bool:
+        """Whether a bare variant name (``slim``, ``alpine``, ``windowsservercore``) is
+        published: it is whenever a variant it stands for is."""
+        return any(v.startswith(_ALIAS_PREFIX[alias]) for v in self.variants)
+
     def has_variant(self, variant: Variant) -> bool:
         """Whether this release publishes ``variant`` (including its aliases)."""
-        names = self.variants
         if variant.kind == "default":
-            return any(v in DEBIAN_SUITES for v in names)
-        if variant.kind == "slim" and variant.detail is None:
-            return any(v.startswith("slim-") for v in names)
-        if variant.kind == "alpine" and variant.detail is None:
-            return any(v.startswith("alpine") for v in names)
-        if variant.kind == "windows" and variant.detail is None:
-            return any(v.startswith("windowsservercore") for v in names)
-        return variant.text in names
+            return any(v in DEBIAN_SUITES for v in self.variants)
+        if variant.detail is None and variant.text in _ALIAS_PREFIX:
+            return self.has_alias(variant.text)
+        return variant.text in self.variants
 
 
 @dataclass(frozen=True)
@@ -276,7 +281,7 @@ class Catalogue:
             return Availability(True, resolved_version=resolved)
         if variant.kind == "windows":
             first = next((r.family for r in self.releases
-                          if any(v.startswith("windowsservercore") for v in r.variants)), None)
+                          if r.has_alias("windowsservercore")), None)
             why = f"{release.family} has no Windows images" + (
                 f" (they start at {first})" if first else "")
         else:
@@ -289,13 +294,8 @@ class Catalogue:
             return sorted(self.tags)
         out: list[str] = []
         for release in self.releases:
-            names = {"", *release.variants}
-            if any(v.startswith("slim-") for v in names):
-                names.add("slim")
-            if any(v.startswith("alpine") for v in names):
-                names.add("alpine")
-            if any(v.startswith("windowsservercore") for v in names):
-                names.add("windowsservercore")
+            names = {"", *release.variants,
+                     *(alias for alias in _ALIAS_PREFIX if release.has_alias(alias))}
             for ver in (release.family, release.version):
                 out.extend(tag_for(ver, n) for n in sorted(names))
         return out
