@@ -37,6 +37,11 @@ def cache_file(registry: str, repository: str) -> Path:
     return cache_dir() / "tags" / f"{name}.json"
 
 
+def _source(registry: str, repository: str, when: str) -> str:
+    """How a refreshed catalogue names itself in plans and errors."""
+    return f"{registry}/{repository}, refreshed {when}"
+
+
 def catalogue_for(registry: str, repository: str) -> Catalogue:
     """The refreshed catalogue of ``registry/repository`` if there is one, else the built-in."""
     path = cache_file(registry, repository)
@@ -49,7 +54,7 @@ def catalogue_for(registry: str, repository: str) -> Catalogue:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring unreadable tag cache %s: %s", path, exc)
         return Catalogue.builtin()
-    return Catalogue.from_tags(tags, source=f"{registry}/{repository}, refreshed {when}")
+    return Catalogue.from_tags(tags, source=_source(registry, repository, when))
 
 
 def refresh(registry: str, repository: str) -> tuple[Catalogue, Path]:
@@ -59,8 +64,7 @@ def refresh(registry: str, repository: str) -> tuple[Catalogue, Path]:
     path = cache_file(registry, repository)
     write_json(path, {"registry": registry, "repository": repository, "refreshed_at": when,
                       "tags": sorted(tags)})
-    return Catalogue.from_tags(set(tags), source=f"{registry}/{repository}, refreshed {when}"), \
-        path
+    return Catalogue.from_tags(set(tags), source=_source(registry, repository, when)), path
 
 
 def forget(registry: str, repository: str) -> bool:
