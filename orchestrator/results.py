@@ -79,6 +79,13 @@ class Interpreter:
     executable: str = ""
     implementation: str = ""
 
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Interpreter:
+        """From the record the container's bootstrap writes (see engine/bootstrap.py)."""
+        return cls(version=str(record.get("version", "")),
+                   executable=str(record.get("executable", "")),
+                   implementation=str(record.get("implementation", "")))
+
 
 @dataclass(frozen=True, kw_only=True)
 class Attempt:

@@ -335,10 +335,7 @@ def _record(raw: bytes) -> tuple[Interpreter, str]:
     """The bootstrap's record: what the interpreter said of itself, when the tests began."""
     try:
         info = json.loads(raw)
-        return (Interpreter(version=str(info.get("version", "")),
-                            executable=str(info.get("executable", "")),
-                            implementation=str(info.get("implementation", ""))),
-                str(info.get("started", "")))
+        return Interpreter.from_record(info), str(info.get("started", ""))
     except (ValueError, AttributeError):
         return Interpreter(), ""
 

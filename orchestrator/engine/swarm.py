@@ -198,9 +198,7 @@ class SwarmEngine:
             exit_code=code if code is not None else frame.exit_code, run_s=run_s,
             junit=frame.junit, junit_error="" if frame.junit else "no JUnit file in the frame",
             started_at=str(info.get("started", "")), finished_at=str(status.get("Timestamp", "")),
-            interpreter=Interpreter(version=str(info.get("version", "")),
-                                    executable=str(info.get("executable", "")),
-                                    implementation=str(info.get("implementation", ""))),
+            interpreter=Interpreter.from_record(info),
             node=self._node(task))
 
     def _wait(self, sid: str, deadline: float,
