@@ -104,11 +104,14 @@ def classify(job: Job, execution: Execution) -> Verdict:
 
 
 class Scheduler:
-    """Executes a plan on one engine."""
+    """Executes one engine's planned jobs (skipped cells are settled by run.execute,
+    which also owns the cells no engine can take)."""
 
     def __init__(self, engine: Engine, jobs: list[Job], *, reports: Path, ctx: RunContext,
                  options: Options, on_event: EventSink | None = None,
                  secrets: tuple[str, ...] = ()) -> None:
+        if any(job.state != PLANNED for job in jobs):
+            raise ValueError("the scheduler runs planned jobs only")
         self.engine = engine
         self.jobs = jobs
         self.reports = reports
@@ -144,11 +147,7 @@ class Scheduler:
         expected first.
         """
         results: dict[str, CellResult] = {}
-        for job in self.jobs:
-            if job.state != PLANNED:
-                results[job.id] = job_result(job, Status.SKIPPED, job.reason)
-                self.on_event(job.id, "skipped", job.reason)
-        runnable = sorted((j for j in self.jobs if j.state == PLANNED), key=self._priority)
+        runnable = sorted(self.jobs, key=self._priority)
         for job in runnable:
             self.on_event(job.id, "queued", "")
         waiting: dict[str, list[Job]] = {}  # build key -> cells waiting for that image

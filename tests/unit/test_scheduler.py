@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from orchestrator.engine import (
 )
 from orchestrator.errors import BuildFailed, CellError, EngineUnavailable
 from orchestrator.errors import ImageNotFound as ImageNotFoundError
-from orchestrator.plan import BuildSpec, Job, make_plan
+from orchestrator.plan import SKIPPED, BuildSpec, Job, make_plan
 from orchestrator.results import CellResult, Interpreter, Status
 from orchestrator.scheduler import Options, Scheduler, backoff, classify
 from orchestrator.tags import Catalogue
@@ -348,3 +349,13 @@ def test_a_freed_slot_goes_to_the_best_waiting_cell() -> None:
     for waiter in waiters:
         waiter.join(5)
     assert got == ["long", "short"]
+
+
+def test_the_scheduler_refuses_jobs_that_are_not_planned(tmp_path: Path, write: Write) -> None:
+    # run.execute settles skipped cells; handed one, the scheduler must not run it
+    planned = jobs(write, MATRIX)
+    skipped = replace(planned[0], state=SKIPPED, reason="not published")
+    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
+    with pytest.raises(ValueError, match="planned jobs only"):
+        Scheduler(FakeEngine({}), [skipped, *planned[1:]], reports=tmp_path / "r", ctx=ctx,
+                  options=Options())
