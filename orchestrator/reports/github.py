@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 
-from ..compare import regressed, unexpected_passes
+from ..compare import NEW_FAILURE, regressed, unexpected_passes
 from ..results import RunResult, Status
 from .junit import escape_visible
 from .summary import reason
@@ -44,7 +44,7 @@ def commands(run: RunResult, *, token: str | None = None) -> list[str]:
             lines.append(f"::error title={_property(f'tagmatrix {cell.id} {cell.status}')}::"
                          f"{_data(escape_visible(reason(cell)))}")
     for cell in regressed(run):
-        tests = cell.comparison.get("tests", {}).get("new failure", [])
+        tests = cell.comparison.get("tests", {}).get(NEW_FAILURE, [])
         what = ", ".join(tests) if tests else f"the cell {cell.status}"
         attribution = cell.comparison.get("attribution", "")
         lines.append(f"::error title={_property(f'new failure in {cell.id}')}::"

@@ -132,8 +132,8 @@ def _failing(run: RunResult) -> str:
     if not failing:
         return "<p>No test failed.</p>"
     cells = [c for c in run.cells if c.cases]
-    outcome = {c.id: {escape_visible(f"{t.classname}::{t.name}" if t.classname else t.name):
-                      t.outcome for t in c.cases} for c in cells}
+    # keyed as failing_tests keys them, so the lookup below finds every test
+    outcome = {c.id: {escape_visible(t.key): t.outcome for t in c.cases} for c in cells}
     head = "".join(f'<th><a href="#{escape(_anchor(c.id))}">{escape(c.id)}</a></th>'
                    for c in cells)
     marks = {"failed": "failed", "error": "error", "passed": "passed", "skipped": "skipped"}

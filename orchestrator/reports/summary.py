@@ -52,8 +52,7 @@ def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]
     for cell in cells:
         for case in cell.cases:
             if case.outcome in ("failed", "error"):
-                key = escape_visible(f"{case.classname}::{case.name}" if case.classname
-                                     else case.name)
+                key = escape_visible(case.key)
                 # split on "\n" only: splitlines() also breaks at U+0085 and friends,
                 # which tests print; escape control characters for every renderer
                 first = escape_visible(case.message.split("\n", 1)[0])[:160]
