@@ -38,7 +38,14 @@ class CellChange:
 
     @property
     def regressed(self) -> bool:
-        return self.change == NEW_FAILURE or bool(self.tests.get(NEW_FAILURE))
+        return _is_regression(self.to_json())
+
+
+def _is_regression(comparison: dict[str, Any]) -> bool:
+    """A new failure of the cell or of one of its tests, from a comparison as
+    results.json keeps it (so a reloaded run is judged by the same rule)."""
+    return comparison.get("cell") == NEW_FAILURE \
+        or bool(comparison.get("tests", {}).get(NEW_FAILURE))
 
 
 def _short(digest: str) -> str:
@@ -116,9 +123,7 @@ def compare(run: RunResult, baseline: RunResult) -> RunResult:
 
 def regressed(run: RunResult) -> list[CellResult]:
     """Gating cells with a new failure (of the cell, or of one of its tests)."""
-    return [c for c in run.cells if c.gating and c.comparison
-            and (c.comparison.get("cell") == NEW_FAILURE
-                 or c.comparison.get("tests", {}).get(NEW_FAILURE))]
+    return [c for c in run.cells if c.gating and _is_regression(c.comparison)]
 
 
 def unexpected_passes(run: RunResult) -> list[CellResult]:
