@@ -194,7 +194,7 @@ class DockerEngine:
                 state = self.api.inspect_container(cid)["State"]
             steps.mark("inspect")
             return self._collect(job, image, cid, state=state, exit_code=exit_code,
-                                 timed_out=timed_out, cancelled=cancelled, run_s=run_s)
+                                 timed_out=timed_out, run_s=run_s)
         finally:
             slot.release()
             steps.mark("collect")
@@ -250,8 +250,9 @@ class DockerEngine:
             log.warning("could not remove container %s: %s", cid[:12], exc)
 
     def _collect(self, job: Job, image: PreparedImage, cid: str, *, state: dict[str, Any],
-                 exit_code: int | None, timed_out: bool, cancelled: bool,
-                 run_s: float) -> Execution:
+                 exit_code: int | None, timed_out: bool, run_s: float) -> Execution:
+        """The results of a container that ran to its end or its deadline (a cancelled
+        one is not collected)."""
         folder = job.container_dir
         ours = job.pytest_junit  # pytest's JUnit was asked for in our own folder
         junit, junit_error = None, ""
@@ -280,7 +281,7 @@ class DockerEngine:
                 except CellError as exc:
                     junit_error = exc.message
         return Execution(
-            exit_code=exit_code, timed_out=timed_out, cancelled=cancelled,
+            exit_code=exit_code, timed_out=timed_out,
             oom_killed=bool(state.get("OOMKilled")),
             # when the tests began (the container itself may have started earlier)
             started_at=tests_started or str(state.get("StartedAt", "")),
