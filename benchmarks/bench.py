@@ -36,17 +36,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.plan_bench import median_plan_seconds  # noqa: E402
-from tests.integration.conftest import REGISTRY, registry_tags  # noqa: E402
+from tests.integration.conftest import REGISTRY, slim_minors  # noqa: E402
 
 PROJECT = REPO / "benchmarks" / "project"
 LOADS = ("small", "medium", "large")
 TARGETS = {"warm_vs_baseline": 0.9, "warm_vs_limit": 1.15, "cold_vs_baseline": 0.8,
            "overhead_s": 0.35, "plan_s": 1.0, "log_mb_s": 100.0, "log_rss_mb": 150.0}
-
-
-def lab_minors() -> list[str]:
-    return sorted({t[:-5] for t in registry_tags() if t.endswith("-slim") and t.count(".") == 1},
-                  key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
 def timed(command: list[str], **kwargs: Any) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -178,7 +173,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--out", default=str(REPO / "reports" / "bench.json"))
     args = parser.parse_args()
-    pythons = lab_minors()
+    pythons = slim_minors()
     info = {"cores": os.cpu_count(), "memory_gib": round(os.sysconf("SC_PAGE_SIZE")
                                                          * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "docker": docker.from_env().version().get("Version"),

@@ -33,7 +33,7 @@ from tests.integration.conftest import (  # noqa: E402 - after the path is set
     lab_matrix,
     make_project,
     managed_containers,
-    registry_tags,
+    slim_minors,
     wait_running,
 )
 from tests.integration.flaky_registry import FlakyRegistry  # noqa: E402
@@ -210,8 +210,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "reports" / "faults.json"))
     args = parser.parse_args()
     client = docker.from_env()
-    minors = sorted({t[:-5] for t in registry_tags() if t.endswith("-slim") and t.count(".") == 1},
-                    key=lambda v: tuple(int(p) for p in v.split(".")))
+    minors = slim_minors()
     with tempfile.TemporaryDirectory() as tmp:
         runner = Runner(Path(tmp), client, minors)
         steps: list[Callable[[], Scenario]] = [

@@ -47,16 +47,21 @@ def registry_tags() -> list[str]:
     return tags
 
 
+def slim_minors() -> list[str]:
+    """The python minors the lab registry serves as X.Y-slim, oldest first (also used by
+    the benchmarks)."""
+    return sorted({t[:-5] for t in registry_tags() if t.endswith("-slim") and t.count(".") == 1},
+                  key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
 @pytest.fixture(scope="session")
 def lab_minors(docker_client: docker.DockerClient) -> list[str]:
     """The python minors the lab registry serves as X.Y-slim (at least two)."""
     try:
-        tags = registry_tags()
+        minors = slim_minors()
     except OSError as exc:
         pytest.fail(f"the lab registry {REGISTRY} is not reachable ({exc}); run `make lab`",
                     pytrace=False)
-    minors = sorted({t[:-5] for t in tags if t.endswith("-slim") and t.count(".") == 1},
-                    key=lambda v: tuple(int(p) for p in v.split(".")))
     if len(minors) < 2:
         pytest.fail(f"the lab registry serves {minors}; expected two or more python minors "
                     "(run `make lab`)", pytrace=False)
