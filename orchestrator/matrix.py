@@ -26,7 +26,7 @@ from .tags import tag_for
 
 PRIMARY_AXES = ("python", "variant")
 # Keys an include entry may carry that are per-cell settings, not matrix values.
-OVERRIDE_KEYS = ("timeout", "env", "command")
+OVERRIDE_KEYS = ("timeout", "env", "command", "install")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,14 +36,20 @@ class Overrides:
     timeout: float | None = None
     env: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] | None = None
+    # install: keys (validated values, see settings.InstallSettings), each replacing
+    # the top-level value
+    install: tuple[tuple[str, object], ...] = ()
 
     def merged(self, later: Overrides) -> Overrides:
         env = dict(self.env)
         env.update(later.env)
+        install = dict(self.install)
+        install.update(later.install)
         return Overrides(
             timeout=later.timeout if later.timeout is not None else self.timeout,
             env=tuple(env.items()),
             command=later.command if later.command is not None else self.command,
+            install=tuple(install.items()),
         )
 
 

@@ -54,6 +54,28 @@ _SELECTOR = {
     ],
 }
 
+_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
+_INSTALL_PROPERTIES: dict[str, Any] = {
+    "extras": {**_NAMES, "description": "Extras of the project to install: .[tests]."},
+    "groups": {**_NAMES, "description": "PEP 735 dependency groups of pyproject.toml "
+                                        "(include-group is followed)."},
+    "requirements": {**_NAMES, "description": "Requirements files (-r), relative to the "
+                                              "project."},
+    "packages": {**_NAMES, "description": "Further requirement strings, e.g. \"pytest>=8\"."},
+    "resolution": {"enum": ["highest", "lowest-direct"],
+                   "description": "highest (pip, default) or lowest-direct (uv: the lowest "
+                                  "versions the project declares)."},
+    "project": {"enum": ["auto", "sdist", "wheel", "editable", "none"],
+                "description": "auto (default): a Python project is built once into an sdist "
+                               "and installed in every cell; wheel, editable, or none."},
+}
+_INSTALL = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "How the project and its test dependencies are installed in each cell.",
+    "properties": _INSTALL_PROPERTIES,
+}
+
 _TOP_LEVEL: dict[str, Any] = {
     "project": {"type": "string", "description": "Build context, relative to this file."},
     "image": {
@@ -87,6 +109,7 @@ _TOP_LEVEL: dict[str, Any] = {
                         "timeout": _TIMEOUT,
                         "env": _ENV,
                         "command": _COMMAND,
+                        "install": _INSTALL,
                     },
                     "additionalProperties": _SCALAR,
                 },
@@ -128,6 +151,7 @@ _TOP_LEVEL: dict[str, Any] = {
             "env": _ENV,
         },
     },
+    "install": _INSTALL,
     "parallel": {"type": "integer", "minimum": 1},
     "engines": {
         "type": "object",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import enum
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .matrix import Selector
@@ -94,3 +95,47 @@ class TestSettings:
     junit: str | None = None
     timeout: float = DEFAULT_TEST_TIMEOUT
     env: tuple[EnvVar, ...] = ()
+
+
+class ProjectKind(str, enum.Enum):
+    """How the project itself gets into a cell (``install.project``)."""
+
+    AUTO = "auto"  # a Python project (pyproject.toml or setup.py): sdist; else application
+    SDIST = "sdist"  # built once into an sdist (PEP 517), installed in every cell
+    WHEEL = "wheel"  # built once into a wheel, installed in every cell
+    EDITABLE = "editable"  # pip install -e . in every cell
+    NONE = "none"  # not installed: the application template
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Resolution(str, enum.Enum):
+    """Which versions the dependency install picks (``install.resolution``)."""
+
+    HIGHEST = "highest"  # pip, newest versions allowed
+    LOWEST_DIRECT = "lowest-direct"  # uv: the lowest versions the project declares
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallSettings:
+    """The ``install:`` section: the project and its test dependencies, per cell."""
+
+    project: ProjectKind = ProjectKind.AUTO
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()  # -r files, relative to the project
+    packages: tuple[str, ...] = ()  # extra requirement strings
+    resolution: Resolution = Resolution.HIGHEST
+
+    @property
+    def wants_dependencies(self) -> bool:
+        """Whether anything besides the project itself is to be installed."""
+        return bool(self.extras or self.groups or self.requirements or self.packages)
+
+    def merged(self, override: tuple[tuple[str, Any], ...]) -> InstallSettings:
+        """These settings with an include entry's ``install:`` keys replacing theirs."""
+        return replace(self, **dict(override)) if override else self
