@@ -8,79 +8,41 @@ the exit code. Pure: reads nothing but the project's file list.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Config
+from .dockerfile import TOOLS_DIGEST, builtin_template
+from .errors import UsageError
+from .jobs import (
+    CONTAINER_DIR,
+    PLANNED,
+    SKIPPED,
+    BuildSpec,
+    InstallStep,
+    Job,
+    JobState,
+    Plan,
+    ProjectBuild,
+)
 from .matrix import Cell, Selector
 from .routing import Target, route
-from .settings import EnvVar, Limits
-from .tags import Catalogue, UnknownVersion, parse_variant, parse_version
+from .settings import EnvVar, InstallSettings, ProjectKind
+from .tags import Catalogue, InterpreterCheck, UnknownVersion, parse_variant, parse_version
 
-PLANNED = "planned"
-SKIPPED = "skipped"
+__all__ = ["PLANNED", "SKIPPED", "BuildSpec", "Job", "Plan", "builtin_template",
+           "explicit_junit", "looks_like_pytest", "make_plan"]
 
-# Where tagmatrix keeps its own files inside a container.
-CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa: S108 - in the container
-WORKDIR = {"linux": "/usr/src/app", "windows": "C:\\src\\app"}
-
-
-@dataclass(frozen=True, kw_only=True)
-class BuildSpec:
-    """How to build a project image; cells with equal ``key`` share one build."""
-
-    key: str
-    base_image: str
-    context: Path
-    dockerfile: str | None  # relative to the context; None: the built-in template
-    template: str | None  # the built-in template's text
-    args: tuple[tuple[str, str], ...]
-    tag: str  # name given to the built image
-    timeout: float
-
-
-@dataclass(frozen=True, kw_only=True)
-class Job:
-    """One cell, ready to run (or skipped, with the reason)."""
-
-    cell: Cell
-    state: str
-    reason: str = ""
-    platform: str = "linux"
-    base_image: str
-    build: BuildSpec | None
-    mount: Path | None = None  # mount mode: the project folder bound at the workdir
-    setup: tuple[str, ...] | None = None
-    command: tuple[str, ...]
-    env: tuple[EnvVar, ...] = ()
-    junit_path: str | None  # inside the container; None: the command writes none
-    pytest_junit: bool = False  # we asked pytest for JUnit through PYTEST_ADDOPTS
-    timeout: float
-    gating: bool = True
-    engine: str = ""  # where it runs (see routing)
-    limits: Limits = field(default_factory=Limits)
-    expected_version: str | None = None  # what the catalogue says the tag holds
-
-    @property
-    def id(self) -> str:
-        return self.cell.id
-
-    @property
-    def container_dir(self) -> str:
-        return CONTAINER_DIR[self.platform]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Plan:
-    """The jobs of a run, in matrix order."""
-
-    jobs: tuple[Job, ...]
-    catalogue_source: str
-
+# Never part of a build context, whatever .dockerignore says (its "!" lines can
+# bring one back): tagmatrix's own files, version control, virtualenvs, caches.
+ALWAYS_EXCLUDED = (".git", ".hg", ".svn", ".tagmatrix", ".tox", ".nox", ".venv",
+                   "**/__pycache__", "*.egg-info", "**/*.egg-info", ".pytest_cache",
+                   ".mypy_cache", ".ruff_cache", ".hypothesis")
 
 
 _PYTEST = re.compile(r"(?:^|[\s/])(?:pytest|py\.test)(?:\s|$)")
@@ -104,16 +66,6 @@ def explicit_junit(command: Sequence[str]) -> str | None:
     return None
 
 
-def builtin_template(base_image: str, has_requirements: bool) -> str:
-    """The canonical layer order of the official image's documentation."""
-    lines = [f"FROM {base_image}", "WORKDIR /usr/src/app"]
-    if has_requirements:
-        # requirements first: editing the code does not invalidate this layer
-        lines += ["COPY requirements.txt ./", "RUN pip install --no-cache-dir -r requirements.txt"]
-    lines += ["COPY . .", ""]
-    return "\n".join(lines)
-
-
 def _declared_args(dockerfile: Path) -> set[str]:
     """ARG names a Dockerfile declares: only those are passed, so undeclared
     matrix axes do not split one shared build into several."""
@@ -128,52 +80,140 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "project"
 
 
+def context_excludes(project: Path, reports: Path | None) -> tuple[str, ...]:
+    """What a build context leaves out before .dockerignore applies: ALWAYS_EXCLUDED,
+    virtualenvs (any folder with a pyvenv.cfg, two levels deep) and the reports
+    folder when it is inside the project (a run's own output would otherwise change
+    the project every run)."""
+    found = list(ALWAYS_EXCLUDED)
+    try:
+        for child in sorted(project.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                for folder in (child, *sorted(c for c in child.iterdir()
+                                              if c.is_dir() and not c.is_symlink())):
+                    if (folder / "pyvenv.cfg").is_file():
+                        found.append(folder.relative_to(project).as_posix())
+    except OSError:
+        pass
+    if reports is not None:
+        root, out = project.resolve(), reports.resolve()
+        if out != root and root in out.parents:
+            found.append(out.relative_to(root).as_posix())
+    return tuple(dict.fromkeys(found))
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class _Project:
     """What a plan reads from the project once, not once per cell."""
 
-    has_requirements: bool
     declared_args: frozenset[str]
     slug: str
     context: str
+    excludes: tuple[str, ...]
 
     @classmethod
-    def of(cls, config: Config) -> _Project:
+    def of(cls, config: Config, reports: Path | None) -> _Project:
         dockerfile = config.build.dockerfile
         declared = _declared_args(config.project / dockerfile) if dockerfile else set()
-        return cls((config.project / "requirements.txt").is_file(), frozenset(declared),
-                   _slug(config.project.name), str(config.project))
+        return cls(frozenset(declared), _slug(config.project.name), str(config.project),
+                   context_excludes(config.project, reports))
 
 
-def build_spec(config: Config, cell: Cell, base_image: str,
-               project: _Project | None = None) -> BuildSpec:
-    """The build of one cell's project image."""
-    project = project or _Project.of(config)
-    context = config.project
+def install_step(config: Config, cell: Cell) -> InstallStep | None:
+    """How a cell installs the project and its test dependencies; None for the plain
+    application template (no packaging metadata, no install settings)."""
+    if config.build.dockerfile is not None or config.build.mode == "mount":
+        return None
+    settings: InstallSettings = config.install.merged(cell.overrides.install)
+    info = config.project_info
+    kind = info.kind(settings.project) if info else (
+        ProjectKind.NONE if settings.project is ProjectKind.AUTO else settings.project)
+    if kind is ProjectKind.NONE and not settings.wants_dependencies:
+        return None
+    groups = info.resolve_groups(settings.groups) if info else ()
+    return InstallStep(kind=kind, extras=settings.extras, groups=settings.groups,
+                       requirements=settings.requirements,
+                       packages=(*settings.packages, *groups), resolution=settings.resolution)
+
+
+def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *,
+               builds: dict[tuple[str, ProjectKind], ProjectBuild] | None = None,
+               platform: str = "linux") -> BuildSpec:
+    """The build of one cell's image (``builds``: the project images, by platform and
+    kind, for cells that install the project)."""
     args: dict[str, str] = {}
     template = None
     dockerfile = config.build.dockerfile
-    if dockerfile is None:
-        template = builtin_template(base_image, project.has_requirements)
-    else:
+    install = install_step(config, cell)
+    built = (builds or {}).get((platform, install.kind)) if install else None
+    if dockerfile is None and install is None:
+        info = config.project_info
+        has_requirements = info.has_requirements_txt if info \
+            else (config.project / "requirements.txt").is_file()
+        template = builtin_template(base_image, has_requirements)
+    elif dockerfile is not None:
         declared = project.declared_args
         offered = {"PYTHON_IMAGE": base_image, "PYTHON_TAG": cell.tag,
                    **{f"MATRIX_{k.upper()}": v for k, v in cell.values().items()},
                    **{k.upper(): v for k, v in cell.axes},
                    **dict(config.build.args)}
         args = {k: v for k, v in offered.items() if k in declared}
-    identity = repr((base_image, project.context, dockerfile, template, sorted(args.items())))
-    key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    key = _key(base_image, project.context, dockerfile, template, sorted(args.items()),
+               project.excludes, built.key if built else None, install)
     return BuildSpec(
         key=key,
         base_image=base_image,
-        context=context,
+        context=config.project,
         dockerfile=dockerfile,
         template=template,
         args=tuple(sorted(args.items())),
         tag=f"tagmatrix/{project.slug}:{cell.tag}-{key}",
         timeout=config.build.timeout,
+        excludes=project.excludes,
+        project=built,
+        install=install if built else None,
     )
+
+
+def _age(catalogue: Catalogue, job: Job) -> tuple[bool, int, int, str]:
+    """Sort key: stable before pre-release, then newer minor and patch."""
+    version = parse_version(job.cell.python)
+    minor = version.minor if version.minor is not None else catalogue.latest_stable().minor
+    stable = not (version.rc_family or version.prerelease)
+    return (stable, minor, version.patch or 0, job.id)
+
+
+def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
+                   project: _Project) -> dict[tuple[str, ProjectKind], ProjectBuild]:
+    """One project image per platform and kind, built from the newest planned
+    interpreter's image (build backends support new interpreters first)."""
+    builds: dict[tuple[str, ProjectKind], ProjectBuild] = {}
+    for platform in sorted({j.platform for j in jobs}):
+        planned = [j for j in jobs if j.platform == platform and j.state is PLANNED]
+        steps = {step.kind: step for j in planned if (step := install_step(config, j.cell))}
+        if not planned or not steps:
+            continue
+        builder = max(planned, key=lambda j: _age(catalogue, j)).base_image
+        paths = sorted({p for j in planned if (step := install_step(config, j.cell))
+                        for p in _required_paths(config, step)})
+        for kind in steps:
+            key = _key(builder, project.context, kind, paths, project.excludes, TOOLS_DIGEST)
+            builds[(platform, kind)] = ProjectBuild(
+                key=key, base_image=builder, context=config.project, kind=kind,
+                requirements=tuple(paths), excludes=project.excludes,
+                tag=f"tagmatrix/{project.slug}-project:{kind}-{key}", platform=platform,
+                timeout=config.build.timeout)
+    return builds
+
+
+def _required_paths(config: Config, step: InstallStep) -> tuple[str, ...]:
+    from .project import requirement_files
+
+    return requirement_files(config.project, step.requirements) if step.requirements else ()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -185,6 +225,32 @@ def _availability(catalogue: Catalogue, python: str,
         hint = f"; did you mean {exc.suggestion}?" if exc.suggestion else ""
         return False, f"{exc}{hint}", None
     return found.published, found.reason, found.resolved_version
+
+
+def check_selection(config: Config, only: Sequence[Selector],
+                    cells: Collection[str] | None = None) -> None:
+    """``--only`` / ``--rerun-failed`` must select at least one cell, and name only keys
+    the cells have: a typo must not turn into "OK: 0 cells"."""
+    keys = sorted({k for cell in config.cells for k in cell.values()})
+    for selector in only:
+        for key in selector.keys():
+            if key not in keys:
+                close = difflib.get_close_matches(key, keys, n=1)
+                raise UsageError(f"--only {selector.text}: no cell has a key {key!r}",
+                                 hint=f"did you mean '{close[0]}'?" if close
+                                 else "keys: " + ", ".join(keys))
+    chosen = [c for c in config.cells if (not only or any(s.matches(c) for s in only))
+              and (cells is None or c.id in cells)]
+    if chosen:
+        return
+    ids = [c.id for c in config.cells]
+    shown = ", ".join(ids[:30]) + (f" ... ({len(ids)} in all)" if len(ids) > 30 else "")
+    asked = " ".join(f"--only {s.text}" for s in only)
+    if cells is not None:
+        asked = (asked + " " if asked else "") + "--rerun-failed (" + (
+            ", ".join(sorted(cells)[:10]) or "no cell") + ")"
+    raise UsageError(f"{asked} selects no cell of {config.file}",
+                     hint=f"its cells: {shown}")
 
 
 def declared_targets(config: Config) -> list[Target]:
@@ -203,16 +269,19 @@ def make_plan(
     engine: str | None = None,
     cells: Collection[str] | None = None,
     pinned: Mapping[str, str] | None = None,
+    reports: Path | None = None,
 ) -> Plan:
     """Jobs for every selected cell, each routed to an engine; cells that cannot run are
     ``skipped`` with the reason. ``targets``: the engines as they are (default: as
     declared); ``engine``: send every cell there; ``cells``: only these cell ids;
-    ``pinned``: tag -> image reference by digest (matrix.lock)."""
+    ``pinned``: tag -> image reference by digest (matrix.lock); ``reports``: the run's
+    output folder (left out of build contexts)."""
     targets = declared_targets(config) if targets is None else targets
-    project = _Project.of(config)
+    project = _Project.of(config, reports)
     check = config.image.check_tags and config.image.official
     pytest_command = functools.lru_cache(maxsize=256)(looks_like_pytest)
     mount = config.build.mode == "mount"
+    newest = catalogue.latest_stable().family
     jobs = []
     for cell in config.cells:
         if only and not any(s.matches(cell) for s in only):
@@ -223,7 +292,7 @@ def make_plan(
         base_image = (pinned or {}).get(cell.tag) or config.image.reference(cell.tag)
         published, reason, resolved = (_availability(catalogue, cell.python, cell.variant)
                                        if check else (True, "", None))
-        state = PLANNED if published else SKIPPED
+        state: JobState = PLANNED if published else SKIPPED
         routed = route(cell, platform, targets, mount=mount, forced=engine)
         if published and routed.engine is None:
             state, reason = SKIPPED, routed.reason
@@ -248,7 +317,7 @@ def make_plan(
             reason=reason,
             platform=platform,
             base_image=base_image,
-            build=None if mount else build_spec(config, cell, base_image, project),
+            build=None,  # below, once the project images are known
             mount=config.project if mount else None,
             setup=config.build.setup if mount else None,
             command=command,
@@ -260,5 +329,12 @@ def make_plan(
             limits=config.limits,
             engine=routed.engine or "",
             expected_version=resolved,
+            interpreter=InterpreterCheck(cell.python, newest),
+            excludes=project.excludes,
         ))
+    if not mount:
+        builds = project_builds(config, catalogue, jobs, project)
+        jobs = [replace(job, build=build_spec(config, job.cell, job.base_image, project,
+                                              builds=builds, platform=job.platform))
+                for job in jobs]
     return Plan(jobs=tuple(jobs), catalogue_source=catalogue.source)

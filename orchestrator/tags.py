@@ -299,3 +299,52 @@ class Catalogue:
             for ver in (release.family, release.version):
                 out.extend(tag_for(ver, n) for n in sorted(names))
         return out
+
+
+_RUNNING = re.compile(r"^(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether an interpreter belongs to a tag; ``message`` is the error when it does not,
+    or a warning when it does but only loosely (a stale catalogue)."""
+
+    ok: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class InterpreterCheck:
+    """Which interpreters a cell's tag allows: every cell proves it ran one of them
+    (a Dockerfile with a hard-coded FROM would otherwise report another
+    interpreter's results under this cell's name)."""
+
+    tag: str  # the version part: "3.13", "3.13.1", "3.15-rc", "3.15.0b3", "3", "latest"
+    newest: str | None = None  # "3" / "latest": the catalogue's newest stable family
+
+    def judge(self, running: str) -> Verdict:
+        """``running``: the version the interpreter reported (``sys.version``'s first word)."""
+        match = _RUNNING.match(running)
+        if not match:
+            return Verdict(False, f"the cell's interpreter reported no usable version "
+                                  f"({running or 'nothing'!s}), so it cannot prove it is "
+                                  f"{self.tag}")
+        major, minor, patch, pre = int(match[1]), int(match[2]), int(match[3]), match[4]
+        wrong = Verdict(False, f"the image ran Python {running}, but this cell is {self.tag}")
+        if major != 3:
+            return wrong
+        version = parse_version(self.tag)
+        if version.minor is None:  # "3" / "latest": the newest stable release
+            if self.newest and f"{major}.{minor}" != self.newest:
+                return Verdict(True, f"{self.tag} ran Python {running}, the catalogue's newest "
+                                     f"stable release is {self.newest}: the catalogue or the "
+                                     "registry is stale (tagmatrix tags --refresh)")
+            return Verdict(True)
+        if minor != version.minor:
+            return wrong
+        if version.rc_family and not pre:
+            return Verdict(False, f"the image ran Python {running}, a final release, but this "
+                                  f"cell is {self.tag} (a pre-release)")
+        if version.patch is not None and (patch, pre) != (version.patch, version.prerelease):
+            return wrong
+        return Verdict(True)

@@ -1,0 +1,1 @@
+"""Scripts tagmatrix runs inside containers (not imported by tagmatrix itself)."""

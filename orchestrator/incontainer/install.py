@@ -1,0 +1,153 @@
+"""Runs INSIDE a container, while tagmatrix builds a cell's image.
+
+    python install.py deps '<json>'      # the test dependencies (one layer)
+    python install.py project '<json>'   # the project's sdist or wheel (the next layer)
+    python install.py editable '<json>'  # pip install -e . of the copied project
+
+``deps`` installs, in one resolver run: the project's own dependencies with the
+selected extras (through the metadata-only wheel artifact.py wrote, so markers and
+extras are evaluated for this interpreter), the requirements files, the packages and
+the resolved dependency groups. ``resolution: lowest-direct`` runs uv (installed for
+the occasion, outside the test environment) with ``--resolution lowest-direct``;
+otherwise pip. It records what ran in record.json next to this file, which the
+cell's bootstrap returns with the test results.
+
+``project`` force-reinstalls the artifact without dependencies (an older release of
+the project pulled in as a dependency of a test tool, e.g. pluggy by pytest, must
+not stay), then ``pip check`` verifies nothing the project needs is missing.
+
+Standard library only. On failure the last line starts with "tagmatrix: error: ".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+UV_DIR = "/tmp/tagmatrix-uv"  # noqa: S108 - inside the container; removed after the install
+STUB = "tagmatrix_project_deps-0-py3-none-any.whl"
+PIP = [sys.executable, "-m", "pip"]
+QUIET = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore",
+         "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1", "UV_NO_CACHE": "1"}
+# pip says "ERROR: ...", uv "error: ..." or a line starting with a cross (U+00D7)
+_ERROR = re.compile(r"^\s*(?:ERROR:|error:|\u00d7|[\w.]+(?:Error|Exception)\b)")
+
+
+def fail(message: str) -> None:
+    sys.stdout.flush()
+    print(f"tagmatrix: error: {message}", flush=True)
+    sys.exit(1)
+
+
+def run(argv: list[str], what: str, cwd: Path | None = None) -> str:
+    """Run an installer, output passed through; on failure, fail quoting its last error
+    line (pip's "ERROR: No matching distribution found for X")."""
+    print(f"[tagmatrix] {what}: {' '.join(argv)}", flush=True)
+    lines: list[str] = []
+    try:
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, errors="replace", cwd=cwd,
+                                   env={**os.environ, **QUIET})
+    except OSError as exc:
+        fail(f"{what}: cannot run {argv[0]}: {exc}")
+    with process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            lines = [*lines[-199:], line]
+    sys.stdout.flush()
+    if process.returncode:
+        errors = [x.strip() for x in lines if _ERROR.match(x)]
+        last = errors[-1] if errors else next((x.strip() for x in reversed(lines)
+                                               if x.strip()), "no output")
+        fail(f"{what} failed: {last[:500]}")
+    return "".join(lines)
+
+
+def version_of(argv: list[str]) -> str:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False,
+                              env={**os.environ, **QUIET}).stdout.split()[1]
+    except (OSError, IndexError):
+        return "?"
+
+
+def uv() -> list[str]:
+    """uv, installed from the package index into a folder of its own (not into the
+    environment the tests run in), pointed at the index pip is configured with."""
+    target = Path(UV_DIR)
+    run([*PIP, "install", "--target", str(target), "uv"], "installing uv")
+    binary = target / "bin" / ("uv.exe" if os.name == "nt" else "uv")
+    argv = [str(binary), "pip", "install", "--python", sys.executable, "--system"]
+    if not (os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX")):
+        found = subprocess.run([*PIP, "config", "get", "global.index-url"], text=True,
+                               capture_output=True, check=False).stdout.strip()
+        if found:
+            argv += ["--default-index", found]
+            if found.startswith("http://"):
+                argv += ["--allow-insecure-host", found.split("/")[2].split("@")[-1]]
+    return argv
+
+
+def deps(args: dict[str, Any]) -> None:
+    requirements: list[str] = []
+    if args.get("stub"):
+        extras = ",".join(args.get("extras") or [])
+        requirements.append(str(HERE / STUB) + (f"[{extras}]" if extras else ""))
+    for path in args.get("requirements") or []:
+        requirements += ["-r", path]
+    requirements += list(args.get("packages") or [])
+    lowest = args.get("resolution") == "lowest-direct"
+    resolver = "nothing to install"
+    if requirements:
+        if lowest:
+            installer = uv()
+            resolver = f"uv {version_of([installer[0], '--version'])} (lowest-direct)"
+            run([*installer, "--resolution", "lowest-direct", *requirements],
+                "installing the test dependencies (lowest-direct)", cwd=HERE / "req")
+            shutil.rmtree(UV_DIR, ignore_errors=True)
+        else:
+            resolver = f"pip {version_of([*PIP, '--version'])}"
+            run([*PIP, "install", *requirements], "installing the test dependencies",
+                cwd=HERE / "req")
+        if args.get("stub"):
+            run([*PIP, "uninstall", "-y", "tagmatrix-project-deps"], "removing the helper")
+    project = json.loads((HERE / "project.json").read_text()) \
+        if (HERE / "project.json").is_file() else {}
+    record = {"resolver": resolver, "resolution": args.get("resolution") or "highest",
+              "extras": args.get("extras") or [], "groups": args.get("groups") or [],
+              "requirements": args.get("requirements") or [],
+              "project": {"name": project.get("name", ""),
+                          "requires": project.get("requires", [])}}
+    (HERE / "record.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+
+
+def project(args: dict[str, Any]) -> None:
+    suffix = ".whl" if args["kind"] == "wheel" else ".tar.gz"
+    found = sorted(Path(args["dist"]).glob(f"*{suffix}"))
+    if len(found) != 1:
+        fail(f"expected one {suffix} in {args['dist']}, found {len(found)}")
+    run([*PIP, "install", "--force-reinstall", "--no-deps", str(found[0])],
+        f"installing the project ({args['kind']})")
+    run([*PIP, "check"], "checking the installed distributions")
+
+
+def editable(args: dict[str, Any]) -> None:
+    run([*PIP, "install", "--no-deps", "-e", args["path"]], "installing the project (editable)")
+    run([*PIP, "check"], "checking the installed distributions")
+
+
+def main() -> None:
+    step, args = sys.argv[1], json.loads(sys.argv[2])
+    {"deps": deps, "project": project, "editable": editable}[step](args)
+
+
+if __name__ == "__main__":
+    main()

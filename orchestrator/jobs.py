@@ -1,0 +1,137 @@
+"""What a run does, as frozen values: jobs, their builds and how they install the project.
+
+:func:`orchestrator.plan.make_plan` computes these from the configuration; engines
+and the scheduler only read them. This module imports no YAML, schema, HTTP or
+Docker library, so the engine layer can import it cheaply.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .matrix import Cell
+from .settings import EnvVar, Limits, ProjectKind, Resolution
+from .tags import InterpreterCheck
+
+
+class JobState(str, enum.Enum):
+    """Whether a cell runs."""
+
+    PLANNED = "planned"
+    SKIPPED = "skipped"  # the tag is not published, or no engine serves it
+
+    def __str__(self) -> str:
+        return self.value
+
+
+PLANNED = JobState.PLANNED
+SKIPPED = JobState.SKIPPED
+
+# Where tagmatrix keeps its own files inside a container.
+CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa: S108 - in the container
+WORKDIR = {"linux": "/usr/src/app", "windows": "C:\\src\\app"}
+# Where a cell image keeps the installer, its record and the project's artifact.
+INSTALL_DIR = {"linux": "/tmp/tagmatrix-install", "windows": "C:\\tagmatrix-install"}  # noqa: S108
+DIST_DIR = {"linux": "/tmp/tagmatrix-dist", "windows": "C:\\tagmatrix-dist"}  # noqa: S108
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectBuild:
+    """The project image, built once per engine and run and shared by every cell: the
+    project's files (as the build context holds them), its artifact built in a
+    container (sdist or wheel), and what the cells' dependency layers need."""
+
+    key: str
+    base_image: str  # the newest planned interpreter of the platform builds it
+    context: Path
+    kind: ProjectKind  # never AUTO here
+    requirements: tuple[str, ...]  # project-relative paths the dependency install needs
+    excludes: tuple[str, ...]  # left out of the build context (before .dockerignore)
+    tag: str
+    platform: str = "linux"
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallStep:
+    """How one cell installs its test dependencies and the project."""
+
+    kind: ProjectKind  # never AUTO here
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()  # names, for the record
+    requirements: tuple[str, ...] = ()  # -r files, project-relative
+    packages: tuple[str, ...] = ()  # install.packages, then the groups' requirements
+    resolution: Resolution = Resolution.HIGHEST
+
+    @property
+    def stub(self) -> bool:
+        """Whether the project's own dependencies come from its metadata."""
+        return self.kind is not ProjectKind.NONE
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSpec:
+    """How to build a cell's image; cells with equal ``key`` share one build."""
+
+    key: str
+    base_image: str
+    context: Path
+    dockerfile: str | None  # relative to the context; None: a built-in template
+    template: str | None  # the application template's text
+    args: tuple[tuple[str, str], ...]
+    tag: str  # name given to the built image
+    timeout: float
+    excludes: tuple[str, ...] = ()  # left out of the build context (before .dockerignore)
+    project: ProjectBuild | None = None  # the install flow: the image it copies from
+    install: InstallStep | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """One cell, ready to run (or skipped, with the reason)."""
+
+    cell: Cell
+    state: JobState
+    reason: str = ""
+    platform: str = "linux"
+    base_image: str
+    build: BuildSpec | None
+    mount: Path | None = None  # mount mode: the project folder bound at the workdir
+    setup: tuple[str, ...] | None = None
+    command: tuple[str, ...]
+    env: tuple[EnvVar, ...] = ()
+    junit_path: str | None  # inside the container; None: the command writes none
+    pytest_junit: bool = False  # we asked pytest for JUnit through PYTEST_ADDOPTS
+    timeout: float
+    gating: bool = True
+    engine: str = ""  # where it runs (see routing)
+    limits: Limits = field(default_factory=Limits)
+    expected_version: str | None = None  # what the catalogue says the tag holds
+    interpreter: InterpreterCheck | None = None  # what the cell must prove it ran
+    excludes: tuple[str, ...] = ()  # left out of the project's fingerprint and contexts
+
+    @property
+    def id(self) -> str:
+        return self.cell.id
+
+    @property
+    def container_dir(self) -> str:
+        return CONTAINER_DIR[self.platform]
+
+    @property
+    def install_record(self) -> str | None:
+        """Where the image keeps the install's record (install flow only)."""
+        if self.build is None or self.build.install is None:
+            return None
+        sep = "\\" if self.platform == "windows" else "/"
+        return f"{INSTALL_DIR[self.platform]}{sep}record.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan:
+    """The jobs of a run, in matrix order."""
+
+    jobs: tuple[Job, ...]
+    catalogue_source: str

@@ -1,0 +1,165 @@
+"""The install flow as planned: which cells build a project image, what each cell
+installs, how include entries change it per cell, and the Dockerfiles it renders."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.dockerfile import cell_dockerfile, project_dockerfile
+from orchestrator.errors import ConfigError
+from orchestrator.plan import make_plan
+from orchestrator.settings import ProjectKind, Resolution
+from orchestrator.tags import Catalogue
+
+Write = Callable[[str, str], Path]
+
+LIBRARY = """
+    [build-system]
+    requires = ["setuptools>=69"]
+    build-backend = "setuptools.build_meta"
+    [project]
+    name = "demo"
+    version = "1.0"
+    dependencies = ["attrs>=22.1"]
+    [project.optional-dependencies]
+    tests = ["pytest>=8"]
+    [dependency-groups]
+    test = ["hypothesis>=6"]
+"""
+
+
+def test_a_library_builds_one_project_image_from_the_newest_interpreter(write: Write) -> None:
+    write("pyproject.toml", LIBRARY)
+    write("requirements-test.txt", "-r requirements-base.txt\n")
+    write("requirements-base.txt", "pretend\n")
+    config = load_config(write("matrix.yaml", """
+        image: {registry: 127.0.0.1:5000}
+        matrix:
+          python: ["3.10", "3.12", "3.15-rc"]
+          variant: [slim]
+        install:
+          extras: [tests]
+          groups: [test]
+          requirements: [requirements-test.txt]
+          packages: ["pytest-randomly>=3"]
+    """))
+    jobs = make_plan(config, Catalogue.builtin()).jobs
+    builds = [j.build for j in jobs]
+    assert all(b is not None and b.install is not None and b.project is not None
+               for b in builds)
+    projects = {b.project for b in builds if b}
+    assert len(projects) == 1  # built once, shared
+    project = projects.pop()
+    assert project is not None
+    assert project.kind is ProjectKind.SDIST
+    # the newest stable interpreter builds it, not the pre-release
+    assert project.base_image == "127.0.0.1:5000/library/python:3.12-slim"
+    assert project.requirements == ("requirements-base.txt", "requirements-test.txt")
+    step = builds[0].install if builds[0] else None
+    assert step is not None
+    assert step.extras == ("tests",)
+    assert step.requirements == ("requirements-test.txt",)
+    assert step.packages == ("pytest-randomly>=3", "hypothesis>=6")  # then the groups
+    assert step.resolution is Resolution.HIGHEST
+    assert builds[0] is not None
+    assert builds[1] is not None
+    assert builds[0].key != builds[1].key  # one build per interpreter
+
+
+def test_include_entries_change_the_install_per_cell(write: Write) -> None:
+    write("pyproject.toml", LIBRARY)
+    config = load_config(write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+          deps: [min, latest]
+          include:
+            - deps: min
+              install: {resolution: lowest-direct}
+        install: {extras: [tests]}
+    """))
+    low, high = (j.build.install if j.build else None
+                 for j in make_plan(config, Catalogue.builtin()).jobs)
+    assert low is not None
+    assert high is not None
+    assert low.resolution is Resolution.LOWEST_DIRECT
+    assert high.resolution is Resolution.HIGHEST
+    assert low.extras == high.extras == ("tests",)
+
+
+def test_an_application_keeps_the_template(write: Write) -> None:
+    write("requirements.txt", "pytest\n")
+    config = load_config(write("matrix.yaml", 'matrix: {python: ["3.12"]}\n'))
+    build = make_plan(config, Catalogue.builtin()).jobs[0].build
+    assert build is not None
+    assert build.install is None
+    assert build.template is not None
+    assert "COPY requirements.txt ./" in build.template
+
+
+def test_an_application_with_install_settings_uses_the_install_flow(write: Write) -> None:
+    write("requirements-test.txt", "pytest\n")
+    config = load_config(write("matrix.yaml", """
+        matrix: {python: ["3.12"]}
+        install: {requirements: [requirements-test.txt]}
+    """))
+    build = make_plan(config, Catalogue.builtin()).jobs[0].build
+    assert build is not None
+    assert build.install is not None
+    assert build.install.kind is ProjectKind.NONE
+    assert not build.install.stub
+
+
+def test_rendered_dockerfiles_copy_from_the_project_image_by_id(write: Write) -> None:
+    write("pyproject.toml", LIBRARY)
+    config = load_config(write("matrix.yaml", """
+        image: {registry: 127.0.0.1:5000}
+        matrix: {python: ["3.12"], variant: [slim]}
+        install: {extras: [tests], project: wheel}
+    """))
+    build = make_plan(config, Catalogue.builtin()).jobs[0].build
+    assert build is not None
+    assert build.project is not None
+    text = project_dockerfile(build.project)
+    assert text.splitlines()[0] == "FROM 127.0.0.1:5000/library/python:3.12-slim"
+    assert "COPY project/ /tagmatrix/src/" in text
+    run = json.loads(text.splitlines()[-1].removeprefix("RUN "))
+    assert run[:2] == ["python", "/tagmatrix/artifact.py"]
+    assert json.loads(run[2])["kind"] == "wheel"
+    cell = cell_dockerfile(build, "sha256:" + "0" * 64).splitlines()
+    assert cell[2] == f"COPY --from=sha256:{'0' * 64} /tagmatrix/deps/ /tmp/tagmatrix-install/"
+    deps = json.loads(json.loads(cell[3].removeprefix("RUN "))[3])
+    assert deps == {"extras": ["tests"], "groups": [], "packages": [], "requirements": [],
+                    "resolution": "highest", "stub": True}
+    # dependencies first (cached while only code changes), then the project, then files
+    assert [line.split()[0] for line in cell] == ["FROM", "WORKDIR", "COPY", "RUN", "COPY",
+                                                 "RUN", "COPY"]
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("install: {groups: [tets]}", "did you mean 'test'"),
+    ("install: {extras: [test]}", "did you mean 'tests'"),
+    ("install: {requirements: [nope.txt]}", "nope.txt does not exist"),
+    ("install: {packages: ['pytest >=> 8']}", "not a requirement"),
+    ("install: {resolution: lowest}", "one of 'highest', 'lowest-direct'"),
+])
+def test_bad_install_settings_name_their_line(write: Write, section: str, message: str) -> None:
+    write("pyproject.toml", LIBRARY)
+    path = write("matrix.yaml", 'matrix: {python: ["3.12"]}\n' + section + "\n")
+    with pytest.raises(ConfigError, match=message) as refused:
+        load_config(path)
+    assert f"{path}:2:" in str(refused.value)
+
+
+def test_install_with_a_custom_dockerfile_is_refused(write: Write) -> None:
+    write("Dockerfile", "ARG PYTHON_IMAGE\nFROM ${PYTHON_IMAGE}\n")
+    with pytest.raises(ConfigError, match="applies to the built-in template"):
+        load_config(write("matrix.yaml", """
+            matrix: {python: ["3.12"]}
+            build: {dockerfile: Dockerfile}
+            install: {packages: [pytest]}
+        """))
