@@ -62,9 +62,10 @@ class CellLog:
 
     def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                  keep: int = DEFAULT_KEEP, secrets: Iterable[str] = (),
-                 flush_interval: float = FLUSH_INTERVAL) -> None:
+                 flush_interval: float = FLUSH_INTERVAL, label: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.label = label or path.name  # how reports name it: logs/<cell>.log
         self.max_bytes = max_bytes
         self.keep = keep
         self.redactor = Redactor(secrets)

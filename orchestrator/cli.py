@@ -25,7 +25,7 @@ from .compare import regressed
 from .config import Config, load_config
 from .errors import Cancelled, TagmatrixError, UsageError
 from .matrix import Selector
-from .plan import make_plan
+from .plan import check_selection, make_plan
 from .progress import progress_for
 from .reports.summary import print_terminal
 from .results import RunResult, Status, load_results
@@ -130,7 +130,9 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
     if args.engine:
         config.require_engine(args.engine)
-    plan = make_plan(config, config.catalogue, only=_selectors(args.only), engine=args.engine)
+    only = _selectors(args.only)
+    check_selection(config, only)
+    plan = make_plan(config, config.catalogue, only=only, engine=args.engine)
     rows: list[dict[str, Any]] = [{
         "id": job.id, "python": job.cell.python, "variant": job.cell.variant,
         "axes": job.cell.values(), "image": job.base_image, "platform": job.platform,
@@ -237,7 +239,9 @@ def cmd_lock(args: argparse.Namespace, console: Console) -> int:
     from .lock import lock_path, resolve, write
 
     config = _load(args)
-    plan = make_plan(config, config.catalogue, only=_selectors(args.only))
+    only = _selectors(args.only)
+    check_selection(config, only)
+    plan = make_plan(config, config.catalogue, only=only)
     found = resolve(config, plan.jobs)
     path = Path(args.output) if args.output else lock_path(config)
     write(found, path)
@@ -273,6 +277,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         if not cells:
             console.print("nothing to rerun: no cell failed, errored or timed out")
             return 0
+    check_selection(config, _selectors(args.only), cells)
     locked = None
     if args.locked is not None:
         from .lock import lock_path

@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import Config
 from .errors import TagmatrixError
-from .plan import PLANNED, Job
+from .jobs import PLANNED, Job
 from .registry import Registry
 from .reports.files import write_json
 

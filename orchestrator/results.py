@@ -87,6 +87,52 @@ class Interpreter:
                    implementation=str(record.get("implementation", "")))
 
 
+MAX_PACKAGES = 5000  # distributions kept from a cell's record (it comes from the container)
+MAX_TEXT = 300  # characters kept of each name, version or requirement
+
+
+def _text(value: Any) -> str:
+    return str(value)[:MAX_TEXT] if isinstance(value, (str, int, float)) else ""
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    return tuple(_text(v) for v in value[:MAX_PACKAGES]) if isinstance(value, list) else ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallRecord:
+    """How the cell's image installed the project and its test dependencies (from the
+    record the in-container installer wrote; untrusted: capped and typed here)."""
+
+    resolver: str = ""  # "pip 26.3" or "uv 0.13.9 (lowest-direct)"
+    resolution: str = ""
+    project: str = ""  # the project's distribution name
+    requires: tuple[str, ...] = ()  # the project's own Requires-Dist
+    extras: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def from_record(cls, record: Any) -> InstallRecord:
+        if not isinstance(record, dict):
+            return cls()
+        found = record.get("project")
+        project: dict[str, Any] = found if isinstance(found, dict) else {}
+        return cls(resolver=_text(record.get("resolver", "")),
+                   resolution=_text(record.get("resolution", "")),
+                   project=_text(project.get("name", "")),
+                   requires=_texts(project.get("requires")),
+                   extras=_texts(record.get("extras")), groups=_texts(record.get("groups")))
+
+
+def packages_from_record(record: Any) -> dict[str, str]:
+    """name -> version of what the cell had installed (capped, strings only)."""
+    found = record.get("packages") if isinstance(record, dict) else None
+    if not isinstance(found, dict):
+        return {}
+    return {_text(k): _text(v) for k, v in list(found.items())[:MAX_PACKAGES]
+            if isinstance(k, str)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Attempt:
     """One try at a cell. Only infrastructure errors are tried again."""
@@ -140,6 +186,8 @@ class CellResult:
     output_tail: str = ""  # the end of the container's output, for reports
     attempts: tuple[Attempt, ...] = ()  # every try, the last one included
     project_digest: str = ""  # content of the build context (paths, modes, bytes)
+    packages: dict[str, str] = field(default_factory=dict)  # installed: name -> version
+    install: InstallRecord = field(default_factory=InstallRecord)
     failing_tests: tuple[str, ...] = ()  # test keys that failed or errored
     flaky_tests: tuple[str, ...] = ()
     comparison: dict[str, Any] = field(default_factory=dict)  # against --baseline
@@ -165,11 +213,21 @@ class CellResult:
         fields["status"] = Status(fields["status"])
         fields["tests"] = TestCounts(**fields.get("tests", {}))
         fields["interpreter"] = Interpreter(**fields.get("interpreter", {}))
+        fields["install"] = InstallRecord.from_record(_install_json(fields.get("install")))
+        fields["packages"] = packages_from_record({"packages": fields.get("packages")})
         fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))
         fields["failing_tests"] = tuple(fields.get("failing_tests", ()))
         fields["flaky_tests"] = tuple(fields.get("flaky_tests", ()))
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in fields.items() if k in known})
+
+
+def _install_json(data: Any) -> dict[str, Any]:
+    """results.json keeps InstallRecord flat; from_record reads the in-container shape."""
+    if not isinstance(data, dict):
+        return {}
+    return {**data, "project": {"name": data.get("project", ""),
+                                "requires": data.get("requires", [])}}
 
 
 @dataclass(frozen=True, kw_only=True)

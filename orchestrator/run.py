@@ -21,12 +21,13 @@ from .compare import compare
 from .config import Config
 from .engine import Engine, RunContext
 from .errors import EngineUnavailable, UsageError
+from .jobs import PLANNED, Plan
 from .junit_in import InvalidResults, parse_cell_suite
 from .labels import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_RUN
 from .lock import Lock
 from .lock import check as check_lock
 from .matrix import Selector
-from .plan import PLANNED, Plan, make_plan
+from .plan import make_plan
 from .reports import html, junit, summary
 from .reports.files import atomic_write, write_json
 from .results import CellResult, RunResult, Status, load_results

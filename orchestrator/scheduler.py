@@ -23,8 +23,8 @@ from typing import Any
 from .celllog import DEFAULT_MAX_BYTES, CellLog, now_iso
 from .engine import Engine, Execution, PreparedImage, RunContext, Slots
 from .errors import CellError, EngineUnavailable
+from .jobs import PLANNED, Job
 from .junit_in import InvalidResults, parse_junit
-from .plan import PLANNED, Job
 from .results import Attempt, CellResult, Status, TestCase, TestCounts
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ def classify(job: Job, execution: Execution) -> Verdict:
         if code == 0:
             return Verdict(Status.ERROR, f"results missing: {why}", "results")
         return Verdict(Status.FAILED, f"exit code {code}; {why}")
+    wrong = _wrong_interpreter(job, execution)
+    if wrong:
+        return Verdict(Status.ERROR, wrong, "results", cases)
     if code == 0 and bad == 0:
         return Verdict(Status.PASSED, "", "", cases)
     if code == 0:
@@ -101,6 +104,24 @@ def classify(job: Job, execution: Execution) -> Verdict:
         return Verdict(Status.FAILED, "no tests were collected (pytest exit 5)", "", cases)
     detail = f"; {counts.failed} failed, {counts.errors} errors" if cases else ""
     return Verdict(Status.FAILED, f"exit code {code}{detail}", "", cases)
+
+
+def _wrong_interpreter(job: Job, execution: Execution) -> str:
+    """Why the cell cannot count: it ran another interpreter than its tag promises (a
+    custom Dockerfile whose FROM ignores PYTHON_IMAGE, a mislabelled image); "" if fine."""
+    if job.interpreter is None:
+        return ""
+    verdict = job.interpreter.judge(execution.interpreter.version)
+    if verdict.ok:
+        if verdict.message:
+            log.warning("cell %s: %s", job.id, verdict.message)
+        return ""
+    if job.build is not None and job.build.dockerfile:
+        hint = (f": does {job.build.dockerfile}'s FROM use PYTHON_IMAGE "
+                "(ARG PYTHON_IMAGE, FROM ${PYTHON_IMAGE})?")
+    else:
+        hint = f": the image {job.base_image} does not hold the interpreter its tag names"
+    return verdict.message + hint
 
 
 class Scheduler:
@@ -133,10 +154,13 @@ class Scheduler:
     def _log_for(self, job: Job) -> CellLog:
         with self._logs_lock:
             if job.id not in self._logs:
-                self._logs[job.id] = CellLog(self.reports / "logs" / f"{job.id}.log",
-                                             max_bytes=self.options.log_max_bytes,
-                                             secrets=self.secrets)
+                self._logs[job.id] = self._open_log(f"{job.id}.log")
             return self._logs[job.id]
+
+    def _open_log(self, name: str) -> CellLog:
+        """A log file in the reports' logs folder (a cell's, or the project image's)."""
+        return CellLog(self.reports / "logs" / name, max_bytes=self.options.log_max_bytes,
+                       secrets=self.secrets, label=f"logs/{name}")
 
     def run(self) -> list[CellResult]:
         """Every job's result, in plan order.
@@ -159,7 +183,7 @@ class Scheduler:
                 waiting.setdefault(job.build.key, []).append(job)
         parallel = max(1, self.options.parallel)
         slots = Slots(parallel)
-        self.ctx = replace(self.ctx, slots=slots)
+        self.ctx = replace(self.ctx, slots=slots, open_log=self._open_log)
         builders = ThreadPoolExecutor(max_workers=max(1, self.options.build_parallel or parallel),
                                       thread_name_prefix="build")
         # Twice the slots: a finished cell collects its results and removes its container
@@ -325,6 +349,7 @@ class Scheduler:
                 flaky_tests=tuple(c.key for c in verdict.cases if c.flaky),
                 project_digest=image.project_digest,
                 interpreter=execution.interpreter,
+                packages=dict(execution.packages), install=execution.install,
                 started_at=execution.started_at, finished_at=execution.finished_at)
         except EngineUnavailable as exc:
             # Queued cells will not start (see _run_job and Slot); running ones fail on

@@ -7,15 +7,18 @@ or remote Docker engine) and ``swarm`` (Docker Swarm replicated jobs).
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from ..celllog import CellLog
 from ..errors import CellError, EngineUnavailable
+from ..jobs import BuildSpec, Job
 from ..labels import LABEL_RUN
-from ..plan import BuildSpec, Job
-from ..results import Interpreter
+from ..results import InstallRecord, Interpreter
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Execution:
     junit_error: str = ""  # why the JUnit file could not be collected
     setup_failed: bool = False
     interpreter: Interpreter = field(default_factory=Interpreter)
+    packages: dict[str, str] = field(default_factory=dict)  # installed: name -> version
+    install: InstallRecord = field(default_factory=InstallRecord)
     node: str = ""
 
 
@@ -119,6 +124,8 @@ class RunContext:
     # Set when the run must stop starting containers for another reason than a
     # cancellation (the engine was lost): waiting cells end without running.
     halt: Halt = field(default_factory=Halt)
+    # Opens a run-level log by file name (the project image's build log).
+    open_log: Callable[[str], CellLog] = field(default=lambda _name: CellLog(Path(os.devnull)))
 
 
 class Slots:

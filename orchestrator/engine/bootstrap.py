@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ..plan import Job
+from ..jobs import Job
 
 FRAME_BEGIN = "@@tagmatrix-frame-begin@@"
 FRAME_END = "@@tagmatrix-frame-end@@"
@@ -55,6 +55,22 @@ if job.get("setup"):
         json.dump({"exit_code": code}, f)
     if code:
         sys.exit(252)
+record = None
+if job.get("packages"):
+    # What is installed, as the tests will see it (site is off: name the folders).
+    try:
+        import importlib.metadata as md, sysconfig
+        where = [p for p in {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")} if p]
+        record = {"packages": {x.name: x.version for x in md.distributions(path=where)
+                               if x.name}}
+        p = job.get("install_record")
+        if p and os.path.isfile(p):
+            with open(p) as f:
+                record["install"] = json.load(f)
+        with open(os.path.join(d, "packages.json"), "w") as f:
+            json.dump(record, f)
+    except Exception as e:
+        sys.stderr.write("[tagmatrix] cannot list the installed packages: %r\n" % (e,))
 argv = job["command"]
 if job.get("frame"):
     import base64, subprocess
@@ -64,7 +80,7 @@ if job.get("frame"):
         sys.stderr.write("tagmatrix: cannot run %r: %s\n" % (argv[0], e))
         code = 127
     sys.stdout.flush()
-    payload = {"interpreter": info, "exit_code": code, "junit": None}
+    payload = {"interpreter": info, "exit_code": code, "junit": None, "packages": record}
     path = job.get("junit")
     if path and os.path.isfile(path) and os.path.getsize(path) <= job["max_junit"]:
         with open(path, "rb") as f:
@@ -94,12 +110,13 @@ def container_command() -> list[str]:
 
 def job_env(*, directory: str, command: Sequence[str], setup: Sequence[str] | None,
             junit: str | None = None, frame: bool = False, gate: bool = False,
-            max_junit: int = 64 * 1024 * 1024) -> str:
+            max_junit: int = 64 * 1024 * 1024, install_record: str | None = None) -> str:
     """The ``TAGMATRIX_JOB`` value for one container (``gate``: wait for "go" on stdin)."""
     return json.dumps({
         "dir": directory, "command": list(command), "setup": list(setup) if setup else None,
         "frame": frame, "gate": gate, "junit": junit, "max_junit": max_junit,
-        "begin": FRAME_BEGIN, "end": FRAME_END,
+        "begin": FRAME_BEGIN, "end": FRAME_END, "packages": True,
+        "install_record": install_record,
     })
 
 
@@ -117,5 +134,5 @@ def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[
         env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
     env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
                                    setup=job.setup, gate=gate, frame=frame,
-                                   junit=job.junit_path)
+                                   junit=job.junit_path, install_record=job.install_record)
     return env

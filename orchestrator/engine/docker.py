@@ -24,9 +24,9 @@ import requests
 
 from ..celllog import CellLog
 from ..errors import CellError
-from ..labels import LABEL_CELL, LABEL_MANAGED, LABEL_RUN
-from ..plan import WORKDIR, BuildSpec, Job
-from ..results import Interpreter
+from ..jobs import WORKDIR, BuildSpec, Job
+from ..labels import LABEL_BUILD_KEY, LABEL_CELL, LABEL_MANAGED, LABEL_RUN
+from ..results import InstallRecord, Interpreter, packages_from_record
 from . import (
     EngineInfo,
     Execution,
@@ -92,10 +92,17 @@ class DockerEngine:
             project = job.mount or Path()
             return PreparedImage(reference=base.reference, id=base.id, base=base,
                                  size=base.size, workdir=WORKDIR[job.platform],
-                                 project_digest=self.images.fingerprint(project, log))
-        labels = {LABEL_MANAGED: "true", "org.tagmatrix.build-key": spec.key}
+                                 project_digest=self.images.fingerprint(project, job.excludes))
+        labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key}
+        project_image = ""
+        if spec.project is not None:
+            built = spec.project
+            project_image, name = self.images.project(
+                built, ctx.open_log, {LABEL_MANAGED: "true"}, ctx.cancel,
+                lambda project_log: self.images.base(built.base_image, self.pull, project_log))
+            log.note(f"project image {project_image[:19]} ({built.kind}; its build: logs/{name})")
         previous = self._image_id(spec.tag)
-        image_id, cached = self.images.build(spec, log, labels, ctx.cancel)
+        image_id, cached = self.images.build(spec, log, labels, ctx.cancel, project_image)
         if previous and previous != image_id:
             self._drop_replaced(previous)
         data = self.images.inspect_built(image_id)
@@ -103,10 +110,10 @@ class DockerEngine:
         log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
                  + (" (all steps cached)" if cached else ""))
         return PreparedImage(
-            reference=spec.tag, id=image_id, base=base, size=int(data.get("Size") or 0),
+            reference=image_id, id=image_id, base=base, size=int(data.get("Size") or 0),
             workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
             build_s=elapsed, cached=cached,
-            project_digest=self.images.fingerprint(spec.context, log))
+            project_digest=self.images.fingerprint(spec.context, spec.excludes))
 
     def _image_id(self, reference: str) -> str:
         try:
@@ -263,6 +270,7 @@ class DockerEngine:
             files = {"interpreter.json": self.files.file(
                 cid, f"{folder}/interpreter.json", 1024 * 1024) or b""}
         interpreter, tests_started = _record(files.get("interpreter.json", b""))
+        packages, install = _packages(files.get("packages.json", b""))
         setup_failed = bool(job.setup) and exit_code == SETUP_FAILED_EXIT \
             and "setup.json" in files
         if job.junit_path and not setup_failed and not junit_error:
@@ -287,7 +295,7 @@ class DockerEngine:
             started_at=tests_started or str(state.get("StartedAt", "")),
             finished_at=str(state.get("FinishedAt", "")),
             run_s=run_s, junit=junit, junit_error=junit_error, setup_failed=setup_failed,
-            interpreter=interpreter, node=self.info().node)
+            interpreter=interpreter, packages=packages, install=install, node=self.info().node)
 
     # -- the whole run -------------------------------------------------------------------------
 
@@ -329,6 +337,7 @@ class DockerEngine:
                 log.warning("kept image %s: %s", item.name or item.id[:19], exc)
 
     def close(self) -> None:
+        self.images.close()
         self.client.close()
 
 
@@ -339,6 +348,16 @@ def _record(raw: bytes) -> tuple[Interpreter, str]:
         return Interpreter.from_record(info), str(info.get("started", ""))
     except (ValueError, AttributeError):
         return Interpreter(), ""
+
+
+def _packages(raw: bytes) -> tuple[dict[str, str], InstallRecord]:
+    """The bootstrap's record of what is installed (untrusted: typed and capped)."""
+    try:
+        record = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}, InstallRecord()
+    install = record.get("install") if isinstance(record, dict) else None
+    return packages_from_record(record), InstallRecord.from_record(install)
 
 
 class _Steps:

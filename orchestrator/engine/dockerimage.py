@@ -1,39 +1,41 @@
-"""Base images and project builds on a Docker engine.
+"""Base images and builds on a Docker engine.
 
 Pulls go through ``api.pull(stream=True)`` and fail on ``error`` chunks
-(``images.pull`` ignores them), once per reference under a lock. Builds use
-the streaming ``api.build`` on their own client so output reaches the cell log
-as it arrives and a build deadline can end the stream. The build context is
-tarred once per project (honouring .dockerignore with docker-py's matcher)
-and the Dockerfile is appended per build.
+(``images.pull`` ignores them), once per reference under a lock. Build contexts
+are snapshots taken once per run (engine/context.py). In the install flow the
+project image is built once per run (its failure is given to every cell without
+building again) and each cell's image copies from it by id; the application
+template and custom Dockerfiles build from the snapshot. Every build streams
+(engine/dockerbuild.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
-import tarfile
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import docker
-from docker.utils.build import tar as make_context_tar
 
 from ..celllog import CellLog
-from ..errors import BuildFailed, CellError, ImageNotFound
-from ..plan import BuildSpec
+from ..dockerfile import cell_dockerfile, project_dockerfile, tools
+from ..errors import CellError, ImageNotFound
+from ..jobs import BuildSpec, ProjectBuild
+from ..labels import LABEL_PROJECT_KEY
+from ..settings import ProjectKind
 from . import BaseImage
+from .context import ContextSnapshot
 from .dockerapi import Streams, Translator, inspect_image, is_transient
+from .dockerbuild import BuildRequest, indent, single_file_context, stream_build
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_NAME = ".tagmatrix.Dockerfile"
-LARGE_CONTEXT = 100 * 1024 * 1024
+PROJECT_DOCKERFILE = "tagmatrix-project.Dockerfile"
 
 
 def _split_reference(ref: str) -> tuple[str, str]:
@@ -48,16 +50,8 @@ def _split_reference(ref: str) -> tuple[str, str]:
     return ref, "latest"
 
 
-def _dockerignore(context: Path) -> list[str]:
-    path = context / ".dockerignore"
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-
-
 class ImageStore:
-    """Resolves base images and builds project images on one engine."""
+    """Resolves base images and builds images on one engine, for one run."""
 
     def __init__(self, api: docker.APIClient, streams: Streams, errors: Translator) -> None:
         self.api = api
@@ -66,8 +60,8 @@ class ImageStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._bases: dict[str, BaseImage] = {}
-        self._contexts: dict[Path, bytes] = {}
-        self._fingerprints: dict[Path, str] = {}
+        self._snapshots: dict[tuple[Any, ...], ContextSnapshot] = {}
+        self._projects: dict[str, tuple[str, str] | CellError] = {}
 
     def _lock(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -136,163 +130,103 @@ class ImageStore:
 
     # -- builds --------------------------------------------------------------------------------
 
-    def _context_tar(self, context: Path, cell_log: CellLog) -> bytes:
-        with self._lock(f"context:{context}"):
-            if context not in self._contexts:
-                patterns = _dockerignore(context)
-                tmp = make_context_tar(context, exclude=patterns)
+    def snapshot(self, context: Path, excludes: tuple[str, ...], *, prefix: str = "",
+                 dockerfile: str | None = None) -> ContextSnapshot:
+        """The run's one snapshot of a build context (see engine/context.py)."""
+        key = (context, excludes, prefix, dockerfile)
+        with self._lock(f"context:{key}"):
+            if key not in self._snapshots:
+                self._snapshots[key] = ContextSnapshot(context, excludes, prefix=prefix,
+                                                       dockerfile=dockerfile)
+            return self._snapshots[key]
+
+    def fingerprint(self, context: Path, excludes: tuple[str, ...]) -> str:
+        """What the project is (for attribution across runs): the snapshot's digest."""
+        return self.snapshot(context, excludes).fingerprint
+
+    def project(self, spec: ProjectBuild, open_log: Callable[[str], CellLog],
+                labels: dict[str, str], cancel: threading.Event,
+                base: Callable[[CellLog], BaseImage]) -> tuple[str, str]:
+        """The project image (id, its log's name), built once per run. A failure is kept
+        and given to every cell that needs it; a transient one is tried again."""
+        with self._lock(f"project:{spec.key}"):
+            found = self._projects.get(spec.key)
+            if isinstance(found, CellError) and found.retryable:
+                found = None
+            if found is None:
+                name = f"_project.{spec.platform}-{spec.kind}.log"
+                project_log = open_log(name)
                 try:
-                    data = tmp.read(-1)
+                    base(project_log)
+                    found = (self._build_project(spec, project_log, labels, cancel), name)
+                except CellError as exc:
+                    found = exc
                 finally:
-                    tmp.close()
-                with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-                    names = archive.getnames()
-                heavy = sorted({n.split("/")[0] for n in names} & {".git", ".venv", "venv",
-                                                                   ".tox", ".nox", "node_modules"})
-                if heavy:
-                    log.warning("build context %s includes %s: add them to .dockerignore",
-                                context, ", ".join(heavy))
-                if len(data) > LARGE_CONTEXT:
-                    log.warning("build context %s is %.0f MB", context, len(data) / 1e6)
-                self._contexts[context] = data
-            data = self._contexts[context]
-        cell_log.note(f"build context: {len(data) / 1024:.0f} KiB from {context}")
-        return data
+                    project_log.close()
+                self._projects[spec.key] = found
+        if isinstance(found, CellError):
+            raise found
+        return found
 
-    def fingerprint(self, context: Path, cell_log: CellLog) -> str:
-        """What the project is, for attribution across runs (see context_fingerprint)."""
-        data = self._context_tar(context, cell_log)
-        with self._lock(f"fingerprint:{context}"):
-            if context not in self._fingerprints:
-                self._fingerprints[context] = context_fingerprint(data)
-            return self._fingerprints[context]
-
-    def _with_dockerfile(self, spec: BuildSpec, context: bytes, text: str) -> io.BytesIO:
-        """The context plus our Dockerfile, which a .dockerignore entry keeps out of
-        ``COPY . .`` (as docker-py does for a Dockerfile outside the context)."""
-        ignore = "\n".join([*_dockerignore(spec.context), TEMPLATE_NAME, ""])
-        out = io.BytesIO(context)
-        with tarfile.open(fileobj=out, mode="a") as archive:
-            for name, body in ((TEMPLATE_NAME, text.encode()), (".dockerignore", ignore.encode())):
-                info = tarfile.TarInfo(name)
-                info.size = len(body)
-                info.mode = 0o644
-                archive.addfile(info, io.BytesIO(body))
-        out.seek(0)
-        return out
+    def _build_project(self, spec: ProjectBuild, project_log: CellLog,
+                       labels: dict[str, str], cancel: threading.Event) -> str:
+        snapshot = self.snapshot(spec.context, spec.excludes, prefix="project/")
+        project_log.section(f"project image ({spec.kind}) from {spec.base_image}")
+        _note_context(project_log, snapshot)
+        text = project_dockerfile(spec)
+        project_log.note("Dockerfile:\n" + indent(text))
+        extra = {PROJECT_DOCKERFILE: text.encode(),
+                 **{f"tools/{name}": body for name, body in tools().items()}}
+        what = {ProjectKind.SDIST: "the project's sdist did not build",
+                ProjectKind.WHEEL: "the project's wheel did not build",
+                ProjectKind.EDITABLE: "the project's metadata could not be prepared"}.get(
+                    spec.kind, "the project image did not build")
+        started = time.monotonic()
+        image_id, cached = stream_build(self.streams, self.errors, BuildRequest(
+            context=snapshot.stream(extra), dockerfile=PROJECT_DOCKERFILE, tag=spec.tag,
+            args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key}, timeout=spec.timeout,
+            failure=what), project_log, cancel)
+        project_log.note(f"project image {image_id[:19]} in {time.monotonic() - started:.1f} s"
+                         + (" (all steps cached)" if cached else ""))
+        return image_id
 
     def build(self, spec: BuildSpec, cell_log: CellLog, labels: dict[str, str],
-              cancel: threading.Event) -> tuple[str, bool]:
-        """Build ``spec``; returns (image id, whether every step was cached)."""
-        context = self._context_tar(spec.context, cell_log)
-        if spec.template is not None:
-            fileobj = self._with_dockerfile(spec, context, spec.template)
+              cancel: threading.Event, project_image: str = "") -> tuple[str, bool]:
+        """Build a cell's image; (image id, whether every step was cached).
+        ``project_image``: the project image's id, for the install flow."""
+        context: IO[bytes] | io.RawIOBase
+        if spec.install is not None:
+            text = cell_dockerfile(spec, project_image)
+            cell_log.note("Dockerfile: the install flow\n" + indent(text))
+            context, dockerfile = single_file_context(TEMPLATE_NAME, text.encode()), TEMPLATE_NAME
+        elif spec.template is not None:
+            snapshot = self.snapshot(spec.context, spec.excludes)
+            _note_context(cell_log, snapshot)
+            # our Dockerfile, and a .dockerignore naming it: the engine then keeps both
+            # out of COPY . . (it removes no other file that way)
+            ignore = f"{TEMPLATE_NAME}\n.dockerignore\n".encode()
+            context = snapshot.stream({TEMPLATE_NAME: spec.template.encode(),
+                                       ".dockerignore": ignore})
             dockerfile = TEMPLATE_NAME
-            cell_log.note("Dockerfile: the built-in template\n" + _indent(spec.template))
+            cell_log.note("Dockerfile: the application template\n" + indent(spec.template))
         else:
-            fileobj = io.BytesIO(context)
             dockerfile = spec.dockerfile or "Dockerfile"
-        state = {"timed_out": False}
-        progress = _Progress()
-        with self.streams.client() as (api, abort):
-
-            def expire() -> None:
-                state["timed_out"] = True
-                abort()
-
-            watchdog = threading.Timer(spec.timeout, expire)
-            watchdog.daemon = True
-            watchdog.start()
-            stop_on_cancel = threading.Thread(target=_abort_on, args=(cancel, abort, watchdog),
-                                              daemon=True)
-            stop_on_cancel.start()
-            try:
-                with self.errors.errors("build", "build"):
-                    stream = api.build(fileobj=fileobj, custom_context=True, dockerfile=dockerfile,
-                                       tag=spec.tag, buildargs=dict(spec.args), labels=labels,
-                                       rm=True, forcerm=True, decode=True, pull=False)
-                    for chunk in stream:
-                        progress = _consume(chunk, cell_log, progress)
-            except CellError as exc:
-                if cancel.is_set():
-                    raise BuildFailed("build cancelled", stage="build") from exc
-                if state["timed_out"]:
-                    raise BuildFailed(f"build timed out after {spec.timeout:g} s",
-                                      stage="build") from exc
-                raise
-            finally:
-                watchdog.cancel()
-        if state["timed_out"]:
-            raise BuildFailed(f"build timed out after {spec.timeout:g} s", stage="build")
-        if progress.error:
-            raise BuildFailed(f"build failed: {progress.error.strip()}", stage="build",
-                              retryable=is_transient(progress.error))
-        if not progress.image_id:
-            raise BuildFailed("build ended without an image (stream cut short)", stage="build")
-        # every step but FROM said "Using cache"
-        return progress.image_id, progress.steps > 0 and progress.cached >= progress.steps - 1
+            snapshot = self.snapshot(spec.context, spec.excludes, dockerfile=dockerfile)
+            _note_context(cell_log, snapshot)
+            context = snapshot.stream()
+        return stream_build(self.streams, self.errors, BuildRequest(
+            context=context, dockerfile=dockerfile, tag=spec.tag, args=dict(spec.args),
+            labels=labels, timeout=spec.timeout), cell_log, cancel)
 
     def inspect_built(self, image_id: str) -> dict[str, Any]:
         with self.errors.errors("build", "inspect built image"):
             return inspect_image(self.api, image_id)
 
-
-def context_fingerprint(tar: bytes) -> str:
-    """A digest of a build context's paths, permission bits and contents, in path order.
-
-    Not of the tar bytes: those hold modification times, and a fresh checkout of the
-    same commit must fingerprint the same.
-    """
-    digest = hashlib.sha256()
-    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
-        members = sorted(archive.getmembers(), key=lambda m: m.name)
-        for member in members:
-            digest.update(f"{member.name}\0{member.mode & 0o777:o}\0{member.type!r}\0"
-                          f"{member.linkname}\0{member.size}\0".encode())
-            if member.isfile():
-                extracted = archive.extractfile(member)
-                if extracted is not None:
-                    digest.update(extracted.read())
-    return f"sha256:{digest.hexdigest()}"
+    def close(self) -> None:
+        for snapshot in self._snapshots.values():
+            snapshot.close()
 
 
-def _abort_on(cancel: threading.Event, abort: Any, watchdog: threading.Timer) -> None:
-    # Ends the build stream on cancellation; exits when the build ends (watchdog cancelled).
-    while not cancel.wait(0.2):
-        if watchdog.finished.is_set():
-            return
-    abort()
-
-
-@dataclass(frozen=True)
-class _Progress:
-    image_id: str = ""
-    error: str = ""
-    steps: int = 0
-    cached: int = 0
-
-
-def _consume(chunk: dict[str, Any], cell_log: CellLog, progress: _Progress) -> _Progress:
-    """One decoded chunk of the build stream: log it, note the image id or the error."""
-    if "stream" in chunk:
-        text = str(chunk["stream"])
-        cell_log.output(text.encode())
-        if text.startswith("Step "):
-            return replace(progress, steps=progress.steps + 1)
-        if "Using cache" in text:
-            return replace(progress, cached=progress.cached + 1)
-    elif "error" in chunk or "errorDetail" in chunk:
-        detail = chunk.get("errorDetail") or {}
-        error = str(chunk.get("error") or detail.get("message") or chunk)
-        cell_log.output(f"ERROR: {error}\n".encode())
-        return replace(progress, error=error)
-    elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
-        return replace(progress, image_id=str(chunk["aux"]["ID"]))
-    elif "status" in chunk:
-        cell_log.output(f"{chunk['status']} {chunk.get('progress', '')}\n".encode())
-    return progress
-
-
-def _indent(text: Iterable[str] | str) -> str:
-    lines = text.splitlines() if isinstance(text, str) else list(text)
-    return "\n".join(f"    {line}" for line in lines)
+def _note_context(cell_log: CellLog, snapshot: ContextSnapshot) -> None:
+    cell_log.note(f"build context: {snapshot.files} entries, {snapshot.size / 1024:.0f} KiB "
+                  f"from {snapshot.root} (fingerprint {snapshot.fingerprint[:19]})")

@@ -38,8 +38,8 @@ from docker.types import (
 
 from ..celllog import CellLog
 from ..errors import CellError, EngineUnavailable
+from ..jobs import BuildSpec, Job
 from ..labels import LABEL_CELL, LABEL_MANAGED, LABEL_RUN
-from ..plan import BuildSpec, Job
 from ..results import Interpreter
 from . import EngineInfo, Execution, Leftover, PreparedImage, RunContext, Slot
 from .bootstrap import container_command, container_env

@@ -27,6 +27,7 @@ import pytest
 
 REGISTRY = "127.0.0.1:5000"
 MANAGED = "org.tagmatrix.managed=true"
+PID_LABEL = "org.tagmatrix.pid"
 
 
 @pytest.fixture(scope="session")
@@ -68,10 +69,13 @@ def lab_minors(docker_client: docker.DockerClient) -> list[str]:
     return minors
 
 
-def managed_containers(client: docker.DockerClient, *, running: bool = False) -> set[str]:
-    """Ids of tagmatrix's containers. The low-level list: containers.list() inspects
-    each container afterwards and raises NotFound when one is removed meanwhile."""
-    filters: dict[str, str] = {"label": MANAGED}
+def managed_containers(client: docker.DockerClient, *, running: bool = False,
+                       pid: int | None = None) -> set[str]:
+    """Ids of tagmatrix's containers (``pid``: only those of that tagmatrix process, so
+    runs of other people on the same engine do not count). The low-level list:
+    containers.list() inspects each container afterwards and raises NotFound when one
+    is removed meanwhile."""
+    filters: dict[str, Any] = {"label": [MANAGED] + ([f"{PID_LABEL}={pid}"] if pid else [])}
     if running:
         filters["status"] = "running"
     return {str(c["Id"]) for c in client.api.containers(all=not running, filters=filters)}
@@ -133,12 +137,17 @@ def tagmatrix(*args: str, client: docker.DockerClient | None = None,
               env: dict[str, str] | None = None, timeout: float = 600) -> Outcome:
     """Run ``python -m orchestrator ARGS`` to the end; compare labelled containers around it."""
     reports = Path(args[args.index("--reports") + 1]) if "--reports" in args else Path("reports")
-    before = managed_containers(client) if client else set()
-    done = subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False,
-                          env={**os.environ, **(env or {})})
-    after = managed_containers(client) if client else set()
-    return Outcome(done.returncode, done.stdout, done.stderr, reports, after - before)
+    with subprocess.Popen([sys.executable, "-m", "orchestrator", *args], text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, **(env or {})}) as process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    # what this process left (other runs may share the engine)
+    left = managed_containers(client, pid=process.pid) if client else set()
+    return Outcome(process.returncode, out, err, reports, left)
 
 
 Spawn = Callable[..., "subprocess.Popen[str]"]

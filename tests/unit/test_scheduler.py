@@ -66,6 +66,9 @@ class FakeEngine:
     def execute(self, job: Job, image: PreparedImage, log: CellLog,
                 ctx: RunContext) -> Execution:
         outcome = self.script.get(job.id, Execution(exit_code=0, junit=PASS_XML))
+        if isinstance(outcome, Execution) and not outcome.interpreter.version:
+            # a real cell reports the interpreter it ran (python 3.12 -> 3.12.0)
+            outcome = replace(outcome, interpreter=Interpreter(version=f"{job.cell.python}.0"))
         with Slot(ctx, job.id):
             return self._contained(outcome, ctx)
 
@@ -182,9 +185,36 @@ def test_cancellation_marks_running_and_queued_cells(tmp_path: Path, write: Writ
 ])
 def test_classify(write: Write, execution: Execution, status: Status, needle: str) -> None:
     job = jobs(write, 'matrix: {python: ["3.12"]}\n')[0]
-    verdict = classify(job, execution)
+    verdict = classify(job, replace(execution, interpreter=Interpreter(version="3.12.1")))
     assert verdict.status is status
     assert needle in verdict.reason
+
+
+@pytest.mark.parametrize(("python", "ran", "needle"), [
+    ("3.13", "3.12.1", "the image ran Python 3.12.1, but this cell is 3.13"),
+    ("3.15-rc", "3.15.0", "a final release"),
+    ("3.13", "", "reported no usable version"),
+])
+def test_a_cell_that_ran_another_interpreter_is_an_error_never_a_pass(
+        write: Write, python: str, ran: str, needle: str) -> None:
+    job = jobs(write, f'matrix: {{python: ["{python}"]}}\n')[0]
+    for code, junit in ((0, PASS_XML), (1, FAIL_XML)):
+        verdict = classify(job, Execution(exit_code=code, junit=junit,
+                                          interpreter=Interpreter(version=ran)))
+        assert verdict.status is Status.ERROR
+        assert verdict.stage == "results"
+        assert needle in verdict.reason
+
+
+def test_a_hard_coded_from_is_named_in_the_reason(write: Write) -> None:
+    write("Dockerfile", "FROM 127.0.0.1:5000/library/python:3.12-slim\n")
+    job = jobs(write, 'matrix: {python: ["3.13"]}\nbuild: {dockerfile: Dockerfile}\n')[0]
+    verdict = classify(job, Execution(exit_code=0, junit=PASS_XML,
+                                      interpreter=Interpreter(version="3.12.1")))
+    assert verdict.status is Status.ERROR
+    assert verdict.reason == ("the image ran Python 3.12.1, but this cell is 3.13: does "
+                              "Dockerfile's FROM use PYTHON_IMAGE (ARG PYTHON_IMAGE, "
+                              "FROM ${PYTHON_IMAGE})?")
 
 
 def test_interpreter_is_reported(tmp_path: Path, write: Write) -> None:
