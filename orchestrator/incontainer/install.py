@@ -5,12 +5,14 @@
     python install.py editable '<json>'  # pip install -e . of the copied project
 
 ``deps`` installs, in one resolver run: the project's own dependencies with the
-selected extras (through the metadata-only wheel artifact.py wrote, so markers and
-extras are evaluated for this interpreter), the requirements files, the packages and
-the resolved dependency groups. ``resolution: lowest-direct`` runs uv (installed for
+selected extras, the requirements files, the packages and the resolved dependency
+groups. With pip (``resolution: highest``) the project's dependencies come through
+the metadata-only wheel artifact.py wrote, so pip itself evaluates extras and
+markers for this interpreter. ``resolution: lowest-direct`` runs uv (installed for
 the occasion, outside the test environment) with ``--resolution lowest-direct``;
-otherwise pip. It records what ran in record.json next to this file, which the
-cell's bootstrap returns with the test results.
+there the project's requirements must be *direct* ones, so they are listed with
+their markers evaluated here. What ran is recorded in record.json next to this
+file, which the cell's bootstrap returns with the test results.
 
 ``project`` force-reinstalls the artifact without dependencies (an older release of
 the project pulled in as a dependency of a test tool, e.g. pluggy by pytest, must
@@ -86,7 +88,9 @@ def uv() -> list[str]:
     run([*PIP, "install", "--target", str(target), "uv"], "installing uv")
     binary = target / "bin" / ("uv.exe" if os.name == "nt" else "uv")
     argv = [str(binary), "pip", "install", "--python", sys.executable, "--system"]
-    if not (os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX")):
+    configured = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or any(
+        Path(p).is_file() for p in ("/etc/uv/uv.toml", Path.home() / ".config/uv/uv.toml"))
+    if not configured:  # uv does not read pip.conf: point it at the index pip uses
         found = subprocess.run([*PIP, "config", "get", "global.index-url"], text=True,
                                capture_output=True, check=False).stdout.strip()
         if found:
@@ -96,15 +100,36 @@ def uv() -> list[str]:
     return argv
 
 
+def direct(requires: list[str], extras: list[str]) -> list[str]:
+    """The project's requirements that apply here, markers evaluated for this
+    interpreter and the chosen extras (packaging as pip vendors it: the cell may have
+    nothing else). For lowest-direct they must be direct requirements, which the
+    metadata-only wheel's would not be."""
+    from pip._vendor.packaging.requirements import Requirement
+
+    out = []
+    for text in requires:
+        requirement = Requirement(text)
+        marker = requirement.marker
+        if marker is None or any(marker.evaluate({"extra": e}) for e in ["", *extras]):
+            requirement.marker = None
+            out.append(str(requirement))
+    return out
+
+
 def deps(args: dict[str, Any]) -> None:
+    project = json.loads((HERE / "project.json").read_text()) \
+        if (HERE / "project.json").is_file() else {}
+    lowest = args.get("resolution") == "lowest-direct"
+    extras = list(args.get("extras") or [])
     requirements: list[str] = []
-    if args.get("stub"):
-        extras = ",".join(args.get("extras") or [])
-        requirements.append(str(HERE / STUB) + (f"[{extras}]" if extras else ""))
+    if args.get("stub") and lowest:
+        requirements += direct(list(project.get("requires") or []), extras)
+    elif args.get("stub"):
+        requirements.append(str(HERE / STUB) + (f"[{','.join(extras)}]" if extras else ""))
     for path in args.get("requirements") or []:
         requirements += ["-r", path]
     requirements += list(args.get("packages") or [])
-    lowest = args.get("resolution") == "lowest-direct"
     resolver = "nothing to install"
     if requirements:
         if lowest:
@@ -117,10 +142,8 @@ def deps(args: dict[str, Any]) -> None:
             resolver = f"pip {version_of([*PIP, '--version'])}"
             run([*PIP, "install", *requirements], "installing the test dependencies",
                 cwd=HERE / "req")
-        if args.get("stub"):
+        if args.get("stub") and not lowest:
             run([*PIP, "uninstall", "-y", "tagmatrix-project-deps"], "removing the helper")
-    project = json.loads((HERE / "project.json").read_text()) \
-        if (HERE / "project.json").is_file() else {}
     record = {"resolver": resolver, "resolution": args.get("resolution") or "highest",
               "extras": args.get("extras") or [], "groups": args.get("groups") or [],
               "requirements": args.get("requirements") or [],

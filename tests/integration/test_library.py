@@ -1,0 +1,197 @@
+"""The install flow on the real engine, the lab registry and the lab's package index:
+a library is built once into an sdist in a container, installed in every cell with
+its test dependencies, and tested as installed; a cell proves its interpreter."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.integration.conftest import REGISTRY, tagmatrix
+
+pytestmark = pytest.mark.docker
+
+SETUPTOOLS = '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "setuptools.build_meta"\n'
+
+
+def lab_index_versions(name: str) -> list[str]:
+    """The versions the lab's package index serves for ``name`` (what a cell's pip sees)."""
+    image = f"{REGISTRY}/library/python:3.12-slim"
+    client = docker.from_env()
+    try:
+        conf = client.containers.run(image, ["cat", "/etc/pip.conf"], remove=True).decode()
+    finally:
+        client.close()
+    index = re.search(r"index-url\s*=\s*(\S+)", conf)
+    assert index, conf
+    request = urllib.request.Request(f"{index[1].rstrip('/')}/{name}/",
+                                     headers={"Accept": "text/html"})
+    with urllib.request.urlopen(request, timeout=60) as page:  # noqa: S310 - the lab's mirror
+        html = page.read().decode()
+    found = re.findall(rf"{name}-([0-9][0-9.]*)\.tar\.gz", html)
+    assert found, f"the lab index serves no sdist of {name}"
+    return sorted(set(found), key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def library(root: Path, *, name: str, version: str, pyproject_extra: str = "",
+            tests: dict[str, str], matrix: str) -> Path:
+    package = root / "src" / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(f'__version__ = "{version}"\n\n'
+                                         'def tagmatrix_marker():\n    return "new code"\n')
+    (root / "pyproject.toml").write_text(
+        SETUPTOOLS + f'[project]\nname = "{name}"\nversion = "{version}"\n' + pyproject_extra)
+    (root / "tests").mkdir()
+    for file, body in tests.items():
+        (root / "tests" / file).write_text(textwrap.dedent(body).lstrip())
+    path = root / "matrix.yaml"
+    path.write_text(f'image: {{registry: "{REGISTRY}"}}\n' + textwrap.dedent(matrix).lstrip())
+    return path
+
+
+def test_a_src_library_is_tested_as_installed_even_over_an_older_copy_of_itself(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    # requests depends on idna: the dependency layer installs the index's idna, at the
+    # very version this project claims (as pytest pulled a released pluggy into pluggy's
+    # own cells). The cell must still test this code.
+    newest = lab_index_versions("idna")[-1]
+    path = library(tmp_path, name="idna", version=newest, pyproject_extra=(
+        '[project.optional-dependencies]\ntests = ["pytest>=8", "requests"]\n'), tests={
+        "test_installed.py": """
+            import idna
+
+            def test_the_new_code_is_imported():
+                assert idna.tagmatrix_marker() == "new code"
+
+            def test_from_site_packages_not_the_source_tree():
+                assert "site-packages" in idna.__file__
+        """}, matrix=f"""
+        matrix: {{python: ["{lab_minors[0]}", "{lab_minors[-1]}"], variant: [slim]}}
+        install: {{extras: [tests]}}
+        test: {{command: python -m pytest -q tests, timeout: 300}}
+        parallel: 2
+    """)
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
+                        client=docker_client)
+    assert outcome.code == 0, outcome.out + outcome.err
+    for cell in outcome.cells().values():
+        assert cell["status"] == "passed", cell["reason"]
+        assert cell["tests"]["passed"] == 2
+        assert cell["packages"]["idna"] == newest
+        assert cell["install"]["project"] == "idna"
+        assert cell["install"]["resolver"].startswith("pip ")
+        assert 'pytest>=8; extra == "tests"' in cell["install"]["requires"]
+    logs = tmp_path / "reports" / "logs"
+    assert "Successfully built idna" in (logs / "_project.linux-sdist.log").read_text()
+    assert outcome.leftovers == set()
+
+
+def test_a_min_cell_installs_the_declared_floors(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    minor = next(m for m in lab_minors if m in ("3.11", "3.12"))
+    path = library(tmp_path, name="floors", version="1.0", pyproject_extra=(
+        'dependencies = ["attrs>=22.1.0"]\n[dependency-groups]\ntest = ["pytest>=8.0.0"]\n'),
+        tests={"test_ok.py": "import attrs\n\ndef test_ok():\n    assert attrs\n"}, matrix=f"""
+        matrix:
+          python: ["{minor}"]
+          variant: [slim]
+          deps: [min, latest]
+          include:
+            - deps: min
+              install: {{resolution: lowest-direct}}
+        install: {{groups: [test]}}
+        test: {{command: python -m pytest -q tests, timeout: 300}}
+        parallel: 2
+    """)
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
+                        client=docker_client)
+    assert outcome.code == 0, outcome.out + outcome.err
+    cells = outcome.cells()
+    low, high = cells[f"{minor}-slim-min"], cells[f"{minor}-slim-latest"]
+    assert low["packages"]["attrs"] == "22.1.0"
+    assert low["packages"]["pytest"] == "8.0.0"
+    assert low["install"]["resolver"].startswith("uv ")
+    assert "lowest-direct" in low["install"]["resolver"]
+    assert high["packages"]["attrs"] != "22.1.0"
+    assert high["install"]["resolver"].startswith("pip ")
+    assert "uv" not in low["packages"]  # the resolver stays out of the tested environment
+
+
+def test_a_hard_coded_from_is_an_error_never_a_green_cell(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    oldest, newest = lab_minors[0], lab_minors[-1]
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {REGISTRY}/library/python:{oldest}-slim\nWORKDIR /usr/src/app\n"
+        "RUN pip install --no-cache-dir pytest\nCOPY . .\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
+                    f'matrix: {{python: ["{oldest}", "{newest}"], variant: [slim]}}\n'
+                    "build: {dockerfile: Dockerfile}\n"
+                    "test: {command: python -m pytest -q tests, timeout: 300}\n")
+    validated = tagmatrix("validate", "-f", str(path))
+    assert validated.code == 0
+    assert "uses neither PYTHON_IMAGE nor PYTHON_TAG" in validated.err
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
+                        client=docker_client)
+    assert outcome.code == 1
+    cells = outcome.cells()
+    assert cells[f"{oldest}-slim"]["status"] == "passed"
+    wrong = cells[f"{newest}-slim"]
+    assert wrong["status"] == "error"
+    assert wrong["stage"] == "results"
+    assert wrong["reason"].startswith(f"the image ran Python {oldest}.")
+    assert "does Dockerfile's FROM use PYTHON_IMAGE" in wrong["reason"]
+    assert wrong["tests"]["passed"] == 1  # its tests ran, but they do not count
+
+
+def test_a_project_that_does_not_build_fails_every_cell_with_one_build(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    (tmp_path / "setup.py").write_text(
+        "raise RuntimeError('tagmatrix-test: this project cannot be built')\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
+                    f'matrix: {{python: {json.dumps(lab_minors[:2])}, variant: [slim]}}\n'
+                    "test: {command: python -m pytest -q tests, timeout: 300}\n")
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
+                        client=docker_client)
+    assert outcome.code == 1
+    reasons = set()
+    for cell in outcome.cells().values():
+        assert cell["status"] == "error"
+        assert cell["stage"] == "build"
+        reasons.add(cell["reason"])
+    assert len(reasons) == 1  # one build, one cause, given to every cell
+    (reason,) = reasons
+    assert "the project's sdist did not build" in reason
+    assert "RuntimeError: tagmatrix-test: this project cannot be built" in reason
+    assert "logs/_project.linux-sdist.log" in reason
+    logs = tmp_path / "reports" / "logs"
+    assert (logs / "_project.linux-sdist.log").read_text().count("Step 1/") == 1
+
+
+def test_a_failed_dependency_install_quotes_the_resolver(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    path = library(tmp_path, name="needsmissing", version="1.0", tests={
+        "test_ok.py": "def test_ok():\n    pass\n"}, matrix=f"""
+        matrix: {{python: ["{lab_minors[0]}"], variant: [slim]}}
+        install: {{packages: ["tagmatrix-no-such-distribution-anywhere"]}}
+        test: {{command: python -m pytest -q tests, timeout: 300}}
+    """)
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
+                        client=docker_client)
+    assert outcome.code == 1
+    (cell,) = outcome.cells().values()
+    assert (cell["status"], cell["stage"]) == ("error", "build")
+    assert ("No matching distribution found for tagmatrix-no-such-distribution-anywhere"
+            in cell["reason"])
+    assert f"logs/{lab_minors[0]}-slim.log" in cell["reason"]
