@@ -233,7 +233,7 @@ def check_selection(config: Config, only: Sequence[Selector],
     the cells have: a typo must not turn into "OK: 0 cells"."""
     keys = sorted({k for cell in config.cells for k in cell.values()})
     for selector in only:
-        for key in selector.keys():
+        for key, _ in selector.pairs:
             if key not in keys:
                 close = difflib.get_close_matches(key, keys, n=1)
                 raise UsageError(f"--only {selector.text}: no cell has a key {key!r}",

@@ -8,6 +8,7 @@ made visible), the base image's OCI labels and a link to the log.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from html import escape
 
@@ -152,6 +153,41 @@ def _failing(run: RunResult) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>{more}")
 
 
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _installed(cell: CellResult) -> list[tuple[str, str]]:
+    """How the project was installed, and its own dependencies at the versions the cell
+    had (a "min" cell shows its floors here)."""
+    install = cell.install
+    if not (install.resolver or cell.packages):
+        return []
+    versions = {_normal(k): v for k, v in cell.packages.items()}
+    rows: list[tuple[str, str]] = []
+    if install.resolver:
+        what = [f"resolver {install.resolver}"]
+        if install.extras:
+            what.append("extras " + ", ".join(install.extras))
+        if install.groups:
+            what.append("groups " + ", ".join(install.groups))
+        rows.append(("install", escape("; ".join(what))))
+    if install.project:
+        version = versions.get(_normal(install.project), "not installed")
+        rows.append(("project", f"<code>{escape(install.project)} {escape(version)}</code>"))
+    if install.requires:
+        items = []
+        for requirement in install.requires:
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+            name = match[1] if match else requirement
+            found = versions.get(_normal(name))
+            items.append(f"<code>{escape(requirement)}</code> &rarr; "
+                         + (f"<code>{escape(found)}</code>" if found else "not installed"))
+        rows.append(("dependencies", "<br>".join(items)))
+    rows.append(("packages", f"{len(cell.packages)} installed (results.json)"))
+    return rows
+
+
 def _details(cell: CellResult) -> str:
     tests = cell.tests
     counts = (f"{tests.passed} passed, {tests.failed} failed, {tests.errors} errors, "
@@ -175,6 +211,7 @@ def _details(cell: CellResult) -> str:
         ("image sizes", escape(f"base {_size(cell.base_size)}, built "
                                f"{_size(cell.image_size)}")),
     ]
+    rows += _installed(cell)
     if len(cell.attempts) > 1:
         rows.append(("attempts", "<br>".join(
             escape(escape_visible(f"{a.number}: {a.status} {a.stage} {a.reason} "

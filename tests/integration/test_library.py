@@ -17,7 +17,8 @@ from tests.integration.conftest import REGISTRY, tagmatrix
 
 pytestmark = pytest.mark.docker
 
-SETUPTOOLS = '[build-system]\nrequires = ["setuptools>=69"]\nbuild-backend = "setuptools.build_meta"\n'
+SETUPTOOLS = ('[build-system]\nrequires = ["setuptools>=69"]\n'
+              'build-backend = "setuptools.build_meta"\n')
 
 
 def lab_index_versions(name: str) -> list[str]:
@@ -30,7 +31,7 @@ def lab_index_versions(name: str) -> list[str]:
         client.close()
     index = re.search(r"index-url\s*=\s*(\S+)", conf)
     assert index, conf
-    request = urllib.request.Request(f"{index[1].rstrip('/')}/{name}/",
+    request = urllib.request.Request(f"{index[1].rstrip('/')}/{name}/",  # noqa: S310 - http
                                      headers={"Accept": "text/html"})
     with urllib.request.urlopen(request, timeout=60) as page:  # noqa: S310 - the lab's mirror
         html = page.read().decode()
