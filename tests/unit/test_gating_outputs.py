@@ -138,8 +138,9 @@ def test_requirements_lock_pins_every_runtime_dependency_with_hashes() -> None:
     # this interpreter: the lock is resolved for the CPython the tests run on
     from packaging.requirements import Requirement
 
-    runtime = [r for r in metadata.requires("tagmatrix") or [] if "extra ==" not in r
-               and (Requirement(r).marker is None or Requirement(r).marker.evaluate())]
+    markers = {r: Requirement(r).marker for r in metadata.requires("tagmatrix") or []}
+    runtime = [r for r, marker in markers.items()
+               if "extra ==" not in r and (marker is None or marker.evaluate())]
     wanted = {re.split(r"[<>=!~\[ ;(]", r, maxsplit=1)[0].lower().replace("_", "-")
               for r in runtime}
     assert "docker" in wanted
