@@ -196,3 +196,22 @@ def test_a_failed_dependency_install_quotes_the_resolver(
     assert ("No matching distribution found for tagmatrix-no-such-distribution-anywhere"
             in cell["reason"])
     assert f"logs/{lab_minors[0]}-slim.log" in cell["reason"]
+
+
+def test_a_real_library_gives_the_same_per_test_counts_as_by_hand(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    """pluggy's own suite (its sdist from the package index, cached in lab/.cache):
+    a matrix of a few lines (install.groups) through tagmatrix, and the same tests run
+    by hand in the same images (pip install --group testing . && pytest), read by
+    junitparser: equal counts in every cell. benchmarks/libraries.py does it for more."""
+    from benchmarks.libraries import LIBRARIES, by_hand, fetch_sdist, through_tagmatrix, unpack
+
+    library = LIBRARIES["pluggy"]
+    project = unpack(fetch_sdist(library.name, library.version), tmp_path / "src")
+    pythons = [lab_minors[0], lab_minors[-1]]
+    ours, _, code = through_tagmatrix(library, project, pythons, tmp_path / "reports")
+    assert code == 0
+    for python in pythons:
+        counts = ours[f"{python}-slim"]
+        assert counts["passed"] > 100
+        assert counts == by_hand(library, project, python, tmp_path / "hand" / python)
