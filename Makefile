@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 lab:
 	lab/up
 
-## lab-cluster: two Docker-in-Docker worker nodes join the lab's Swarm (idempotent; see lab/cluster-up)
-lab-cluster: lab
+## lab-cluster: two Docker-in-Docker worker nodes join the lab's Swarm (after make lab; idempotent; see lab/cluster-up)
+lab-cluster:
 	lab/cluster-up
 
 ## lab-cluster-down: remove the worker nodes; the single-node lab stays (see lab/cluster-down)
