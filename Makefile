@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab demo test unit lint bench faults lock-deps clean
+.PHONY: install lab lab-cluster lab-cluster-down demo test unit lint bench faults lock-deps clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
 install: $(STAMP)
@@ -19,6 +19,14 @@ $(STAMP): pyproject.toml
 ## lab: engine, registry, swarm and stand-in python images (idempotent; see lab/up)
 lab:
 	lab/up
+
+## lab-cluster: two Docker-in-Docker worker nodes join the lab's Swarm (after make lab; idempotent; see lab/cluster-up)
+lab-cluster:
+	lab/cluster-up
+
+## lab-cluster-down: remove the worker nodes; the single-node lab stays (see lab/cluster-down)
+lab-cluster-down:
+	lab/cluster-down
 
 ## demo: the bundled example across the lab's interpreters (exits 1 by design)
 demo: install lab
