@@ -7,9 +7,10 @@ FROM ${BASE}
 ARG PREFIX
 ARG VERSION
 ADD python.tar /
-COPY wheelhouse/ /opt/lab-wheelhouse/
-# Containers here have no internet: pip installs from the baked wheelhouse.
+# Containers here have no internet: pip and uv install from the lab's package
+# index mirror on the Docker bridge gateway, as a company's machines would.
 COPY pip.conf /etc/pip.conf
+COPY uv.toml /etc/uv/uv.toml
 RUN set -eu; \
     if [ -n "$PREFIX" ]; then \
         ln -s "$PREFIX/bin/python3" /usr/local/bin/python3; \
@@ -23,7 +24,11 @@ RUN set -eu; \
         ln -s /usr/bin/python3 /usr/local/bin/python3; \
     fi; \
     ln -s python3 /usr/local/bin/python; \
-    ln -sf pip3 /usr/local/bin/pip
+    ln -sf pip3 /usr/local/bin/pip; \
+    # The official images ship a current pip (pip >= 25.1 knows --group).
+    python3 -m pip install -q --no-cache-dir --root-user-action=ignore \
+        --disable-pip-version-check --upgrade pip; \
+    python3 -m pip --version
 ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHON_VERSION=${VERSION}
