@@ -29,7 +29,9 @@ RUN set -eu; \
     python3 -m pip install -q --no-cache-dir --root-user-action=ignore \
         --disable-pip-version-check --upgrade pip; \
     python3 -m pip --version
-ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
+# The interpreter's own bin second: where pip installs scripts (pytest, uv),
+# which the official images put in /usr/local/bin.
+ENV PATH=/usr/local/bin:${PREFIX:-/usr/local}/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin \
     LANG=C.UTF-8 \
     PYTHON_VERSION=${VERSION}
 LABEL org.tagmatrix.lab="stand-in" \
