@@ -17,10 +17,11 @@ RUN set -eu; \
         ln -s "$PREFIX/bin/pip3" /usr/local/bin/pip3; \
     else \
         # Debian's python3: pip from Debian's own wheel into /usr/local, as
-        # the official images have it, and no PEP 668 marker.
+        # the official images have it, and no PEP 668 marker. (Not --prefix:
+        # Debian's python3 finds /usr/local/lib/python3.X/dist-packages only.)
         rm -f /usr/lib/python3*/EXTERNALLY-MANAGED; \
         whl=$(ls /usr/share/python-wheels/pip-*.whl); \
-        python3 "$whl/pip" install -q --no-index --prefix /usr/local "$whl"; \
+        python3 "$whl/pip" install -q --no-index --root-user-action=ignore "$whl"; \
         ln -s /usr/bin/python3 /usr/local/bin/python3; \
     fi; \
     ln -s python3 /usr/local/bin/python; \
