@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-## lab: engine, registry, swarm and stand-in python images (idempotent; see lab/up)
+## lab: engine, registry, swarm, package index mirror and stand-in python images (idempotent; see lab/up)
 lab:
 	lab/up
 
