@@ -227,7 +227,7 @@ def run_cases(cases: list[str], args: argparse.Namespace, work: Path) -> dict[st
             print("fixed overhead per cell ...", flush=True)
             out["overhead"] = bench.overhead()
     if "plan" in cases:
-        out["plan"] = {"cells": 10_000, "median_s": median_plan_seconds()}
+        out["plan"] = {"cells": 10_000, "median_s": round(median_plan_seconds(), 3)}
     if {"short", "act"} & set(cases):
         suite = ShortSuite(work, pythons, registry=REGISTRY, prefix=args.prefix,
                            client=docker.from_env())
