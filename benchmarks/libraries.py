@@ -72,7 +72,7 @@ def fetch_sdist(name: str, version: str) -> Path:
     target = CACHE / filename
     if target.is_file():
         return target
-    page = urllib.request.Request(f"{INDEX}/{name}/",
+    page = urllib.request.Request(f"{INDEX}/{name}/",  # noqa: S310 - https
                                   headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     with urllib.request.urlopen(page, timeout=60) as response:  # noqa: S310 - https
         files = json.load(response)["files"]
