@@ -32,7 +32,7 @@ import resource
 import statistics
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +346,7 @@ def main() -> int:
         if DOCKER_CASES & set(cases) and not args.keep_images:
             remove_images(docker.from_env(), own_images(args.prefix))
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    stamp = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    stamp = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
              "loadavg": [info["loadavg_start"], info["loadavg_end"]]}
     out = {case: {**figures, **stamp} for case, figures in out.items()}
     report(out)

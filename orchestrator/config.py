@@ -33,9 +33,8 @@ from .settings import (
     Limits,
     TestSettings,
 )
+from .source import KeyPath, Source
 from .tags import Catalogue
-from .validation import check_float_trap, check_schema
-from .yamlsource import KeyPath, Source, load
 
 __all__ = ["Config", "load_config", "split_command"]
 
@@ -122,6 +121,11 @@ def load_config(path: Path | str, *, profile: str | None = None,
     Python versions are checked against ``catalogue`` (default: the built-in
     one) when the images are the official ones and ``image.check_tags`` is on.
     """
+    # the YAML loader and jsonschema load here, not when config is imported: a value
+    # module must stay cheap to import (plan, engines and --version need no YAML)
+    from .validation import check_float_trap, check_schema
+    from .yamlsource import load
+
     file = Path(path)
     source = load(file)
     if source.data is None:

@@ -29,14 +29,15 @@ from .project import ProjectError, ProjectInfo, read_text, requirement_files, un
 from .settings import (
     DEFAULT_ENGINES,
     EngineSettings,
+    EngineType,
     EnvVar,
     Limits,
     ProjectKind,
     Resolution,
     parse_size,
 )
+from .source import KeyPath, Mark, Source, format_path
 from .tags import Catalogue, TagSyntaxError, UnknownVersion, parse_variant, parse_version
-from .yamlsource import KeyPath, Mark, Source, format_path
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class Reader:
                 raise self.error(("engines", name, "context"), "give base_url or context, "
                                  "not both")
             out.append(EngineSettings(
-                name=name, type=entry["type"], base_url=entry.get("base_url"),
+                name=name, type=EngineType(entry["type"]), base_url=entry.get("base_url"),
                 context=entry.get("context"), tls=entry.get("tls", False),
                 parallel=entry.get("parallel"), registry=entry.get("registry"),
                 platform=entry.get("platform"),

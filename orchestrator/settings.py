@@ -45,12 +45,19 @@ def parse_size(value: int | str) -> int:
     return int(float(number) * _UNITS[unit])
 
 
+class EngineType(enum.StrEnum):
+    """What kind of engine an ``engines:`` entry is."""
+
+    DOCKER = "docker"  # one Docker engine, local or remote
+    SWARM = "swarm"  # a Docker Swarm, through a manager
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     """One entry of ``engines:``."""
 
     name: str
-    type: str = "docker"  # docker or swarm
+    type: EngineType = EngineType.DOCKER
     base_url: str | None = None
     context: str | None = None
     tls: bool | dict[str, Any] = False
@@ -97,7 +104,7 @@ class TestSettings:
     env: tuple[EnvVar, ...] = ()
 
 
-class ProjectKind(str, enum.Enum):
+class ProjectKind(enum.StrEnum):
     """How the project itself gets into a cell (``install.project``)."""
 
     AUTO = "auto"  # a Python project (pyproject.toml or setup.py): sdist; else application
@@ -106,18 +113,14 @@ class ProjectKind(str, enum.Enum):
     EDITABLE = "editable"  # pip install -e . in every cell
     NONE = "none"  # not installed: the application template
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class Resolution(str, enum.Enum):
+class Resolution(enum.StrEnum):
     """Which versions the dependency install picks (``install.resolution``)."""
 
     HIGHEST = "highest"  # pip, newest versions allowed
     LOWEST_DIRECT = "lowest-direct"  # uv: the lowest versions the project declares
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, kw_only=True)

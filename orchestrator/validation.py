@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, Location
-from .yamlsource import KeyPath, Source, format_path
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+from .source import KeyPath, Source, format_path
 
 _TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "an integer",
                "boolean": "true or false", "array": "a list", "object": "a mapping",
@@ -58,7 +59,7 @@ def _key_location(source: Source, key_path: KeyPath) -> Location | None:
     return Location(location.file, mark.line, mark.column)
 
 
-def _error_to_config(source: Source, error: jsonschema.ValidationError) -> ConfigError:
+def _error_to_config(source: Source, error: ValidationError) -> ConfigError:
     path: KeyPath = tuple(error.absolute_path)
     key = format_path(path)
     validator = error.validator
@@ -112,13 +113,15 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
     return ConfigError(error.message, location=location, key=key)
 
 
-def _sort_key(source: Source, error: jsonschema.ValidationError) -> tuple[int, int]:
+def _sort_key(source: Source, error: ValidationError) -> tuple[int, int]:
     loc = source.location(tuple(error.absolute_path))
     return (loc.line, loc.column) if loc else (0, 0)
 
 
 def check_schema(source: Source, data: Any, schema: dict[str, Any]) -> None:
     """Raise the first (in file order) schema violation as a ConfigError."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(data))
     if not errors:

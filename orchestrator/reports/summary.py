@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import FIXED, FLAKY, NEW_FAILURE, STILL_FAILING, unexpected_passes
+from ..changes import Change
+from ..compare import unexpected_passes
 from ..results import CellResult, RunResult, Status
 from .junit import escape_visible
 
@@ -51,7 +52,7 @@ def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]
     found: dict[str, tuple[str, list[str]]] = {}
     for cell in cells:
         for case in cell.cases:
-            if case.outcome in ("failed", "error"):
+            if case.outcome.bad:
                 key = escape_visible(case.key)
                 # split on "\n" only: splitlines() also breaks at U+0085 and friends,
                 # which tests print; escape control characters for every renderer
@@ -205,24 +206,26 @@ def comparison_lines(run: RunResult) -> list[tuple[str, str]]:
     shared by the terminal, summary.md and index.html."""
     lines: list[tuple[str, str]] = []
     if run.baseline:
-        for change in (NEW_FAILURE, FIXED, STILL_FAILING, FLAKY):
+        for change in (Change.NEW_FAILURE, Change.FIXED, Change.STILL_FAILING, Change.FLAKY):
             for cell in run.cells:
-                comparison = cell.comparison or {}
-                tests = comparison.get("tests", {}).get(change, [])
-                if comparison.get("cell") == change:
+                comparison = cell.comparison
+                if comparison is None:
+                    continue
+                if comparison.cell is change:
                     text = f"{cell.id}: {change}" + (f" ({cell.reason})" if cell.reason
-                                                     and change != FIXED else "")
-                    if comparison.get("attribution"):
-                        text += f"; {comparison['attribution']}"
-                    lines.append((change, escape_visible(text)))
-                for test in tests:
+                                                     and change is not Change.FIXED else "")
+                    if comparison.attribution:
+                        text += f"; {comparison.attribution}"
+                    lines.append((change.value, escape_visible(text)))
+                for test in comparison.tests_of(change):
                     text = f"{cell.id}: {test}: {change}"
-                    if change == NEW_FAILURE and comparison.get("attribution") \
-                            and comparison.get("cell") != NEW_FAILURE:
-                        text += f"; {comparison['attribution']}"
-                    lines.append((change, escape_visible(text)))
+                    if change is Change.NEW_FAILURE and comparison.attribution \
+                            and comparison.cell is not Change.NEW_FAILURE:
+                        text += f"; {comparison.attribution}"
+                    lines.append((change.value, escape_visible(text)))
         if not lines:
-            lines.append(("unchanged", f"nothing changed against baseline {run.baseline}"))
+            lines.append((Change.UNCHANGED.value,
+                          f"nothing changed against baseline {run.baseline}"))
     for cell in unexpected_passes(run):
         lines.append(("unexpected pass", f"{cell.id} now passes although it is allowed to "
                                          "fail: consider making it required"))

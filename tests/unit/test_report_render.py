@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.reportio import rerender, write_reports
 from orchestrator.reports import html, summary
-from orchestrator.run import rerender, write_reports
 from tests.fixtures import sample_run
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
