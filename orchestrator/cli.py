@@ -20,14 +20,13 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .compare import regressed
 from .config import Config, load_config
 from .errors import Cancelled, ExitCode, TagmatrixError, UsageError
 from .matrix import Selector
 from .plan import check_selection, make_plan
 from .progress import progress_for
 from .reports.summary import print_terminal
-from .results import RunResult, Status, load_results
+from .results import Gate, RunResult, Status, load_results
 from .run import Cancellation, RunRequest, execute
 from .runlog import attach_stderr, detach
 from .schema import schema
@@ -82,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--locked", nargs="?", const="", metavar="LOCK",
                      help="build from the digests in matrix.lock (default: next to the "
                           "matrix file); fail if one is gone")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run holds the reports folder, wait for it (default: "
+                          "stop at once, naming it)")
     run.add_argument("--rerun-failed", nargs="?", const="", metavar="RESULTS_JSON",
                      help="run only the cells that failed, errored or timed out in a "
                           "previous run (default: the reports folder's results.json)")
@@ -111,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render every report from results.json")
     report.add_argument("--reports", default="reports", help="the folder (default: ./reports)")
+    report.add_argument("--exit-code", action="store_true",
+                        help="exit 1 when the run had a failing gating cell (default: 0 once "
+                             "the reports are written)")
 
     tags = sub.add_parser("tags", help="the catalogue of published python image tags")
     tags.add_argument("-f", "--file", default="matrix.yaml",
@@ -205,7 +210,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
     run = rerender(Path(args.reports))
     print_terminal(run, console, reports=args.reports)
-    return ExitCode.OK if run.ok else ExitCode.FAILED
+    if args.exit_code and not run.gate_passed:
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:
@@ -282,6 +289,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
         locked = read_lock(Path(args.locked) if args.locked else lock_path(config))
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
+                         wait=args.wait, gate=Gate(args.fail_on),
                          only=_selectors(args.only), engine=args.engine, baseline=baseline,
                          cells=cells, locked=locked)
     cancellation = Cancellation()
@@ -303,9 +311,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         print("\n".join(commands(result)), flush=True)
     if result.cancelled:
         raise Cancelled(result.cancelled)
-    if args.fail_on == "regressions":
-        return ExitCode.FAILED if regressed(result) else ExitCode.OK
-    return ExitCode.OK if result.ok else ExitCode.FAILED
+    return ExitCode.OK if result.gate_passed else ExitCode.FAILED
 
 
 def _results(path: Path, flag: str) -> RunResult:
@@ -327,13 +333,15 @@ def _install_signal_handlers(cancellation: Cancellation) -> dict[int, Any]:
             # behind (their labels let `tagmatrix clean` or the next run remove them).
             print(f"\ntagmatrix: {name} again: exiting now; `tagmatrix clean` removes "
                   "what is left", file=sys.stderr, flush=True)
-            os._exit(ExitCode.SIGINT if signum == signal.SIGINT else ExitCode.SIGTERM)
+            os._exit(Cancelled(name).exit_code)
         print(f"\ntagmatrix: {name}: cancelling (killing running containers)...",
               file=sys.stderr, flush=True)
         cancellation.cancel(name)
 
     previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal closed or the SSH session dropped; like SIGTERM, the run stops
+    # cleanly (containers removed, reports written) instead of dying at once
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         previous[signum] = signal.signal(signum, handler)
     return previous
 

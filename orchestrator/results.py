@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from .changes import Comparison
 from .errors import Stage
 
 SCHEMA_VERSION = 1
+# what matrix.cell_id makes: a slug that is a file name, never a path
+_CELL_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 class Status(enum.StrEnum):
@@ -237,7 +240,14 @@ class CellResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellResult:
+        """From results.json: untrusted input (a file anyone may hand to `report`): a
+        cell id must be what tagmatrix makes (it names files), a log path its own."""
         fields = dict(data)
+        cell_id = fields.get("id")
+        if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id):
+            raise ValueError(f"{str(cell_id)[:80]!r} is not a cell id")
+        if fields.get("log") not in ("", f"logs/{cell_id}.log"):
+            fields["log"] = ""
         fields["status"] = Status(fields["status"])
         fields["stage"] = _stage(fields.get("stage"))
         fields["comparison"] = Comparison.from_json(fields.get("comparison"))
@@ -260,6 +270,13 @@ def _install_json(data: Any) -> dict[str, Any]:
                                 "requires": data.get("requires", [])}}
 
 
+class Gate(enum.StrEnum):
+    """What decides a run's exit code (``--fail-on``)."""
+
+    FAILURES = "failures"  # any gating cell that failed, errored or timed out
+    REGRESSIONS = "regressions"  # only new failures against the baseline
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     """All cells of a run, in plan order."""
@@ -273,10 +290,25 @@ class RunResult:
     profile: str | None = None
     cancelled: str | None = None  # the signal's name when the run was interrupted
     baseline: str | None = None  # run id of the results compared against (--baseline)
+    gate: Gate = Gate.FAILURES
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.cells) and self.cancelled is None
+
+    @property
+    def gate_passed(self) -> bool:
+        """Whether the run exits 0: by its gate (a cancelled run never passes)."""
+        if self.cancelled is not None:
+            return False
+        match self.gate:
+            case Gate.FAILURES:
+                return self.ok
+            case Gate.REGRESSIONS:
+                return not any(c.gating and c.comparison is not None and c.comparison.regressed
+                               for c in self.cells)
+            case _:
+                assert_never(self.gate)
 
     def summary(self) -> dict[str, Any]:
         by_status = {s.value: 0 for s in Status}
@@ -308,6 +340,7 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
             "cancelled": self.cancelled,
             "baseline": self.baseline,
+            "gate": self.gate.value,
             "cells": [c.to_json() for c in self.cells],
             "summary": self.summary(),
         }
@@ -324,6 +357,8 @@ class RunResult:
             profile=data.get("profile"),
             cancelled=data.get("cancelled"),
             baseline=data.get("baseline"),
+            gate=Gate(data["gate"]) if data.get("gate") in {g.value for g in Gate}
+            else Gate.FAILURES,
         )
 
 

@@ -28,9 +28,10 @@ from .lock import Lock
 from .lock import check as check_lock
 from .matrix import Selector
 from .plan import make_plan
-from .reportio import previous_durations, write_reports
+from .reportdir import ReportsFolder
+from .reportio import merge_rerun, previous_durations, write_reports
 from .reports import summary
-from .results import CellResult, RunResult, Status
+from .results import CellResult, Gate, RunResult, Status
 from .runlog import attach_run_log, detach
 from .scheduler import Options, Scheduler
 from .verdict import job_result
@@ -50,6 +51,8 @@ class RunRequest:
     baseline: RunResult | None = None  # --baseline: compare with this earlier run
     cells: frozenset[str] | None = None  # --rerun-failed: only these cell ids
     locked: Lock | None = None  # --locked: base images by digest
+    wait: bool = False  # --wait: for another run that holds the reports folder
+    gate: Gate = Gate.FAILURES  # --fail-on
 
 
 @dataclass
@@ -85,9 +88,8 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
     others'.
     """
     config = request.config
-    request.reports.mkdir(parents=True, exist_ok=True)
-    handler = attach_run_log(request.reports)
     run_id = new_run_id()
+    folder, handler = _open_folder(request, run_id)
     started_at, clock = now_iso(), time.monotonic()
     events = on_event or ignore
     ctx = RunContext(run_id=run_id, labels=run_labels(run_id), cancel=cancellation.event)
@@ -126,10 +128,14 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
                         duration_s=time.monotonic() - clock,
                         cells=tuple(results[job.id] for job in plan.jobs),
                         config=str(config.file), profile=config.profile,
-                        cancelled=cancellation.signal_name)
+                        cancelled=cancellation.signal_name, gate=request.gate)
         if request.baseline is not None:
             run = compare(run, request.baseline)
+        if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
+            run = merge_rerun(run, request.reports)
         write_reports(run, request.reports)
+        for stale in folder.remove_stale(c.id for c in run.cells):
+            log.info("removed %s: its cell is not part of this run", stale)
         if failure is not None:
             raise failure
         lost = [s.engine_lost for s in schedulers if s.engine_lost is not None]
@@ -141,6 +147,21 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
         return run
     finally:
         detach(handler)
+        folder.unlock()
+
+
+def _open_folder(request: RunRequest,
+                 run_id: str) -> tuple[ReportsFolder, logging.Handler]:
+    """The reports folder checked, locked for this run, and its run log attached."""
+    folder = ReportsFolder(request.reports, project=request.config.project)
+    folder.lock(run_id, wait=request.wait)
+    try:
+        folder.prepare()
+        folder.writable()
+        return folder, attach_run_log(request.reports)
+    except BaseException:
+        folder.unlock()
+        raise
 
 
 def _sweep(engines: dict[str, FullEngine]) -> None:
@@ -174,7 +195,9 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
                 ctx: RunContext, events: EventSink) -> list[Scheduler]:
     config = request.config
     settings = {e.name: e for e in config.engines}
-    secret_values = tuple(e.value for e in config.test.env if e.secret)
+    # every secret of every cell (test.env and include entries' env): each cell's log and
+    # result is redacted of all of them
+    secret_values = tuple(sorted({e.value for j in plan.jobs for e in j.env if e.secret}))
     expected = previous_durations(request.reports)
     schedulers = []
     for name, engine in engines.items():

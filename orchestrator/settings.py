@@ -6,21 +6,19 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .envvar import EnvVar
 from .matrix import Selector
+
+__all__ = ["EnvVar"]  # re-exported: settings values import it from here
 
 DEFAULT_COMMAND = ("python", "-m", "pytest")
 DEFAULT_TEST_TIMEOUT = 600.0
 DEFAULT_BUILD_TIMEOUT = 1800.0
 DEFAULT_LOG_MAX_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, kw_only=True)
-class EnvVar:
-    """One environment variable for the test container."""
-
-    name: str
-    value: str
-    secret: bool = False
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a cell or a build may take a week, not forever
+MAX_PARALLEL = 256  # cells at once on one engine (more is a typo, or a fork bomb)
+MAX_CELLS = 10_000  # a matrix larger than this needs max_cells: to say so
+MAX_MEMORY = 1024**4  # 1 TiB per container
 
 
 @dataclass(frozen=True, kw_only=True)

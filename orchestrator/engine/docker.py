@@ -100,6 +100,23 @@ class DockerEngine:
                                  size=base.size, workdir=WORKDIR[job.platform],
                                  project_digest=self.images.fingerprint(project, job.excludes))
         labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key}
+        try:
+            image_id, cached = self._build(spec, log, labels, ctx)
+        except CellError as exc:
+            exc.image_digest = exc.image_digest or base.digest  # the reports show it
+            raise
+        data = self.images.inspect_built(image_id)
+        elapsed = time.monotonic() - started
+        log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
+                 + (" (all steps cached)" if cached else ""))
+        return PreparedImage(
+            reference=image_id, id=image_id, base=base, size=int(data.get("Size") or 0),
+            workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
+            build_s=elapsed, cached=cached,
+            project_digest=self.images.fingerprint(spec.context, spec.excludes))
+
+    def _build(self, spec: BuildSpec, log: CellLog, labels: dict[str, str],
+               ctx: RunContext) -> tuple[str, bool]:
         project_image = ""
         if spec.project is not None:
             built = spec.project
@@ -111,15 +128,7 @@ class DockerEngine:
         image_id, cached = self.images.build(spec, log, labels, ctx.cancel, project_image)
         if previous and previous != image_id:
             self._drop_replaced(previous)
-        data = self.images.inspect_built(image_id)
-        elapsed = time.monotonic() - started
-        log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
-                 + (" (all steps cached)" if cached else ""))
-        return PreparedImage(
-            reference=image_id, id=image_id, base=base, size=int(data.get("Size") or 0),
-            workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
-            build_s=elapsed, cached=cached,
-            project_digest=self.images.fingerprint(spec.context, spec.excludes))
+        return image_id, cached
 
     def _image_id(self, reference: str) -> str:
         try:
