@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, load_config, read_image
 from .errors import Cancelled, ExitCode, TagmatrixError, UsageError
 from .matrix import Selector
 from .plan import check_selection, make_plan
@@ -30,6 +30,7 @@ from .results import Gate, RunResult, Status, load_results
 from .run import Cancellation, RunRequest, execute
 from .runlog import attach_stderr, detach
 from .schema import schema
+from .settings import MAX_PARALLEL
 
 
 def _selectors(texts: Sequence[str] | None) -> tuple[Selector, ...]:
@@ -108,7 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also runs started on other hosts (their liveness cannot be "
                             "checked from here)")
     clean.add_argument("--images", action="store_true",
-                       help="also the project images tagmatrix built (the build cache)")
+                       help="also the images tagmatrix built for the -f file's project (the "
+                            "build cache)")
+    clean.add_argument("--all-projects", action="store_true",
+                       help="with --images: every project's images, other users' included")
     clean.add_argument("--dry-run", action="store_true", help="only list what would go")
 
     report = sub.add_parser("report", help="re-render every report from results.json")
@@ -172,10 +176,15 @@ def cmd_tags(args: argparse.Namespace, console: Console) -> int:
     path = Path(args.file)
     registry, repository = "docker.io", "library/python"
     if path.is_file():
-        config = load_config(path)
-        registry, repository = config.image.registry, config.image.repository
+        image = read_image(path)
+        registry, repository = image.registry, image.repository
     elif args.file != "matrix.yaml":
         raise UsageError(f"{path}: no such file")
+    elif args.builtin:  # no matrix file here: back to the built-in list everywhere
+        removed = store.forget_all()
+        console.print("built-in catalogue for every registry"
+                      + (f" ({len(removed)} refreshed list(s) removed)" if removed else ""))
+        return 0
     if args.builtin:
         dropped = store.forget(registry, repository)
         console.print(f"{registry}/{repository}: built-in catalogue"
@@ -218,15 +227,21 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:
     from .cleanup import sweep
     from .engine.factory import connect
+    from .labels import project_id
     from .settings import DEFAULT_ENGINES
 
-    engines = load_config(Path(args.file)).engines if args.file else DEFAULT_ENGINES
+    if args.images and not (args.file or args.all_projects):
+        raise UsageError("--images removes a project's build cache: name the project with "
+                         "-f matrix.yaml, or say --all-projects")
+    config = load_config(Path(args.file)) if args.file else None
+    engines = config.engines if config else DEFAULT_ENGINES
+    project = None if args.all_projects or config is None else project_id(config.project)
     verb = "would remove" if args.dry_run else "removed"
     for settings in engines:
         engine = connect(settings, workers=1, pull="never")
         try:
             decision = sweep(engine, all_hosts=args.all_hosts, images=args.images,
-                             dry_run=args.dry_run)
+                             project=project, dry_run=args.dry_run)
             for item in decision.remove:
                 console.print(f"{verb} {item.kind} {item.name or item.id[:12]}"
                               + (f" (run {item.run_id})" if item.run_id else ""))
@@ -245,10 +260,19 @@ def cmd_lock(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
     only = _selectors(args.only)
     check_selection(config, only)
+    path = Path(args.output) if args.output else lock_path(config)
+    virtual = next((r for r in ("/proc", "/sys", "/dev") if path.resolve().is_relative_to(r)),
+                   None)
+    if virtual or (path.exists() and (path.is_symlink() or not path.is_file())):
+        raise UsageError(f"-o {path}: not a regular file (refusing to replace it)")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise UsageError(f"-o {path}: {path.parent} is not a folder this user can write")
     plan = make_plan(config, config.catalogue, only=only)
     found = resolve(config, plan.jobs)
-    path = Path(args.output) if args.output else lock_path(config)
-    write(found, path)
+    try:
+        write(found, path)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot write it ({exc.strerror})") from exc
     for tag, digest in sorted(found.digests.items()):
         console.print(f"  {tag:32} {digest}")
     console.print(f"{path}: {len(found.digests)} images pinned "
@@ -267,8 +291,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
     config = _load(args)
     parallel = args.parallel or config.parallel
-    if parallel < 1:
-        raise UsageError("--parallel must be at least 1")
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise UsageError(f"--parallel {parallel}: must be between 1 and {MAX_PARALLEL}")
     if args.fail_on == "regressions" and not args.baseline:
         raise UsageError("--fail-on regressions needs --baseline RESULTS_JSON")
     baseline = _results(Path(args.baseline), "--baseline") if args.baseline else None

@@ -33,6 +33,7 @@ from .settings import (
     ImageSettings,
     InstallSettings,
     Limits,
+    Network,
     TestSettings,
 )
 from .source import KeyPath, Source
@@ -56,6 +57,7 @@ class Config:
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     retries: int = 2
     limits: Limits = field(default_factory=Limits)
+    network: Network = Network.BRIDGE
     install: InstallSettings = field(default_factory=InstallSettings)
     # What the project folder declares (read, never executed); None: not read (tests)
     project_info: ProjectInfo | None = None
@@ -128,6 +130,22 @@ def check_image(source: Source, image: ImageSettings) -> None:
         raise ConfigError(message, location=source.location(("image", "repository")),
                           key="image.repository",
                           hint=f"did you mean '{fix}'?" if fix else "e.g. library/python")
+
+
+def read_image(path: Path) -> ImageSettings:
+    """Only a matrix file's image settings (registry, repository), checked by their own
+    grammar and nothing else: `tags --builtin` must work even when the file no longer
+    validates against the catalogue it is about to drop."""
+    from .yamlsource import load
+
+    source = load(path)
+    data: dict[str, Any] = source.data if isinstance(source.data, dict) else {}
+    found = data.get("image")
+    section: dict[str, Any] = found if isinstance(found, dict) else {}
+    image = ImageSettings(registry=str(section.get("registry", "docker.io")),
+                          repository=str(section.get("repository", "library/python")))
+    check_image(source, image)
+    return image
 
 
 def load_config(path: Path | str, *, profile: str | None = None,
@@ -231,6 +249,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         log_max_bytes=int(data.get("logs", {}).get("max_bytes", DEFAULT_LOG_MAX_BYTES)),
         retries=int(data.get("retries", 2)),
         limits=reader.limits(data.get("limits", {})),
+        network=Network(data.get("network", "bridge")),
         install=InstallSettings().merged(install_pairs),
         project_info=info,
         engines=reader.engines(data.get("engines", {})),

@@ -326,6 +326,7 @@ def make_plan(
             timeout=cell.overrides.timeout or config.test.timeout,
             gating=not any(s.matches(cell) for s in config.allow_failure),
             limits=config.limits,
+            network=config.network,
             engine=routed.engine or "",
             expected_version=resolved,
             interpreter=InterpreterCheck(cell.python, newest),

@@ -29,7 +29,14 @@ from .matrix import (
     Selector,
 )
 from .names import MAX_VALUE, axis_problem
-from .project import ProjectError, ProjectInfo, read_text, requirement_files, unpinned_from
+from .project import (
+    ProjectError,
+    ProjectInfo,
+    mount_problem,
+    read_text,
+    requirement_files,
+    unpinned_from,
+)
 from .settings import (
     DEFAULT_ENGINES,
     MAX_CELLS,
@@ -119,7 +126,8 @@ class Reader:
                              "container", "use a size like 512m or 4g")
         cpus = section.get("cpus")
         return Limits(memory=memory, nano_cpus=int(cpus * 1e9) if cpus else None,
-                      pids=int(section.get("pids", default.pids)))
+                      pids=int(section.get("pids", default.pids)),
+                      cap_add=tuple(section.get("cap_add", ())))
 
     def env(self, mapping: Mapping[str, Any], path: KeyPath) -> tuple[EnvVar, ...]:
         out = []
@@ -277,13 +285,11 @@ class Reader:
                                  "(build.mode image without build.dockerfile)",
                                  "install the project in your Dockerfile, or in mount mode "
                                  "with build.setup")
-        if build.get("mode") == "mount" and any(
-                sock.exists() and project in sock.parents
-                for sock in (Path("/var/run/docker.sock"), Path("/run/docker.sock"),
-                             project / "docker.sock")):
-            raise self.error(("project",), "refusing to bind-mount a folder that holds the "
-                             "Docker socket into test containers",
-                             "point project at your checkout, not at a system folder")
+        problem = mount_problem(project) if build.get("mode") == "mount" else None
+        if problem:
+            raise self.error(("project",), f"refusing to bind-mount it into test containers: "
+                             f"{problem}", "point project at your checkout; remove sockets "
+                             "from it (or use build.mode: image)")
         return project, info, pairs
 
     def check_selectors(self, entries: list[Any], path: KeyPath,

@@ -23,7 +23,15 @@ from .engines import EngineFactory, connect_all, targets_of
 from .errors import EngineUnavailable, InternalError, Stage
 from .events import EventSink, ignore
 from .jobs import PLANNED, Plan
-from .labels import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_RUN
+from .labels import (
+    LABEL_HOST,
+    LABEL_MANAGED,
+    LABEL_PID,
+    LABEL_PID_START,
+    LABEL_PROJECT,
+    LABEL_RUN,
+    project_id,
+)
 from .lock import Lock
 from .lock import check as check_lock
 from .matrix import Selector
@@ -72,11 +80,13 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def run_labels(run_id: str) -> dict[str, str]:
-    """Labels on every container of the run: who owns it, to clean up after crashes."""
+def run_labels(run_id: str, project: str = "") -> dict[str, str]:
+    """Labels on every container of the run: who owns it, to clean up after crashes, and
+    whose project it is (`clean --images` keeps a live run's images)."""
     pid = os.getpid()
-    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(pid),
-            LABEL_PID_START: process_start(pid), LABEL_HOST: socket.gethostname()}
+    labels = {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(pid),
+              LABEL_PID_START: process_start(pid), LABEL_HOST: socket.gethostname()}
+    return {**labels, LABEL_PROJECT: project} if project else labels
 
 
 def execute(request: RunRequest, *, engine_factory: EngineFactory,
@@ -92,7 +102,8 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
     folder, handler = _open_folder(request, run_id)
     started_at, clock = now_iso(), time.monotonic()
     events = on_event or ignore
-    ctx = RunContext(run_id=run_id, labels=run_labels(run_id), cancel=cancellation.event)
+    ctx = RunContext(run_id=run_id, labels=run_labels(run_id, project_id(config.project)),
+                     cancel=cancellation.event)
     failure: InternalError | None = None
     try:
         log.info("run %s: %s (profile %s), %d cells, parallel %d", run_id, config.file,
@@ -204,7 +215,12 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
         jobs = [j for j in plan.jobs if j.state is PLANNED and j.engine == name]
         if not jobs:
             continue
-        parallel = settings[name].parallel or request.parallel
+        asked = settings[name].parallel or request.parallel
+        parallel = min(asked, len(jobs))  # more slots than cells would only idle
+        cpus = engine.info().cpus
+        if cpus and parallel > 2 * cpus:
+            log.warning("engine %s: parallel %d is more than twice its %d CPUs: cells will "
+                        "slow each other down", name, parallel, cpus)
         schedulers.append(Scheduler(
             engine, jobs, reports=request.reports, ctx=ctx,
             options=Options(parallel=parallel, log_max_bytes=config.log_max_bytes,

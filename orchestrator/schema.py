@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import MAX_CELLS, MAX_PARALLEL, MAX_TIMEOUT
+from .settings import (
+    ADDABLE_CAPABILITIES,
+    DROPPED_CAPABILITIES,
+    MAX_CELLS,
+    MAX_PARALLEL,
+    MAX_TIMEOUT,
+)
 
 _SCALAR = {"type": ["string", "number", "boolean"]}
 _COMMAND = {
@@ -158,6 +164,10 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "install": _INSTALL,
+    "network": {"enum": ["bridge", "none"],
+                "description": "The test containers' network: bridge (default; the package "
+                               "index and the host's services on the bridge gateway are "
+                               "reachable) or none (loopback only)."},
     "parallel": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL},
     "max_cells": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
                   "description": f"Refuse a matrix of more cells (default {MAX_CELLS})."},
@@ -208,6 +218,10 @@ _TOP_LEVEL: dict[str, Any] = {
                 "description": "Bytes, or a size like 512m or 4g (default 4g; no swap)."},
             "cpus": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024,
                      "description": "CPUs (default: no limit)."},
+            "cap_add": {"type": "array", "uniqueItems": True,
+                        "items": {"enum": list(ADDABLE_CAPABILITIES)},
+                        "description": "Capabilities to give the tests back (default: "
+                                       + ", ".join(DROPPED_CAPABILITIES) + " are dropped)."},
             "pids": {"type": "integer", "minimum": 16, "maximum": 4_194_304,
                      "description": "Process limit (default 4096)."},
         },
