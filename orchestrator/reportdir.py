@@ -151,7 +151,8 @@ class ReportsFolder:
                 continue
             for entry in base.iterdir():
                 name = entry.name
-                if not name.endswith(suffix) or name.startswith("_"):
+                if not name.endswith(suffix) or name.startswith("_") or \
+                        _kind(entry) == "folder":
                     continue
                 if name[: -len(suffix)] not in wanted:
                     entry.unlink()

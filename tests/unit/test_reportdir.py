@@ -82,7 +82,9 @@ def test_stale_cell_files_go_and_links_are_unlinked_not_followed(tmp_path: Path)
     (tmp_path / "r" / "logs" / "gone.log").symlink_to(victim)
     (tmp_path / "r" / "logs" / "_project.linux-sdist.log").write_text("run-level")
     (tmp_path / "r" / "cells" / "keep.xml").write_text("<x/>")
+    (tmp_path / "r" / "cells" / "odd.xml").mkdir()  # a folder named like a cell file
     assert sorted(reports.remove_stale(["keep"])) == ["logs/gone.log", "logs/old.log"]
+    assert (tmp_path / "r" / "cells" / "odd.xml").is_dir()
     assert victim.read_text() == "keep me"
     assert (tmp_path / "r" / "logs" / "_project.linux-sdist.log").exists()
 
