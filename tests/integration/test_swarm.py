@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -13,13 +14,14 @@ import pytest
 from tests.conftest import REPO
 from tests.integration.conftest import (
     REGISTRY,
+    Owner,
     Spawn,
     lab_matrix,
     make_project,
+    managed_services,
     run_matrix,
     run_project,
     tagmatrix,
-    wait_running,
 )
 from tests.integration.workspace import Workspace
 
@@ -31,6 +33,30 @@ engines:
   cluster: {{type: swarm, registry: "{REGISTRY}"}}
 """
 SLEEPER = {"test_sleep.py": "import time\n\ndef test_sleep():\n    time.sleep(100000)\n"}
+
+
+def wait_tasks_running(client: docker.DockerClient, count: int,
+                       process: subprocess.Popen[str], timeout: float = 300) -> None:
+    """Until ``count`` tasks of the services of ``process`` (a tagmatrix run) are running,
+    on whichever node: with the lab cluster up (make lab-cluster), a task may run on a
+    worker, whose containers this engine does not list. Fails with the process's output
+    when it exits first; the timeout allows a worker's first pull of the images."""
+    owner = Owner.of(process)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [str(task["Status"]["State"]) for service in managed_services(client, owner)
+                  # types-docker leaves the service API untyped
+                  for task in client.api.tasks(  # type: ignore[no-untyped-call]
+                      filters={"service": service})]
+        if states.count("running") >= count:
+            return
+        if process.poll() is not None:
+            out, err = process.communicate(timeout=60)
+            raise RuntimeError(f"tagmatrix exited with {process.returncode} before {count} "
+                               f"tasks ran:\n{(out + err)[-4000:]}")
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{count} tasks never ran (task states: {states})")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +116,7 @@ def test_cancelling_on_swarm_leaves_no_service(workspace: Workspace,
     path = make_project(root, lab_matrix(lab_minors[:2], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
                     str(root / "r"))
-    wait_running(docker_client, 2, process)
+    wait_tasks_running(docker_client, 2, process)
     assert len(spawn.services()) == 2
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
@@ -98,7 +124,9 @@ def test_cancelling_on_swarm_leaves_no_service(workspace: Workspace,
     assert process.returncode == 130, err
     assert time.monotonic() - sent < 7.5
     assert spawn.services() == set()
-    deadline = time.monotonic() + 20  # the tasks' containers go with their services
+    # The tasks' containers go with their services (those on this engine: a worker's
+    # containers are not listed here, their services are).
+    deadline = time.monotonic() + 20
     while spawn.containers() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert spawn.containers() == set()
@@ -112,7 +140,7 @@ def test_kill_9_then_clean_removes_the_services(workspace: Workspace,
     path = make_project(root, lab_matrix(lab_minors[:1], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
                     str(root / "r"))
-    wait_running(docker_client, 1, process)
+    wait_tasks_running(docker_client, 1, process)
     process.kill()
     process.communicate(timeout=30)
     (service,) = spawn.services()
