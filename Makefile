@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab lab-cluster lab-cluster-down demo test unit lint bench faults lock-deps clean
+.PHONY: install lab lab-cluster lab-cluster-down demo test unit lint bench bench-startup faults \
+	libraries lock-deps clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
 install: $(STAMP)
@@ -16,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-## lab: engine, registry, swarm and stand-in python images (idempotent; see lab/up)
+## lab: engine, registry, swarm, package index mirror and stand-in python images (idempotent; see lab/up)
 lab:
 	lab/up
 
@@ -49,8 +50,19 @@ lint: install
 	$(BIN)/mypy
 
 ## bench: benchmarks (figures, not tests); writes reports/bench.json
+##   ONLY=short,act,startup runs some cases (cases: benchmarks/bench.py --help);
+##   BENCH_ARGS passes more options, e.g. BENCH_ARGS="--rounds 7 --prefix mine"
 bench: install lab
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py $(if $(ONLY),--only $(ONLY)) $(BENCH_ARGS)
+
+## libraries: real libraries' suites (pluggy, attrs, structlog, packaging) through tagmatrix
+##   and by hand in the same images: equal per-test counts; writes reports/libraries.json
+libraries: install lab
+	$(BIN)/python benchmarks/libraries.py $(if $(ONLY),--only $(ONLY))
+
+## bench-startup: only the start-up case (no Docker, no lab)
+bench-startup: install
+	$(BIN)/python benchmarks/bench.py --only startup $(BENCH_ARGS)
 
 ## faults: fault scenarios in a row (results lost, leftovers, cleanup time)
 faults: install lab

@@ -15,6 +15,7 @@ Prints a table and writes reports/libraries.json; exits 1 on any difference.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -34,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from tests.integration.conftest import REGISTRY, slim_minors  # noqa: E402
 
 CACHE = REPO / "lab" / ".cache" / "sdists"
-INDEX = "https://pypi.org/pypi"
+INDEX = "https://pypi.org/simple"
 
 
 @dataclass(frozen=True)
@@ -64,19 +65,23 @@ LIBRARIES = {
 
 
 def fetch_sdist(name: str, version: str) -> Path:
-    """The sdist from the package index (its JSON API: nothing is built on the host)."""
+    """The sdist from the package index's simple API (PEP 691 JSON), checked against
+    the sha256 the index publishes; nothing is built on the host."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    cached = sorted(CACHE.glob(f"{name}-{version}.tar.gz"))
-    if cached:
-        return cached[0]
-    api = f"{INDEX}/{name}/{version}/json"
-    with urllib.request.urlopen(api, timeout=60) as response:  # noqa: S310 - https
-        urls = json.load(response)["urls"]
-    sdist = next(u for u in urls if u["packagetype"] == "sdist")
-    target = CACHE / str(sdist["filename"])
-    url = urllib.parse.urljoin(api, sdist["url"])
+    filename = f"{name}-{version}.tar.gz"
+    target = CACHE / filename
+    if target.is_file():
+        return target
+    page = urllib.request.Request(f"{INDEX}/{name}/",  # noqa: S310 - https
+                                  headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(page, timeout=60) as response:  # noqa: S310 - https
+        files = json.load(response)["files"]
+    found = next(f for f in files if f["filename"] == filename)
+    url = urllib.parse.urljoin(page.full_url, found["url"])
     with urllib.request.urlopen(url, timeout=300) as response:  # noqa: S310 - https
         data = response.read()
+    if hashlib.sha256(data).hexdigest() != found["hashes"]["sha256"]:
+        raise SystemExit(f"{filename}: sha256 differs from the index's")
     tmp = target.with_suffix(".part")
     tmp.write_bytes(data)
     tmp.replace(target)

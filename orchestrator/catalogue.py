@@ -14,11 +14,10 @@ import json
 import logging
 import os
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from .registry import Registry
-from .reports.files import write_json
+from .files import write_json
 from .tags import Catalogue
 
 log = logging.getLogger(__name__)
@@ -59,8 +58,10 @@ def catalogue_for(registry: str, repository: str) -> Catalogue:
 
 def refresh(registry: str, repository: str) -> tuple[Catalogue, Path]:
     """Ask the registry for every tag and keep the list; returns it and where it went."""
+    from .engine.registry import Registry  # HTTP: only when refreshing
+
     tags = Registry(registry).tags(repository)
-    when = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    when = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     path = cache_file(registry, repository)
     write_json(path, {"registry": registry, "repository": repository, "refreshed_at": when,
                       "tags": sorted(tags)})

@@ -15,7 +15,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engine import Leftover
+from .engine import Janitor, Leftover, LeftoverKind
 from .labels import LABEL_HOST, LABEL_PID, LABEL_PID_START
 
 
@@ -75,3 +75,18 @@ def decide(leftovers: list[Leftover], *, all_hosts: bool = False,
         else:
             remove.append(item)
     return Decision(tuple(remove), tuple(keep))
+
+
+def sweep(janitor: Janitor, *, all_hosts: bool = False, images: bool = False,
+          dry_run: bool = False) -> Decision:
+    """Remove (or, ``dry_run``, only decide) what dead runs left on an engine: the
+    start of every run and `tagmatrix clean` share this. ``images``: the build cache
+    too (images carry no run, so all of tagmatrix's go, unless in use)."""
+    found = janitor.leftovers(images=images)
+    decision = decide([i for i in found if i.kind is not LeftoverKind.IMAGE],
+                      all_hosts=all_hosts)
+    remove = (*decision.remove, *(i for i in found if i.kind is LeftoverKind.IMAGE))
+    if not dry_run:
+        for item in remove:  # services first: they own their tasks' containers
+            janitor.remove_leftover(item)
+    return Decision(remove, decision.keep)

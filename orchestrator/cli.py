@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -21,15 +20,15 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .compare import regressed
 from .config import Config, load_config
-from .errors import Cancelled, TagmatrixError, UsageError
+from .errors import Cancelled, ExitCode, TagmatrixError, UsageError
 from .matrix import Selector
 from .plan import check_selection, make_plan
 from .progress import progress_for
 from .reports.summary import print_terminal
-from .results import RunResult, Status, load_results
+from .results import Gate, RunResult, Status, load_results
 from .run import Cancellation, RunRequest, execute
+from .runlog import attach_stderr, detach
 from .schema import schema
 
 
@@ -82,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--locked", nargs="?", const="", metavar="LOCK",
                      help="build from the digests in matrix.lock (default: next to the "
                           "matrix file); fail if one is gone")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run holds the reports folder, wait for it (default: "
+                          "stop at once, naming it)")
     run.add_argument("--rerun-failed", nargs="?", const="", metavar="RESULTS_JSON",
                      help="run only the cells that failed, errored or timed out in a "
                           "previous run (default: the reports folder's results.json)")
@@ -111,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="re-render every report from results.json")
     report.add_argument("--reports", default="reports", help="the folder (default: ./reports)")
+    report.add_argument("--exit-code", action="store_true",
+                        help="exit 1 when the run had a failing gating cell (default: 0 once "
+                             "the reports are written)")
 
     tags = sub.add_parser("tags", help="the catalogue of published python image tags")
     tags.add_argument("-f", "--file", default="matrix.yaml",
@@ -201,15 +206,17 @@ def cmd_tags(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from .run import rerender
+    from .reportio import rerender
 
     run = rerender(Path(args.reports))
     print_terminal(run, console, reports=args.reports)
-    return 0 if run.ok else 1
+    if args.exit_code and not run.gate_passed:
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:
-    from .cleanup import decide
+    from .cleanup import sweep
     from .engine.factory import connect
     from .settings import DEFAULT_ENGINES
 
@@ -218,17 +225,14 @@ def cmd_clean(args: argparse.Namespace, console: Console) -> int:
     for settings in engines:
         engine = connect(settings, workers=1, pull="never")
         try:
-            items = engine.leftovers(images=args.images)
-            decision = decide([i for i in items if i.kind != "image"], all_hosts=args.all_hosts)
-            remove = [*decision.remove, *(i for i in items if i.kind == "image")]
-            for item in remove:  # services first (they own their tasks' containers)
-                if not args.dry_run:
-                    engine.remove(item)
+            decision = sweep(engine, all_hosts=args.all_hosts, images=args.images,
+                             dry_run=args.dry_run)
+            for item in decision.remove:
                 console.print(f"{verb} {item.kind} {item.name or item.id[:12]}"
                               + (f" (run {item.run_id})" if item.run_id else ""))
             for item, why in decision.keep:
                 console.print(f"kept {item.kind} {item.name or item.id[:12]}: {why}")
-            console.print(f"engine {settings.name}: {len(remove)} {verb}, "
+            console.print(f"engine {settings.name}: {len(decision.remove)} {verb}, "
                           f"{len(decision.keep)} kept")
         finally:
             engine.close()
@@ -285,6 +289,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
         locked = read_lock(Path(args.locked) if args.locked else lock_path(config))
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
+                         wait=args.wait, gate=Gate(args.fail_on),
                          only=_selectors(args.only), engine=args.engine, baseline=baseline,
                          cells=cells, locked=locked)
     cancellation = Cancellation()
@@ -306,9 +311,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         print("\n".join(commands(result)), flush=True)
     if result.cancelled:
         raise Cancelled(result.cancelled)
-    if args.fail_on == "regressions":
-        return 1 if regressed(result) else 0
-    return 0 if result.ok else 1
+    return ExitCode.OK if result.gate_passed else ExitCode.FAILED
 
 
 def _results(path: Path, flag: str) -> RunResult:
@@ -330,13 +333,15 @@ def _install_signal_handlers(cancellation: Cancellation) -> dict[int, Any]:
             # behind (their labels let `tagmatrix clean` or the next run remove them).
             print(f"\ntagmatrix: {name} again: exiting now; `tagmatrix clean` removes "
                   "what is left", file=sys.stderr, flush=True)
-            os._exit(143 if signum == signal.SIGTERM else 130)
+            os._exit(Cancelled(name).exit_code)
         print(f"\ntagmatrix: {name}: cancelling (killing running containers)...",
               file=sys.stderr, flush=True)
         cancellation.cancel(name)
 
     previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal closed or the SSH session dropped; like SIGTERM, the run stops
+    # cleanly (containers removed, reports written) instead of dying at once
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         previous[signum] = signal.signal(signum, handler)
     return previous
 
@@ -355,10 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(highlight=False)
     if not console.is_terminal:  # CI logs: do not squeeze tables into 80 columns
         console = Console(highlight=False, width=max(console.width, 160))
-    warnings = logging.StreamHandler(sys.stderr)
-    warnings.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
-    warnings.setFormatter(logging.Formatter("tagmatrix: warning: %(message)s"))
-    logging.getLogger("orchestrator").addHandler(warnings)
+    warnings = attach_stderr(sys.stderr, verbose=getattr(args, "verbose", False))
     try:
         if args.command == "schema":
             print(json.dumps(schema(), indent=2))
@@ -372,6 +374,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:  # outside `run` (plan, tags ...): nothing to clean up
         print("\ntagmatrix: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.SIGINT
     finally:
-        logging.getLogger("orchestrator").removeHandler(warnings)
+        detach(warnings)

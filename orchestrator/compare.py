@@ -10,42 +10,12 @@ interpreter itself reported, before and after.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
+from .changes import Change, Comparison
 from .results import CellResult, RunResult, Status
 
-NEW_FAILURE = "new failure"
-FIXED = "fixed"
-STILL_FAILING = "still failing"
-FLAKY = "flaky"
-UNCHANGED = "unchanged"
-NEW_CELL = "new cell"
 _BAD = (Status.FAILED, Status.ERROR, Status.TIMEOUT)
-
-
-@dataclass(frozen=True)
-class CellChange:
-    """How one cell compares with the baseline."""
-
-    change: str
-    tests: dict[str, tuple[str, ...]] = field(default_factory=dict)  # change -> test keys
-    attribution: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {"cell": self.change, "tests": {k: list(v) for k, v in self.tests.items()},
-                "attribution": self.attribution}
-
-    @property
-    def regressed(self) -> bool:
-        return _is_regression(self.to_json())
-
-
-def _is_regression(comparison: dict[str, Any]) -> bool:
-    """A new failure of the cell or of one of its tests, from a comparison as
-    results.json keeps it (so a reloaded run is judged by the same rule)."""
-    return comparison.get("cell") == NEW_FAILURE \
-        or bool(comparison.get("tests", {}).get(NEW_FAILURE))
 
 
 def _short(digest: str) -> str:
@@ -78,31 +48,32 @@ def attribute(before: CellResult, after: CellResult) -> str:
            "look for flakiness or the environment"
 
 
-def _tests(before: CellResult | None, after: CellResult) -> dict[str, tuple[str, ...]]:
+def _tests(before: CellResult | None,
+           after: CellResult) -> tuple[tuple[Change, tuple[str, ...]], ...]:
     was = set(before.failing_tests) if before else set()
     now = set(after.failing_tests)
     ran = {c.key for c in after.cases} if after.cases else now | was
-    tests = {NEW_FAILURE: sorted(now - was), STILL_FAILING: sorted(now & was),
-             FIXED: sorted(t for t in was - now if t in ran or not after.cases),
-             FLAKY: sorted(after.flaky_tests)}
+    fixed = sorted(t for t in was - now if t in ran or not after.cases)
     if after.status not in (Status.PASSED, Status.FAILED):
-        tests[FIXED] = []  # tests that did not run were not fixed
-    return {k: tuple(v) for k, v in tests.items() if v}
+        fixed = []  # tests that did not run were not fixed
+    tests = ((Change.NEW_FAILURE, sorted(now - was)), (Change.FIXED, fixed),
+             (Change.STILL_FAILING, sorted(now & was)), (Change.FLAKY, sorted(after.flaky_tests)))
+    return tuple((change, tuple(keys)) for change, keys in tests if keys)
 
 
-def _cell_change(before: CellResult | None, after: CellResult) -> str:
+def _cell_change(before: CellResult | None, after: CellResult) -> Change:
     if before is None:
-        return NEW_CELL
+        return Change.NEW_CELL
     if len({a.status for a in after.attempts}) > 1 and after.status is Status.PASSED:
-        return FLAKY  # passed on a retry
+        return Change.FLAKY  # passed on a retry
     was_bad, now_bad = before.status in _BAD, after.status in _BAD
     if now_bad and not was_bad:
-        return NEW_FAILURE
+        return Change.NEW_FAILURE
     if was_bad and after.status is Status.PASSED:
-        return FIXED
+        return Change.FIXED
     if was_bad and now_bad:
-        return STILL_FAILING
-    return UNCHANGED
+        return Change.STILL_FAILING
+    return Change.UNCHANGED
 
 
 def compare(run: RunResult, baseline: RunResult) -> RunResult:
@@ -114,16 +85,17 @@ def compare(run: RunResult, baseline: RunResult) -> RunResult:
             cells.append(cell)
             continue
         before = earlier.get(cell.id)
-        change = CellChange(_cell_change(before, cell), _tests(before, cell))
+        change = Comparison(_cell_change(before, cell), _tests(before, cell))
         if before is not None and change.regressed:
             change = replace(change, attribution=attribute(before, cell))
-        cells.append(replace(cell, comparison=change.to_json()))
+        cells.append(replace(cell, comparison=change))
     return replace(run, cells=tuple(cells), baseline=baseline.run_id or "baseline")
 
 
 def regressed(run: RunResult) -> list[CellResult]:
     """Gating cells with a new failure (of the cell, or of one of its tests)."""
-    return [c for c in run.cells if c.gating and _is_regression(c.comparison)]
+    return [c for c in run.cells if c.gating and c.comparison is not None
+            and c.comparison.regressed]
 
 
 def unexpected_passes(run: RunResult) -> list[CellResult]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError, UsageError
 from .matrix import Cell, ExpansionError, MatrixSpec, Selector, expand
+from .names import registry_problem, repository_problem
 from .project import ProjectInfo
 from .reader import Reader, split_command, text_of
 from .schema import schema
@@ -26,6 +27,7 @@ from .settings import (
     DEFAULT_ENGINES,
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_TEST_TIMEOUT,
+    MAX_CELLS,
     BuildSettings,
     EngineSettings,
     ImageSettings,
@@ -33,9 +35,8 @@ from .settings import (
     Limits,
     TestSettings,
 )
+from .source import KeyPath, Source
 from .tags import Catalogue
-from .validation import check_float_trap, check_schema
-from .yamlsource import KeyPath, Source, load
 
 __all__ = ["Config", "load_config", "split_command"]
 
@@ -115,6 +116,20 @@ def _python_paths(data: Mapping[str, Any]) -> list[KeyPath]:
     return paths
 
 
+def check_image(source: Source, image: ImageSettings) -> None:
+    """Image references follow Docker's grammar: a typo fails here, not at pull time."""
+    problem = registry_problem(image.registry)
+    if problem:
+        raise ConfigError(problem, location=source.location(("image", "registry")),
+                          key="image.registry", hint="e.g. docker.io or 127.0.0.1:5000")
+    found = repository_problem(image.repository)
+    if found:
+        message, fix = found
+        raise ConfigError(message, location=source.location(("image", "repository")),
+                          key="image.repository",
+                          hint=f"did you mean '{fix}'?" if fix else "e.g. library/python")
+
+
 def load_config(path: Path | str, *, profile: str | None = None,
                 catalogue: Catalogue | None = None) -> Config:
     """Load and validate ``path``, applying ``profile`` when given.
@@ -122,6 +137,11 @@ def load_config(path: Path | str, *, profile: str | None = None,
     Python versions are checked against ``catalogue`` (default: the built-in
     one) when the images are the official ones and ``image.check_tags`` is on.
     """
+    # the YAML loader and jsonschema load here, not when config is imported: a value
+    # module must stay cheap to import (plan, engines and --version need no YAML)
+    from .validation import check_finite, check_float_trap, check_schema
+    from .yamlsource import load
+
     file = Path(path)
     source = load(file)
     if source.data is None:
@@ -146,6 +166,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         source = _overlay(source, profile)
     data: dict[str, Any] = source.data
     check_float_trap(source, _python_paths(data))
+    check_finite(source, data)
     check_schema(source, data, schema())
 
     image_section = data.get("image", {})
@@ -155,6 +176,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         pull=image_section.get("pull", "missing"),
         check_tags=image_section.get("check_tags", True),
     )
+    check_image(source, image)
     if image.official and image.check_tags:
         if catalogue is None:
             from .catalogue import catalogue_for
@@ -163,13 +185,17 @@ def load_config(path: Path | str, *, profile: str | None = None,
     else:
         catalogue = None
     reader = Reader(source, catalogue)
-    spec = reader.matrix(data["matrix"])
+    spec = reader.matrix(data["matrix"], int(data.get("max_cells", MAX_CELLS)))
     try:
         cells = expand(spec)
     except ExpansionError as exc:
         where: KeyPath = ("matrix", exc.section) if exc.index is None else \
             ("matrix", exc.section, exc.index)
         raise reader.error(where, str(exc)) from exc
+    reader.check_selectors(data.get("allow_failure", []), ("allow_failure",), tuple(cells))
+    for name, entry in (data.get("engines") or {}).items():
+        reader.check_selectors(entry.get("cells", []), ("engines", name, "cells"),
+                               tuple(cells))
     if not cells:
         raise reader.error(("matrix",), "the matrix expands to no cells",
                            "check exclude: it removes every combination")

@@ -1,4 +1,4 @@
-"""One exception hierarchy; every class carries the exit code the CLI returns.
+"""One exception hierarchy, and every exit code the command returns.
 
 Only infrastructure faults and user mistakes are exceptions. Failing tests are
 a result (see :mod:`orchestrator.results`), never an exception. The CLI is the
@@ -7,13 +7,41 @@ one place that catches these and turns them into a message and an exit code.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """What ``tagmatrix`` exits with (README: "Exit codes")."""
+
+    OK = 0  # every gating cell passed (or nothing regressed, with --fail-on regressions)
+    FAILED = 1  # a gating cell failed, errored or timed out (or something regressed)
+    USAGE = 2  # bad configuration or usage, a stale lock, an unusable history file
+    ENGINE = 3  # an engine or registry cannot be reached, or was lost mid-run
+    INTERNAL = 4  # a bug in tagmatrix; the message names where
+    SIGHUP = 129  # cancelled by SIGHUP (the terminal closed)
+    SIGINT = 130  # cancelled by SIGINT (Ctrl-C)
+    SIGTERM = 143  # cancelled by SIGTERM (a CI cancel)
+
+
+class Stage(enum.StrEnum):
+    """Where in a cell's life something went wrong."""
+
+    NONE = ""
+    PULL = "pull"  # the base image
+    BUILD = "build"  # the project image or the cell's image
+    PUSH = "push"  # a Swarm engine's push of the built image to its registry
+    RUN = "run"  # the container
+    RESULTS = "results"  # JUnit, the interpreter's record
+    ENGINE = "engine"  # the engine was lost or never answered
+    INTERNAL = "internal"  # a bug in tagmatrix
+
 
 
 class TagmatrixError(Exception):
     """Base class: a message for the user and the process exit code."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.FAILED
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -39,7 +67,7 @@ class Location:
 class ConfigError(TagmatrixError):
     """matrix.yaml is wrong: names the file, line, column and key path."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
     def __init__(
         self,
@@ -59,13 +87,38 @@ class ConfigError(TagmatrixError):
 class UsageError(TagmatrixError):
     """Bad command-line usage (unknown profile, bad --only expression, ...)."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
+
+
+class StaleLock(TagmatrixError):
+    """matrix.lock does not match the matrix or the registry any more."""
+
+    exit_code = ExitCode.USAGE
 
 
 class EngineUnavailable(TagmatrixError):
     """The Docker engine cannot be reached at all (or was lost mid-run)."""
 
-    exit_code = 3
+    exit_code = ExitCode.ENGINE
+
+
+class RegistryError(TagmatrixError):
+    """A registry could not be asked (unreachable, refused, rate-limited)."""
+
+    exit_code = ExitCode.ENGINE
+
+    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None,
+                 retryable: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.retryable = retryable
+
+
+class InternalError(TagmatrixError):
+    """A bug in tagmatrix surfaced (an engine's thread raised): reports are written for
+    what finished; the message names where it happened and why."""
+
+    exit_code = ExitCode.INTERNAL
 
 
 class CellError(TagmatrixError):
@@ -76,13 +129,12 @@ class CellError(TagmatrixError):
     a CellError.
     """
 
-    exit_code = 1
-
-    def __init__(self, message: str, *, stage: str, retryable: bool = False,
+    def __init__(self, message: str, *, stage: Stage, retryable: bool = False,
                  hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.stage = stage
         self.retryable = retryable
+        self.image_digest = ""  # the base image's, when the engine got that far
 
 
 class ImageNotFound(CellError):
@@ -94,8 +146,9 @@ class BuildFailed(CellError):
 
 
 class Cancelled(TagmatrixError):
-    """The run was interrupted (SIGINT 130, SIGTERM 143)."""
+    """The run was interrupted (SIGHUP 129, SIGINT 130, SIGTERM 143)."""
 
     def __init__(self, signal_name: str = "SIGINT") -> None:
         super().__init__(f"run cancelled by {signal_name}")
-        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+        self.exit_code = {"SIGHUP": ExitCode.SIGHUP, "SIGINT": ExitCode.SIGINT}.get(
+            signal_name, ExitCode.SIGTERM)

@@ -16,14 +16,12 @@ from .settings import EnvVar, Limits, ProjectKind, Resolution
 from .tags import InterpreterCheck
 
 
-class JobState(str, enum.Enum):
+class JobState(enum.StrEnum):
     """Whether a cell runs."""
 
     PLANNED = "planned"
     SKIPPED = "skipped"  # the tag is not published, or no engine serves it
 
-    def __str__(self) -> str:
-        return self.value
 
 
 PLANNED = JobState.PLANNED

@@ -15,7 +15,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from .results import TestCase
+from .results import TestCase, TestOutcome
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 _MAX_TEXT = 64 * 1024  # per failure body / system-out kept from one test
@@ -47,9 +47,10 @@ def _time(value: str | None) -> float:
 
 
 def _case(element: Element) -> TestCase:
-    outcome, message, kind, text = "passed", "", "", ""
+    outcome, message, kind, text = TestOutcome.PASSED, "", "", ""
     # A failure outranks an error in the same case (a teardown error after it).
-    for tag, name in (("failure", "failed"), ("error", "error"), ("skipped", "skipped")):
+    for tag, name in (("failure", TestOutcome.FAILED), ("error", TestOutcome.ERROR),
+                      ("skipped", TestOutcome.SKIPPED)):
         child = element.find(tag)
         if child is not None:
             outcome, message = name, child.get("message", "")
@@ -58,7 +59,7 @@ def _case(element: Element) -> TestCase:
     reran = any(element.find(tag) is not None
                 for tag in ("flakyFailure", "flakyError", "rerunFailure", "rerunError"))
     return TestCase(
-        flaky=reran and outcome == "passed",
+        flaky=reran and outcome is TestOutcome.PASSED,
         classname=element.get("classname", ""),
         name=element.get("name", "") or "(unnamed)",
         time=_time(element.get("time")),

@@ -12,23 +12,19 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import Config
-from .errors import TagmatrixError
+from .errors import StaleLock
+from .files import write_json
 from .jobs import PLANNED, Job
-from .registry import Registry
-from .reports.files import write_json
+
+if TYPE_CHECKING:
+    from .engine.registry import Registry
 
 LOCK_VERSION = 1
-
-
-class StaleLock(TagmatrixError):
-    """The lock does not match the matrix or the registry any more."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,8 @@ def lock_path(config: Config) -> Path:
 
 def resolve(config: Config, jobs: Iterable[Job], registry: Registry | None = None) -> Lock:
     """The digest each planned cell's tag points at now (Registry API, no pull)."""
+    from .engine.registry import Registry
+
     registry = registry or Registry(config.image.registry)
     digests: dict[str, str] = {}
     missing = []
@@ -69,7 +67,7 @@ def resolve(config: Config, jobs: Iterable[Job], registry: Registry | None = Non
         raise StaleLock(f"not in {config.image.registry}/{config.image.repository}: "
                         + ", ".join(sorted(set(missing))),
                         hint="remove those cells (exclude) or fix the tags, then lock again")
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return Lock(config.image.registry, config.image.repository, digests, created)
 
 
@@ -102,6 +100,8 @@ def check(lock: Lock, config: Config, jobs: Iterable[Job],
     if uncovered:
         raise StaleLock(f"matrix.lock has no digest for {', '.join(uncovered)}",
                         hint="run `tagmatrix lock` again")
+    from .engine.registry import Registry
+
     registry = registry or Registry(lock.registry)
     gone = [f"{t} ({lock.digests[t]})" for t in tags
             if registry.digest(lock.repository, lock.digests[t]) is None]

@@ -14,18 +14,13 @@ import os
 import posixpath
 import re
 import stat
-import sys
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .settings import ProjectKind
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - the host runs 3.11+ in CI
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 MAX_FILE = 1024 * 1024  # pyproject.toml, requirements files, .dockerignore, Dockerfile
 MAX_REQUIREMENT_FILES = 200  # -r/-c files followed from the listed ones

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
+
+from .changes import Comparison
+from .errors import Stage
 
 SCHEMA_VERSION = 1
+# what matrix.cell_id makes: a slug that is a file name, never a path
+_CELL_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """How a cell ended."""
 
     PASSED = "passed"
@@ -25,8 +31,22 @@ class Status(str, enum.Enum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
 
-    def __str__(self) -> str:
-        return self.value
+
+
+class TestOutcome(enum.StrEnum):
+    """How one test ended."""
+
+    __test__ = False  # not a pytest class
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+    @property
+    def bad(self) -> bool:
+        return self in (TestOutcome.FAILED, TestOutcome.ERROR)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,7 +58,7 @@ class TestCase:
     classname: str
     name: str
     time: float = 0.0
-    outcome: str = "passed"  # passed, failed, error, skipped
+    outcome: TestOutcome = TestOutcome.PASSED
     message: str = ""
     type: str = ""
     text: str = ""  # failure/error body (traceback)
@@ -66,9 +86,10 @@ class TestCounts:
     def of(cls, cases: list[TestCase] | tuple[TestCase, ...]) -> TestCounts:
         """Counts recomputed from the cases (never trusted from the file's attributes)."""
         outcomes = [c.outcome for c in cases]
-        return cls(total=len(outcomes), passed=outcomes.count("passed"),
-                   failed=outcomes.count("failed"), errors=outcomes.count("error"),
-                   skipped=outcomes.count("skipped"))
+        return cls(total=len(outcomes), passed=outcomes.count(TestOutcome.PASSED),
+                   failed=outcomes.count(TestOutcome.FAILED),
+                   errors=outcomes.count(TestOutcome.ERROR),
+                   skipped=outcomes.count(TestOutcome.SKIPPED))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,16 +161,22 @@ class Attempt:
     number: int
     status: Status
     reason: str = ""
-    stage: str = ""
+    stage: Stage = Stage.NONE
     duration_s: float = 0.0
     started_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "status": self.status.value}
+        return {**asdict(self), "status": self.status.value, "stage": self.stage.value}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Attempt:
-        return cls(**{**data, "status": Status(data["status"])})
+        return cls(**{**data, "status": Status(data["status"]),
+                      "stage": _stage(data.get("stage"))})
+
+
+def _stage(value: Any) -> Stage:
+    """A stage read back from results.json; an unknown one is not a stage."""
+    return Stage(value) if value in {s.value for s in Stage} else Stage.NONE
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,7 +198,7 @@ class CellResult:
     node: str = ""
     status: Status
     reason: str = ""
-    stage: str = ""  # where an error happened: pull, build, run, results, engine
+    stage: Stage = Stage.NONE  # where an error happened
     gating: bool = True
     exit_code: int | None = None
     duration_s: float = 0.0
@@ -190,7 +217,7 @@ class CellResult:
     install: InstallRecord = field(default_factory=InstallRecord)
     failing_tests: tuple[str, ...] = ()  # test keys that failed or errored
     flaky_tests: tuple[str, ...] = ()
-    comparison: dict[str, Any] = field(default_factory=dict)  # against --baseline
+    comparison: Comparison | None = None  # against --baseline
 
     @property
     def ok(self) -> bool:
@@ -198,19 +225,32 @@ class CellResult:
         return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        data["attempts"] = [a.to_json() for a in self.attempts]
-        data["failing_tests"] = list(self.failing_tests)
-        data["flaky_tests"] = list(self.flaky_tests)
-        del data["cases"]  # per-test cases live in the JUnit files, not results.json
-        del data["output_tail"]
+        # field by field: asdict() would deep-copy every test case only to drop them
+        # (per-test cases live in the JUnit files, not in results.json)
+        data: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)
+                                if f.name not in ("cases", "output_tail")}
+        data.update(
+            axes=dict(self.axes), base_labels=dict(self.base_labels),
+            packages=dict(self.packages), status=self.status.value, stage=self.stage.value,
+            tests=asdict(self.tests), interpreter=asdict(self.interpreter),
+            install=asdict(self.install), attempts=[a.to_json() for a in self.attempts],
+            failing_tests=list(self.failing_tests), flaky_tests=list(self.flaky_tests),
+            comparison=self.comparison.to_json() if self.comparison else {})
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellResult:
+        """From results.json: untrusted input (a file anyone may hand to `report`): a
+        cell id must be what tagmatrix makes (it names files), a log path its own."""
         fields = dict(data)
+        cell_id = fields.get("id")
+        if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id):
+            raise ValueError(f"{str(cell_id)[:80]!r} is not a cell id")
+        if fields.get("log") not in ("", f"logs/{cell_id}.log"):
+            fields["log"] = ""
         fields["status"] = Status(fields["status"])
+        fields["stage"] = _stage(fields.get("stage"))
+        fields["comparison"] = Comparison.from_json(fields.get("comparison"))
         fields["tests"] = TestCounts(**fields.get("tests", {}))
         fields["interpreter"] = Interpreter(**fields.get("interpreter", {}))
         fields["install"] = InstallRecord.from_record(_install_json(fields.get("install")))
@@ -230,6 +270,13 @@ def _install_json(data: Any) -> dict[str, Any]:
                                 "requires": data.get("requires", [])}}
 
 
+class Gate(enum.StrEnum):
+    """What decides a run's exit code (``--fail-on``)."""
+
+    FAILURES = "failures"  # any gating cell that failed, errored or timed out
+    REGRESSIONS = "regressions"  # only new failures against the baseline
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     """All cells of a run, in plan order."""
@@ -243,10 +290,25 @@ class RunResult:
     profile: str | None = None
     cancelled: str | None = None  # the signal's name when the run was interrupted
     baseline: str | None = None  # run id of the results compared against (--baseline)
+    gate: Gate = Gate.FAILURES
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.cells) and self.cancelled is None
+
+    @property
+    def gate_passed(self) -> bool:
+        """Whether the run exits 0: by its gate (a cancelled run never passes)."""
+        if self.cancelled is not None:
+            return False
+        match self.gate:
+            case Gate.FAILURES:
+                return self.ok
+            case Gate.REGRESSIONS:
+                return not any(c.gating and c.comparison is not None and c.comparison.regressed
+                               for c in self.cells)
+            case _:
+                assert_never(self.gate)
 
     def summary(self) -> dict[str, Any]:
         by_status = {s.value: 0 for s in Status}
@@ -278,6 +340,7 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
             "cancelled": self.cancelled,
             "baseline": self.baseline,
+            "gate": self.gate.value,
             "cells": [c.to_json() for c in self.cells],
             "summary": self.summary(),
         }
@@ -294,6 +357,8 @@ class RunResult:
             profile=data.get("profile"),
             cancelled=data.get("cancelled"),
             baseline=data.get("baseline"),
+            gate=Gate(data["gate"]) if data.get("gate") in {g.value for g in Gate}
+            else Gate.FAILURES,
         )
 
 

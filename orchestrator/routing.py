@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .matrix import Cell, Selector
+from .settings import EngineType
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +29,7 @@ class Target:
     """An engine as routing sees it."""
 
     name: str
-    type: str  # docker or swarm
+    type: EngineType
     oses: frozenset[str]  # what the engine serves: linux, windows (a Swarm may serve both)
     pins: tuple[Selector, ...] = ()
 
@@ -66,7 +67,7 @@ def _check(target: Target, platform: str, mount: bool) -> Route | None:
     if platform not in target.oses:
         return Route(None, f"engine {target.name} runs {' and '.join(sorted(target.oses))} "
                            f"containers; this cell needs {platform}")
-    if mount and target.type == "swarm":
+    if mount and target.type is EngineType.SWARM:
         return Route(None, f"engine {target.name} is a Swarm: mount mode needs the project "
                            "folder on the engine's host (use a docker engine, or build.mode: "
                            "image)")

@@ -1,10 +1,12 @@
 """Runs a plan's jobs on an engine: a bounded pool, shared builds, results in plan order.
 
-At most ``parallel`` cells run at once. Cells whose build specs are equal
-share one build (the first cell builds, the others wait for it). Every job
-ends as a :class:`CellResult`: infrastructure faults become ``error`` with the
-reason; a lost engine stops the run (the rest end as ``error``); cancellation
-stops scheduling and kills what runs.
+The scheduler owns every concurrency decision (see engine/__init__.py for the
+phases it drives): at most ``parallel`` cells run their tests at once, each
+holding one of the run's slots from "go" to its container's exit; cells whose
+build specs are equal share one build; an infrastructure fault ends a cell as
+``error`` with the reason (retried when transient); a lost engine halts this
+engine's queue (the rest end as ``error``); cancellation stops scheduling, and
+the run's cleanup kills what runs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -21,15 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from .celllog import DEFAULT_MAX_BYTES, CellLog, now_iso
-from .engine import Engine, Execution, PreparedImage, RunContext, Slots
-from .errors import CellError, EngineUnavailable
+from .engine import Ending, Engine, Execution, PreparedImage, RunContext, Started
+from .errors import CellError, EngineUnavailable, Stage
+from .events import EventSink, Progress, ignore
 from .jobs import PLANNED, Job
-from .junit_in import InvalidResults, parse_junit
-from .results import Attempt, CellResult, Status, TestCase, TestCounts
+from .results import Attempt, CellResult, Status, TestCounts
+from .slots import Halt, Slots
+from .verdict import classify, job_result
 
 log = logging.getLogger(__name__)
-
-EventSink = Callable[[str, str, str], None]  # (cell id, state, detail)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,83 +46,10 @@ class Options:
     expected: dict[str, float] = field(default_factory=dict)  # cell id -> seconds, last run
 
 
-def job_result(job: Job, status: Status, reason: str) -> CellResult:
-    return CellResult(
-        id=job.id, python=job.cell.python, variant=job.cell.variant,
-        axes=dict(job.cell.axes), image=job.base_image, platform=job.platform,
-        status=status, reason=reason, gating=job.gating,
-        log=f"logs/{job.id}.log" if job.state == PLANNED else "")
-
-
 @dataclass(frozen=True)
-class Verdict:
-    """How a finished container is judged."""
-
-    status: Status
-    reason: str = ""
-    stage: str = ""  # for errors: run or results
-    cases: tuple[TestCase, ...] = ()
-
-
-def classify(job: Job, execution: Execution) -> Verdict:
-    """The status of a finished container, from its exit code and its JUnit."""
-    code = execution.exit_code
-    if execution.cancelled:
-        return Verdict(Status.CANCELLED, "cancelled while running; container killed", "run")
-    if execution.timed_out:
-        return Verdict(Status.TIMEOUT, f"exceeded the {job.timeout:g} s timeout; container "
-                       "killed", "run")
-    if execution.setup_failed:
-        return Verdict(Status.ERROR, "the setup command failed (see the log)", "run")
-    if execution.oom_killed:
-        return Verdict(Status.ERROR, "killed by the kernel: out of memory (OOMKilled)", "run")
-    if code == 137:
-        return Verdict(Status.ERROR, "killed by SIGKILL (exit 137; out of memory?)", "run")
-    cases: tuple[TestCase, ...] = ()
-    if execution.junit is not None:
-        try:
-            cases = tuple(parse_junit(execution.junit))
-        except InvalidResults as exc:
-            return Verdict(Status.ERROR, f"results: {exc}", "results")
-    counts = TestCounts.of(cases)
-    bad = counts.failed + counts.errors
-    if code is None:
-        return Verdict(Status.ERROR, "the container's exit code is unknown", "run", cases)
-    if job.junit_path and execution.junit is None:
-        why = execution.junit_error or "no JUnit file"
-        if code == 0:
-            return Verdict(Status.ERROR, f"results missing: {why}", "results")
-        return Verdict(Status.FAILED, f"exit code {code}; {why}")
-    wrong = _wrong_interpreter(job, execution)
-    if wrong:
-        return Verdict(Status.ERROR, wrong, "results", cases)
-    if code == 0 and bad == 0:
-        return Verdict(Status.PASSED, "", "", cases)
-    if code == 0:
-        return Verdict(Status.FAILED, f"{bad} test(s) failed although the command exited 0",
-                       "", cases)
-    if code == 5 and counts.total == 0:
-        return Verdict(Status.FAILED, "no tests were collected (pytest exit 5)", "", cases)
-    detail = f"; {counts.failed} failed, {counts.errors} errors" if cases else ""
-    return Verdict(Status.FAILED, f"exit code {code}{detail}", "", cases)
-
-
-def _wrong_interpreter(job: Job, execution: Execution) -> str:
-    """Why the cell cannot count: it ran another interpreter than its tag promises (a
-    custom Dockerfile whose FROM ignores PYTHON_IMAGE, a mislabelled image); "" if fine."""
-    if job.interpreter is None:
-        return ""
-    verdict = job.interpreter.judge(execution.interpreter.version)
-    if verdict.ok:
-        if verdict.message:
-            log.warning("cell %s: %s", job.id, verdict.message)
-        return ""
-    if job.build is not None and job.build.dockerfile:
-        hint = (f": does {job.build.dockerfile}'s FROM use PYTHON_IMAGE "
-                "(ARG PYTHON_IMAGE, FROM ${PYTHON_IMAGE})?")
-    else:
-        hint = f": the image {job.base_image} does not hold the interpreter its tag names"
-    return verdict.message + hint
+class _Built:
+    image: PreparedImage
+    own_s: float  # the build time this cell spent itself (0 when another cell built it)
 
 
 class Scheduler:
@@ -131,15 +59,17 @@ class Scheduler:
     def __init__(self, engine: Engine, jobs: list[Job], *, reports: Path, ctx: RunContext,
                  options: Options, on_event: EventSink | None = None,
                  secrets: tuple[str, ...] = ()) -> None:
-        if any(job.state != PLANNED for job in jobs):
+        if any(job.state is not PLANNED for job in jobs):
             raise ValueError("the scheduler runs planned jobs only")
         self.engine = engine
         self.jobs = jobs
         self.reports = reports
-        self.ctx = ctx
         self.options = options
-        self.on_event = on_event or (lambda _cell, _state, _detail: None)
+        self.on_event = on_event or ignore
         self.secrets = secrets
+        self.ctx = replace(ctx, open_log=self._open_log)
+        self.slots = Slots(max(1, options.parallel))
+        self.halt = Halt()  # this engine was lost: its queued cells do not start
         self._builds: dict[str, tuple[str, Future[PreparedImage]]] = {}
         self._builds_lock = threading.Lock()
         self._logs: dict[str, CellLog] = {}
@@ -162,18 +92,25 @@ class Scheduler:
         return CellLog(self.reports / "logs" / name, max_bytes=self.options.log_max_bytes,
                        secrets=self.secrets, label=f"logs/{name}")
 
+    def _stopped(self) -> CellError | None:
+        """Why a waiting cell must not start, if it must not."""
+        if self.ctx.cancel.is_set():
+            return CellError("cancelled before it started", stage=Stage.RUN)
+        if self.halt.is_set():
+            return CellError(f"not run: {self.halt.reason}", stage=Stage.ENGINE)
+        return None
+
     def run(self) -> list[CellResult]:
         """Every job's result, in plan order.
 
         A pipeline: each distinct image is built once, in a build pool; a cell
-        enters one of the ``parallel`` run slots as soon as its image is ready
-        (builds of later cells overlap with the tests of earlier ones), longest
-        expected first.
+        enters the queue for a run slot as soon as its image is ready (builds of
+        later cells overlap with the tests of earlier ones), longest expected first.
         """
         results: dict[str, CellResult] = {}
         runnable = sorted(self.jobs, key=self._priority)
         for job in runnable:
-            self.on_event(job.id, "queued", "")
+            self.on_event(job.id, Progress.QUEUED, "")
         waiting: dict[str, list[Job]] = {}  # build key -> cells waiting for that image
         ready: list[Job] = []
         for job in runnable:
@@ -182,25 +119,23 @@ class Scheduler:
             else:
                 waiting.setdefault(job.build.key, []).append(job)
         parallel = max(1, self.options.parallel)
-        slots = Slots(parallel)
-        self.ctx = replace(self.ctx, slots=slots, open_log=self._open_log)
         builders = ThreadPoolExecutor(max_workers=max(1, self.options.build_parallel or parallel),
                                       thread_name_prefix="build")
         # Twice the slots: a finished cell collects its results and removes its container
         # in its thread while the next cell's container already runs in a slot.
         runners = ThreadPoolExecutor(max_workers=2 * parallel, thread_name_prefix="cell")
         builds = {builders.submit(self._build, jobs[0]): key for key, jobs in waiting.items()}
-        running: dict[Future[CellResult], Job] = {}
+        running: dict[Future[CellResult | None], Job] = {}
         grace_until = time.monotonic() + self.options.dispatch_grace
         try:
             while builds or ready or running:
-                if self.ctx.cancel.is_set() or self.ctx.halt.is_set():
+                if self._stopped() is not None:
                     break
                 ready.sort(key=self._priority)
                 holding = builds and time.monotonic() < grace_until
                 while ready and not holding and len(running) < 2 * parallel:
                     job = ready.pop(0)
-                    slots.enqueue(job.id, self._priority(job))  # best priority first
+                    self.slots.enqueue(job.id, self._priority(job))  # best priority first
                     running[runners.submit(self._run_job, job)] = job
                 pending: list[Future[Any]] = [*builds, *running]
                 done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -209,11 +144,13 @@ class Scheduler:
                         ready.extend(waiting.pop(builds.pop(future)))
                         continue
                     job = running.pop(future)
-                    with suppress(_NotStarted):  # filled in below: cancelled or not run
-                        results[job.id] = future.result()
+                    finished = future.result()  # a bug in a cell's thread surfaces here
+                    if finished is not None:
+                        results[job.id] = finished
             for future, job in list(running.items()):
-                with suppress(_NotStarted):
-                    results[job.id] = future.result()
+                finished = future.result()
+                if finished is not None:
+                    results[job.id] = finished
         finally:
             builders.shutdown(wait=True, cancel_futures=True)
             runners.shutdown(wait=True, cancel_futures=True)
@@ -227,31 +164,33 @@ class Scheduler:
 
     def _unstarted(self, job: Job) -> CellResult:
         """The result of a cell that never started: the engine was lost, or cancelled."""
-        if self.ctx.halt.is_set():
-            result = replace(job_result(job, Status.ERROR, f"not run: {self.ctx.halt.reason}"),
-                             stage="engine")
+        if self.halt.is_set():
+            result = job_result(job, Status.ERROR, f"not run: {self.halt.reason}",
+                                Stage.ENGINE)
         else:
             result = job_result(job, Status.CANCELLED, "cancelled before it started")
-        self.on_event(job.id, str(result.status), result.reason)
+        self.on_event(job.id, result.status, result.reason)
         return result
 
     def _build(self, job: Job) -> None:
         """The build stage: build ``job``'s image into its cell log; failures are kept
         in the shared future and reported when the cells run."""
-        if self.ctx.cancel.is_set() or self.ctx.halt.is_set():
+        if self._stopped() is not None:
             return
         cell_log = self._log_for(job)
         cell_log.section("build")
-        self.on_event(job.id, "building", "")
+        self.on_event(job.id, Progress.BUILDING, "")
         with suppress(Exception):  # recorded in the build's future; the cells report it
             self._prepare(job, cell_log)
 
-    def _prepare(self, job: Job, cell_log: CellLog, attempt: int = 1) -> PreparedImage:
+    def _prepare(self, job: Job, cell_log: CellLog, attempt: int = 1) -> _Built:
         """The cell's image: built once per build key and shared. A build that failed
         transiently counts as the first attempt; a later attempt builds again."""
         spec = job.build
+        clock = time.monotonic()
         if spec is None:
-            return self.engine.prepare(job, None, cell_log, self.ctx)
+            image = self.engine.prepare(job, None, cell_log, self.ctx)
+            return _Built(image, time.monotonic() - clock)
         with self._builds_lock:
             entry = self._builds.get(spec.key)
             if entry is not None and attempt > 1 and entry[1].done() \
@@ -270,25 +209,39 @@ class Scheduler:
                 future.set_exception(exc)
                 raise
             future.set_result(image)
-            return image
+            return _Built(image, time.monotonic() - clock)
         if builder != job.id:
             cell_log.note(f"image {spec.tag} is shared with cell {builder}: its log has "
                           "the build")
         try:
-            return future.result()
+            return _Built(future.result(), 0.0)
         except CellError as exc:
             if builder == job.id:
                 raise
             raise CellError(f"{exc.message} (build shared with cell {builder})",
                             stage=exc.stage, retryable=exc.retryable) from exc
 
-    def _run_job(self, job: Job) -> CellResult:
-        """All attempts at one cell; only infrastructure errors are tried again."""
-        if self.ctx.cancel.is_set() or self.ctx.halt.is_set():
-            raise _NotStarted
+    def _run_job(self, job: Job) -> CellResult | None:
+        """All attempts at one cell; only infrastructure errors are tried again. None:
+        the run stopped before the cell's turn (settled by _unstarted). Whatever goes
+        wrong in a cell's path ends that cell as ``error``; its slot is never kept."""
+        if self._stopped() is not None:
+            self.slots.withdraw(job.id)
+            return None
+        try:
+            return self._attempts(job)
+        except Exception as exc:  # a bug, or an unusable log file: this cell, not the run
+            log.exception("cell %s: internal error", job.id)
+            self.slots.withdraw(job.id)
+            result = job_result(job, Status.ERROR, f"internal error: {type(exc).__name__}: "
+                                                   f"{exc}", Stage.INTERNAL)
+            self.on_event(job.id, result.status, result.reason)
+            return result
+
+    def _attempts(self, job: Job) -> CellResult:
+        self.on_event(job.id, Progress.WAITING, "")
         cell_log = self._log_for(job)
         attempts: list[Attempt] = []
-        clock = time.monotonic()
         try:
             while True:
                 number = len(attempts) + 1
@@ -302,36 +255,60 @@ class Scheduler:
                 delay = backoff(number, self.options.backoff)
                 cell_log.note(f"attempt {number} failed ({result.stage}: {result.reason}); "
                               f"trying again in {delay:.1f} s")
-                self.on_event(job.id, "retrying", f"attempt {number + 1} in {delay:.1f} s")
+                self.on_event(job.id, Progress.RETRYING,
+                              f"attempt {number + 1} in {delay:.1f} s")
                 if self.ctx.cancel.wait(delay):
                     break
+                self.slots.enqueue(job.id, self._priority(job))
         finally:
             cell_log.close()
-        redact = cell_log.redactor.text
         result = replace(
-            result, attempts=tuple(replace(a, reason=redact(a.reason)) for a in attempts),
-            failing_tests=tuple(redact(t) for t in result.failing_tests),
-            flaky_tests=tuple(redact(t) for t in result.flaky_tests),
-            reason=redact(result.reason), cases=tuple(_redacted(c, redact) for c in result.cases),
-            duration_s=round(time.monotonic() - clock, 3),
+            result, attempts=tuple(attempts),
+            # its own time: its builds and its tests, not the queue
+            duration_s=round(sum(a.duration_s for a in attempts), 3),
             output_tail=cell_log.output_excerpt())
-        self.on_event(job.id, str(result.status), result.reason)
+        # every text that can reach a report (test names and classnames, messages,
+        # the interpreter's and the install's records, reasons) without a secret
+        result = cell_log.redactor.value(result)
+        self.on_event(job.id, result.status, result.reason)
         return result
+
+    def _execute(self, started: Started, cell_log: CellLog) -> Execution:
+        """The tests, in a slot: held from "go" to the container's exit only."""
+        job = started.job
+        release = self.slots.hold(job.id, self._stopped)
+        try:
+            self.on_event(job.id, Progress.RUNNING, "")
+            self.engine.go(started)
+            ending: Ending = self.engine.wait(started, job.timeout, self.ctx)
+        except EngineUnavailable as exc:
+            self.halt.set(exc.message)  # before the slot passes to a waiting cell
+            raise
+        finally:
+            release()
+        if ending.cancelled:  # the run's cleanup removes what is left: nothing to collect
+            return Execution.ended(ending)
+        return self.engine.collect(started, ending, cell_log)
 
     def _attempt(self, job: Job, cell_log: CellLog, number: int) -> tuple[CellResult, bool]:
         """One try; returns its result and whether an infrastructure fault may pass."""
         started_at, clock = now_iso(), time.monotonic()
-        result = job_result(job, Status.ERROR, "")
+        result = replace(job_result(job, Status.ERROR, ""), engine=self.engine.name)
         retryable = False
+        own_s = 0.0
         try:
             cell_log.note(f"cell {job.id}: python {job.cell.python} variant "
                           f"{job.cell.variant or '(default)'} on engine {self.engine.name}"
                           + (f", attempt {number}" if number > 1 else ""))
             if job.build is None or number > 1:
                 cell_log.section("build" if job.build else "image")
-            image = self._prepare(job, cell_log, number)
-            self.on_event(job.id, "running", "")
-            execution = self.engine.execute(job, image, cell_log, self.ctx)
+            built = self._prepare(job, cell_log, number)
+            image, own_s = built.image, built.own_s
+            started = self.engine.start(job, image, cell_log, self.ctx)
+            try:
+                execution = self._execute(started, cell_log)
+            finally:
+                self.engine.remove(started)
             verdict = classify(job, execution)
             cell_log.section(f"result: {verdict.status}"
                              + (f" ({verdict.reason})" if verdict.reason else ""))
@@ -344,31 +321,34 @@ class Scheduler:
                 engine=self.engine.name, node=execution.node,
                 build_s=round(image.build_s, 3), run_s=round(execution.run_s, 3),
                 tests=TestCounts.of(verdict.cases), cases=verdict.cases,
-                failing_tests=tuple(c.key for c in verdict.cases
-                                    if c.outcome in ("failed", "error")),
+                failing_tests=tuple(c.key for c in verdict.cases if c.outcome.bad),
                 flaky_tests=tuple(c.key for c in verdict.cases if c.flaky),
                 project_digest=image.project_digest,
                 interpreter=execution.interpreter,
                 packages=dict(execution.packages), install=execution.install,
                 started_at=execution.started_at, finished_at=execution.finished_at)
+            own_s += execution.run_s
         except EngineUnavailable as exc:
-            # Queued cells will not start (see _run_job and Slot); running ones fail on
-            # their own.
+            # this engine's queued cells will not start; running ones fail on their own
             self.engine_lost = self.engine_lost or exc
-            self.ctx.halt.set(exc.message)
-            result = replace(result, status=Status.ERROR, reason=exc.message, stage="engine")
+            self.halt.set(exc.message)
+            result = replace(result, status=Status.ERROR, reason=exc.message, stage=Stage.ENGINE)
             cell_log.note(f"error: {exc.message}")
         except CellError as exc:
             status = Status.CANCELLED if self.ctx.cancel.is_set() else Status.ERROR
-            result = replace(result, status=status, reason=exc.message, stage=exc.stage)
+            result = replace(result, status=status, reason=exc.message, stage=exc.stage,
+                             image_digest=result.image_digest or exc.image_digest)
+            if exc.stage in (Stage.PULL, Stage.BUILD, Stage.PUSH):
+                own_s = time.monotonic() - clock  # the build it tried, for the reports
+                result = replace(result, build_s=round(own_s, 3))
             retryable = exc.retryable and status is Status.ERROR
             cell_log.note(f"error: {exc.message}")
         except Exception as exc:  # one cell's bug must not lose the other cells' results
             log.exception("cell %s: internal error", job.id)
-            result = replace(result, status=Status.ERROR, stage="internal",
+            result = replace(result, status=Status.ERROR, stage=Stage.INTERNAL,
                              reason=f"internal error: {type(exc).__name__}: {exc}")
             cell_log.note(f"internal error (see tagmatrix.log): {exc}")
-        result = replace(result, duration_s=round(time.monotonic() - clock, 3),
+        result = replace(result, duration_s=round(own_s, 3),
                          started_at=result.started_at or started_at,
                          finished_at=result.finished_at or now_iso())
         return result, retryable
@@ -379,14 +359,3 @@ def backoff(attempt: int, base: float) -> float:
     so retries of many cells hit a rate-limited registry at different moments."""
     ceiling = min(60.0, base * 2.0 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-
-
-def _redacted(case: TestCase, redact: Callable[[str], str]) -> TestCase:
-    """Secrets the tests printed or asserted on never reach a report."""
-    return replace(case, name=redact(case.name), message=redact(case.message),
-                   text=redact(case.text), system_out=redact(case.system_out),
-                   system_err=redact(case.system_err))
-
-
-class _NotStarted(Exception):
-    """A queued job that found the run cancelled when its turn came."""

@@ -6,21 +6,19 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .envvar import EnvVar
 from .matrix import Selector
+
+__all__ = ["EnvVar"]  # re-exported: settings values import it from here
 
 DEFAULT_COMMAND = ("python", "-m", "pytest")
 DEFAULT_TEST_TIMEOUT = 600.0
 DEFAULT_BUILD_TIMEOUT = 1800.0
 DEFAULT_LOG_MAX_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True, kw_only=True)
-class EnvVar:
-    """One environment variable for the test container."""
-
-    name: str
-    value: str
-    secret: bool = False
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a cell or a build may take a week, not forever
+MAX_PARALLEL = 256  # cells at once on one engine (more is a typo, or a fork bomb)
+MAX_CELLS = 10_000  # a matrix larger than this needs max_cells: to say so
+MAX_MEMORY = 1024**4  # 1 TiB per container
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,12 +43,19 @@ def parse_size(value: int | str) -> int:
     return int(float(number) * _UNITS[unit])
 
 
+class EngineType(enum.StrEnum):
+    """What kind of engine an ``engines:`` entry is."""
+
+    DOCKER = "docker"  # one Docker engine, local or remote
+    SWARM = "swarm"  # a Docker Swarm, through a manager
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     """One entry of ``engines:``."""
 
     name: str
-    type: str = "docker"  # docker or swarm
+    type: EngineType = EngineType.DOCKER
     base_url: str | None = None
     context: str | None = None
     tls: bool | dict[str, Any] = False
@@ -97,7 +102,7 @@ class TestSettings:
     env: tuple[EnvVar, ...] = ()
 
 
-class ProjectKind(str, enum.Enum):
+class ProjectKind(enum.StrEnum):
     """How the project itself gets into a cell (``install.project``)."""
 
     AUTO = "auto"  # a Python project (pyproject.toml or setup.py): sdist; else application
@@ -106,18 +111,14 @@ class ProjectKind(str, enum.Enum):
     EDITABLE = "editable"  # pip install -e . in every cell
     NONE = "none"  # not installed: the application template
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class Resolution(str, enum.Enum):
+class Resolution(enum.StrEnum):
     """Which versions the dependency install picks (``install.resolution``)."""
 
     HIGHEST = "highest"  # pip, newest versions allowed
     LOWEST_DIRECT = "lowest-direct"  # uv: the lowest versions the project declares
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,13 +9,15 @@ did-you-mean from :func:`difflib.get_close_matches`.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, Location
-from .yamlsource import KeyPath, Source, format_path
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+from .source import KeyPath, Source, format_path
 
 _TYPE_NAMES = {"string": "a string", "number": "a number", "integer": "an integer",
                "boolean": "true or false", "array": "a list", "object": "a mapping",
@@ -58,7 +60,7 @@ def _key_location(source: Source, key_path: KeyPath) -> Location | None:
     return Location(location.file, mark.line, mark.column)
 
 
-def _error_to_config(source: Source, error: jsonschema.ValidationError) -> ConfigError:
+def _error_to_config(source: Source, error: ValidationError) -> ConfigError:
     path: KeyPath = tuple(error.absolute_path)
     key = format_path(path)
     validator = error.validator
@@ -103,6 +105,10 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
     if validator == "uniqueItems":
         return ConfigError("lists the same value twice", location=location, key=key,
                            hint="remove the duplicate")
+    if validator in ("maximum", "exclusiveMaximum"):
+        bound = "at most" if validator == "maximum" else "less than"
+        return ConfigError(f"must be {bound} {expected}, got {error.instance}",
+                           location=location, key=key)
     if validator in ("minimum", "exclusiveMinimum"):
         bound = "at least" if validator == "minimum" else "greater than"
         return ConfigError(f"must be {bound} {expected}, got {error.instance}",
@@ -112,13 +118,15 @@ def _error_to_config(source: Source, error: jsonschema.ValidationError) -> Confi
     return ConfigError(error.message, location=location, key=key)
 
 
-def _sort_key(source: Source, error: jsonschema.ValidationError) -> tuple[int, int]:
+def _sort_key(source: Source, error: ValidationError) -> tuple[int, int]:
     loc = source.location(tuple(error.absolute_path))
     return (loc.line, loc.column) if loc else (0, 0)
 
 
 def check_schema(source: Source, data: Any, schema: dict[str, Any]) -> None:
     """Raise the first (in file order) schema violation as a ConfigError."""
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(data))
     if not errors:
@@ -155,3 +163,16 @@ def _lookup(data: Any, path: KeyPath) -> Any:
     for part in path:
         data = data[part]
     return data
+
+
+def check_finite(source: Source, data: Any, path: KeyPath = ()) -> None:
+    """YAML's .nan and .inf pass every comparison a schema makes: refuse them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"{data} is not a finite number", location=source.location(path),
+                          key=format_path(path), hint="write a number of seconds, e.g. 600")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_finite(source, value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            check_finite(source, value, (*path, index))

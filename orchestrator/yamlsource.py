@@ -4,63 +4,38 @@ PyYAML's ``safe_load`` forgets line numbers and silently keeps the last of two
 duplicate keys. We compose the node tree ourselves, reject duplicates, and
 record a :class:`Mark` (line, column, the raw scalar text) for every key path,
 so every later error can point at the line that caused it.
+
+The file is untrusted input (a pull request may change it): only a regular file is
+read, at most MAX_BYTES of it; building the data stops past MAX_NODES nodes (an
+alias counts each time it is used, so "billion laughs" stops early), MAX_DEPTH levels
+(a recursive alias too) or a scalar of MAX_SCALAR characters; keys must be strings
+(YAML reads ``on:`` as true and ``1:`` as a number). libyaml's parser is used when
+PyYAML has it (the pure-Python scanner takes quadratic time on a huge scalar).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import ConfigError, Location
+from .source import KeyPath, Mark, Source, format_path
 
-KeyPath = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Position of a value (1-based) and, for scalars, its source text."""
-
-    line: int
-    column: int
-    raw: str | None = None
-    plain: bool = False  # an unquoted scalar: YAML typed it (3.10 became 3.1)
-
-
-@dataclass(frozen=True)
-class Source:
-    """A parsed YAML document and the marks of its key paths."""
-
-    file: str
-    data: Any
-    marks: dict[KeyPath, Mark]
-
-    def location(self, path: KeyPath) -> Location | None:
-        """The closest recorded position for ``path`` (walking up to parents)."""
-        for end in range(len(path), -1, -1):
-            mark = self.marks.get(path[:end])
-            if mark is None:
-                continue
-            if mark.raw is None:  # a mapping or list: its key's line reads better
-                mark = self.marks.get((*path[:end], "<key>"), mark)
-            return Location(self.file, mark.line, mark.column)
-        return None
-
-
-def format_path(path: KeyPath) -> str:
-    """``("matrix", "python", 0)`` -> ``matrix.python[0]``."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+MAX_BYTES = 1024 * 1024
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+MAX_SCALAR = 100_000
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _mark(node: yaml.Node) -> Mark:
     if isinstance(node, yaml.ScalarNode):
+        # plain (unquoted) style: None from PyYAML's parser, "" from libyaml's
         return Mark(node.start_mark.line + 1, node.start_mark.column + 1,
-                    node.value, node.style is None)
+                    node.value, not node.style)
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
@@ -69,17 +44,36 @@ class _Builder:
         self.file = file
         self.ctor = yaml.constructor.SafeConstructor()
         self.marks: dict[KeyPath, Mark] = {}
+        self.nodes = 0
 
     def build(self, node: yaml.Node, path: KeyPath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self._error(node, path, f"more than {MAX_NODES} values (aliases count each "
+                              "time they are used): refusing to expand it")
+        if len(path) > MAX_DEPTH:
+            raise self._error(node, path, f"nested deeper than {MAX_DEPTH} levels (a "
+                              "recursive alias?)")
+        if isinstance(node, yaml.ScalarNode) and len(node.value) > MAX_SCALAR:
+            raise self._error(node, path, f"a value of {len(node.value)} characters (at most "
+                              f"{MAX_SCALAR})")
         self.marks[path] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             self.ctor.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
             result: dict[Any, Any] = {}
             seen: dict[Any, int] = {}
             for key_node, value_node in node.value:
-                key = self.ctor.construct_object(key_node, deep=True)
-                if not isinstance(key, (str, int, float, bool)):
+                if not isinstance(key_node, yaml.ScalarNode):
                     raise self._error(key_node, path, "a key must be a plain scalar")
+                key = self.ctor.construct_object(key_node, deep=True)
+                if not isinstance(key, str):
+                    kind = "the boolean" if isinstance(key, bool) else (
+                        "nothing (null)" if key is None else "the number")
+                    shown = "" if key is None else f" {str(key).lower()}"
+                    error = self._error(key_node, path, f"the key {key_node.value!r} is read by "
+                                        f"YAML as {kind}{shown}, not a name")
+                    error.hint = f'quote it: "{key_node.value}"'
+                    raise error
                 line = key_node.start_mark.line + 1
                 if key in seen:
                     raise ConfigError(
@@ -110,12 +104,15 @@ class _Builder:
 def parse(text: str, file: str) -> Source:
     """Parse one YAML document; syntax errors become :class:`ConfigError`."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or "invalid YAML"
         hint = None
-        if "'\\t'" in str(exc):  # PyYAML: "found character '\t' that cannot start any token"
+        lines = text.splitlines()
+        at = lines[mark.line][mark.column:mark.column + 1] \
+            if mark and mark.line < len(lines) else ""
+        if at == "\t" or "'\\t'" in str(exc):  # "found character that cannot start any token"
             hint = "YAML indentation must use spaces, not tabs"
         raise ConfigError(
             f"invalid YAML: {problem}",
@@ -139,9 +136,19 @@ def parse(text: str, file: str) -> Source:
 
 
 def load(path: Path) -> Source:
-    """Read and parse ``path``; a missing or unreadable file is a ConfigError."""
+    """Read and parse ``path``: a regular file of at most MAX_BYTES; a missing,
+    unreadable or special file is a ConfigError (never a read that does not end)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: not a regular file",
+                              hint="pass the path of your matrix.yaml")
+        if info.st_size > MAX_BYTES:
+            raise ConfigError(f"{path}: {info.st_size} bytes, over the {MAX_BYTES}-byte "
+                              "limit of a matrix file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+        text = raw[:MAX_BYTES].decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{path}: no such file",

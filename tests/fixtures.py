@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from orchestrator.results import CellResult, Interpreter, RunResult, Status, TestCase, TestCounts
+from orchestrator.errors import Stage
+from orchestrator.results import (
+    CellResult,
+    Interpreter,
+    RunResult,
+    Status,
+    TestCase,
+    TestCounts,
+    TestOutcome,
+)
 
 LABELS = {"org.opencontainers.image.licenses": "PSF-2.0",
           "org.opencontainers.image.source": "https://github.com/docker-library/python",
@@ -10,7 +19,7 @@ LABELS = {"org.opencontainers.image.licenses": "PSF-2.0",
 
 
 def _cell(cell_id: str, python: str, variant: str, status: Status, *,
-          cases: tuple[TestCase, ...] = (), reason: str = "", stage: str = "",
+          cases: tuple[TestCase, ...] = (), reason: str = "", stage: Stage = Stage.NONE,
           gating: bool = True, axes: dict[str, str] | None = None) -> CellResult:
     return CellResult(
         id=cell_id, python=python, variant=variant, axes=axes or {},
@@ -30,18 +39,18 @@ def _cell(cell_id: str, python: str, variant: str, status: Status, *,
 
 OK = (TestCase(classname="tests.test_a", name="test_one", time=0.01),
       TestCase(classname="tests.test_a", name="test_two", time=0.02))
-BROKEN = (*OK[:1], TestCase(classname="tests.test_a", name="test_two", outcome="failed",
+BROKEN = (*OK[:1], TestCase(classname="tests.test_a", name="test_two", outcome=TestOutcome.FAILED,
                             message="AssertionError: 1 != 2 <&>", text="Traceback\n  ..."))
 
 
 def sample_run() -> RunResult:
     cells = (
         _cell("3.12-slim", "3.12", "slim", Status.PASSED, cases=OK),
-        _cell("3.12-alpine", "3.12", "alpine", Status.ERROR, stage="pull",
+        _cell("3.12-alpine", "3.12", "alpine", Status.ERROR, stage=Stage.PULL,
               reason="127.0.0.1:5000/library/python:3.12-alpine: tag not found"),
         _cell("3.13-slim", "3.13", "slim", Status.FAILED, cases=BROKEN,
               reason="exit code 1; 1 failed, 0 errors"),
-        _cell("3.13-alpine", "3.13", "alpine", Status.TIMEOUT, stage="run",
+        _cell("3.13-alpine", "3.13", "alpine", Status.TIMEOUT, stage=Stage.RUN,
               reason="exceeded the 30 s timeout; container killed"),
         _cell("3.15-rc-slim", "3.15-rc", "slim", Status.FAILED, cases=BROKEN, gating=False,
               reason="exit code 1; 1 failed, 0 errors"),

@@ -1,12 +1,26 @@
-"""The Engine interface: the only place where side effects on Docker happen.
+"""The engine interface: the only place where side effects on Docker happen.
 
-An engine prepares a job's image and executes the job; everything before
-(config, expansion, planning) is pure. Implementations: ``docker`` (a local
-or remote Docker engine) and ``swarm`` (Docker Swarm replicated jobs).
+Everything before (config, expansion, planning) is pure; the scheduler drives a
+cell's life on an engine in phases and owns every concurrency decision:
+
+    prepare(job)          the image: pull the base, build (shared between cells)
+    start(job, image)     create the container and start it up to the bootstrap's
+                          wait for "go" (ahead of its turn: start-up costs overlap)
+    -- the scheduler takes one of the run's ``parallel`` slots --
+    go(started)           the tests begin
+    wait(started, ...)    until exit, deadline or cancellation
+    -- the scheduler gives the slot back --
+    collect(started, ...) exit code, per-test JUnit, the interpreter's record
+    remove(started)       always, in ``finally``
+
+An engine never sees a slot, so none can forget one. Cleanup of what runs left
+behind is a protocol of its own (:class:`Janitor`). Implementations: ``docker``
+(a local or remote Docker engine) and ``swarm`` (services on a Docker Swarm).
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import threading
 from collections.abc import Callable
@@ -15,17 +29,25 @@ from pathlib import Path
 from typing import Protocol
 
 from ..celllog import CellLog
-from ..errors import CellError, EngineUnavailable
 from ..jobs import BuildSpec, Job
 from ..labels import LABEL_RUN
 from ..results import InstallRecord, Interpreter
+
+
+class LeftoverKind(enum.StrEnum):
+    """What tagmatrix creates on an engine."""
+
+    SERVICE = "service"  # first: a service owns its tasks' containers
+    CONTAINER = "container"
+    IMAGE = "image"  # the build cache; removed only when asked
+
 
 
 @dataclass(frozen=True)
 class Leftover:
     """One object an engine holds that carries tagmatrix's labels."""
 
-    kind: str  # container, service, image
+    kind: LeftoverKind
     id: str
     name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
@@ -43,6 +65,7 @@ class EngineInfo:
     os: str  # "linux" / "windows"
     arch: str
     version: str
+    api_version: str = ""
     oses: tuple[str, ...] = ()  # every platform it can run (a Swarm may mix); () = (os,)
     node: str = ""  # host name of the engine (a Swarm engine reports per task)
     description: str = ""
@@ -70,7 +93,27 @@ class PreparedImage:
     workdir: str = ""
     build_s: float = 0.0
     cached: bool = False  # every build step came from the cache
-    project_digest: str = ""  # the build context's content (see context_fingerprint)
+    project_digest: str = ""  # the build context's content (see engine/context.py)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Started:
+    """A cell's container (or service) made ready by :meth:`Engine.start`; the engine
+    keeps its own state under ``id``."""
+
+    id: str
+    job: Job
+    image: PreparedImage
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ending:
+    """How the wait ended."""
+
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+    run_s: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,22 +135,15 @@ class Execution:
     install: InstallRecord = field(default_factory=InstallRecord)
     node: str = ""
 
+    @classmethod
+    def ended(cls, ending: Ending, *, node: str = "") -> Execution:
+        """A container that was not collected (cancelled, or its deadline passed)."""
+        return cls(exit_code=ending.exit_code, timed_out=ending.timed_out,
+                   cancelled=ending.cancelled, run_s=ending.run_s, node=node)
 
-class Halt:
-    """Stops a run from starting containers, with the reason (the engine was lost);
-    set by whoever sees the fault first, read by every waiting cell."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self.reason = ""
-
-    def set(self, reason: str) -> None:
-        if not self._event.is_set():
-            self.reason = reason
-            self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
+def _null_log(_name: str) -> CellLog:
+    return CellLog(Path(os.devnull))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -117,105 +153,12 @@ class RunContext:
     run_id: str
     labels: dict[str, str]
     cancel: threading.Event
-    # Containers that may exist at once (the scheduler's `parallel`). An engine holds
-    # a slot from creating a container to its exit only: collecting results and
-    # removing it happen outside, while the next cell already starts.
-    slots: Slots | None = None
-    # Set when the run must stop starting containers for another reason than a
-    # cancellation (the engine was lost): waiting cells end without running.
-    halt: Halt = field(default_factory=Halt)
     # Opens a run-level log by file name (the project image's build log).
-    open_log: Callable[[str], CellLog] = field(default=lambda _name: CellLog(Path(os.devnull)))
-
-
-class Slots:
-    """``parallel`` container slots. A freed slot goes to the queued cell with the best
-    priority (longest expected first), whichever thread asks first: cells are queued
-    as their images become ready, not in the order they should run."""
-
-    def __init__(self, count: int) -> None:
-        self._free = count
-        self._queue: dict[str, tuple[float, int]] = {}  # cell -> priority (lower first)
-        self._cond = threading.Condition()
-
-    def enqueue(self, cell: str, priority: tuple[float, int] = (0.0, 0)) -> None:
-        with self._cond:
-            self._queue[cell] = priority
-            self._cond.notify_all()
-
-    def _first(self) -> str:
-        return min(self._queue, key=self._queue.__getitem__)
-
-    def acquire(self, cell: str, timeout: float) -> bool:
-        with self._cond:
-            self._queue.setdefault(cell, (float("inf"), 0))
-            granted = self._cond.wait_for(
-                lambda: self._free > 0 and self._first() == cell, timeout)
-            if granted:
-                del self._queue[cell]
-                self._free -= 1
-                self._cond.notify_all()
-            return granted
-
-    def withdraw(self, cell: str) -> None:
-        with self._cond:
-            if self._queue.pop(cell, None) is not None:
-                self._cond.notify_all()
-
-    def release(self) -> None:
-        with self._cond:
-            self._free += 1
-            self._cond.notify_all()
-
-
-class Slot:
-    """One of the run's container slots: ``with Slot(ctx, cell) as slot:`` around a
-    container's life, ``slot.release()`` as soon as it exits (at the latest on leaving).
-    Losing the engine inside halts the run before the slot passes on."""
-
-    def __init__(self, ctx: RunContext, cell: str) -> None:
-        self.ctx = ctx
-        self.cell = cell
-        self.held = False
-
-    def __enter__(self) -> Slot:
-        slots = self.ctx.slots
-        if slots is None:
-            return self
-        try:
-            while not slots.acquire(self.cell, timeout=0.2):
-                self._check()
-        except CellError:
-            slots.withdraw(self.cell)
-            raise
-        self.held = True
-        try:
-            self._check()  # stopped while we waited
-        except CellError:
-            self.release()
-            raise
-        return self
-
-    def _check(self) -> None:
-        if self.ctx.cancel.is_set():
-            raise CellError("cancelled before it started", stage="run")
-        if self.ctx.halt.is_set():
-            raise CellError(f"not run: {self.ctx.halt.reason}", stage="engine")
-
-    def release(self) -> None:
-        if self.held and self.ctx.slots is not None:
-            self.held = False
-            self.ctx.slots.release()
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> None:
-        if isinstance(exc, EngineUnavailable):
-            self.ctx.halt.set(exc.message)  # before the slot goes to a waiting cell
-        self.release()
+    open_log: Callable[[str], CellLog] = _null_log
 
 
 class Engine(Protocol):
-    """A place where jobs run."""
+    """A place where jobs run, phase by phase (see the module docstring)."""
 
     name: str
 
@@ -225,15 +168,39 @@ class Engine(Protocol):
 
     def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
                 ctx: RunContext) -> PreparedImage:
-        """Resolve the base image and build the project image (``spec`` None: mount mode)."""
+        """Resolve the base image and build the job's image (``spec`` None: mount mode)."""
         ...
 
-    def execute(self, job: Job, image: PreparedImage, log: CellLog,
-                ctx: RunContext) -> Execution:
-        """Run the job's container to its end, deadline or cancellation, then remove it.
-
-        Holds a :class:`Slot` while the container exists and runs."""
+    def start(self, job: Job, image: PreparedImage, log: CellLog,
+              ctx: RunContext) -> Started:
+        """Get the job ready to run; its tests do not begin before :meth:`go`."""
         ...
+
+    def go(self, started: Started) -> None:
+        """Begin the tests."""
+        ...
+
+    def wait(self, started: Started, timeout: float, ctx: RunContext) -> Ending:
+        """Until the tests end, ``timeout`` seconds pass (then kill) or the run is
+        cancelled (then kill)."""
+        ...
+
+    def collect(self, started: Started, ending: Ending, log: CellLog) -> Execution:
+        """Exit code, per-test JUnit and the interpreter's record of an ended job."""
+        ...
+
+    def remove(self, started: Started) -> None:
+        """Remove the job's container or service, whatever happened (never raises)."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+class Janitor(Protocol):
+    """What runs leave behind on an engine (every object carries the run's labels)."""
+
+    name: str
 
     def kill_run(self, ctx: RunContext) -> int:
         """Kill and remove everything this run created; returns how many objects."""
@@ -244,9 +211,11 @@ class Engine(Protocol):
         when ``images``."""
         ...
 
-    def remove(self, item: Leftover) -> None:
-        """Remove one leftover (forcefully for containers and services)."""
+    def remove_leftover(self, item: Leftover) -> None:
+        """Remove one leftover (forcefully for containers and services; an image in use
+        stays)."""
         ...
 
-    def close(self) -> None:
-        ...
+
+class FullEngine(Engine, Janitor, Protocol):
+    """What the factory returns: an engine that also cleans up after itself."""

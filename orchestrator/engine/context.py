@@ -30,7 +30,7 @@ from typing import IO
 
 from docker.utils.build import exclude_paths
 
-from ..errors import BuildFailed
+from ..errors import BuildFailed, Stage
 from ..project import ProjectError, dockerignore
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,12 @@ class ContextSnapshot:
         try:
             patterns = [*excludes, *dockerignore(root)]
         except ProjectError as exc:
-            raise BuildFailed(f".dockerignore: {exc}", stage="build") from exc
+            raise BuildFailed(f".dockerignore: {exc}", stage=Stage.BUILD) from exc
         try:
             names = sorted(exclude_paths(str(root), patterns, dockerfile=dockerfile))
         except OSError as exc:
             raise BuildFailed(f"cannot read the project folder {root}: {exc}",
-                              stage="build") from exc
+                              stage=Stage.BUILD) from exc
         digest = hashlib.sha256()
         self.files = 0
         top = set()
@@ -125,7 +125,7 @@ class ContextSnapshot:
                 archive.addfile(member, io.BufferedReader(_Hashing(handle, digest), CHUNK))
         except (OSError, tarfile.TarError) as exc:
             raise BuildFailed(f"the project changed while tagmatrix read {name} ({exc}); "
-                              "rerun when nothing writes to it", stage="build") from exc
+                              "rerun when nothing writes to it", stage=Stage.BUILD) from exc
 
     def stream(self, extra: Mapping[str, bytes] | None = None) -> _Stream:
         """The snapshot's members, then ``extra`` (name -> bytes) as further members;

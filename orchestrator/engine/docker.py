@@ -11,33 +11,35 @@ and on remote engines, unlike bind mounts), size-capped, regular files only.
 
 from __future__ import annotations
 
-import json
 import logging
+import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import assert_never
 
 import docker
 import docker.errors
 import requests
 
 from ..celllog import CellLog
-from ..errors import CellError
+from ..errors import CellError, Stage
 from ..jobs import WORKDIR, BuildSpec, Job
 from ..labels import LABEL_BUILD_KEY, LABEL_CELL, LABEL_MANAGED, LABEL_RUN
-from ..results import InstallRecord, Interpreter, packages_from_record
 from . import (
+    Ending,
     EngineInfo,
     Execution,
     Leftover,
+    LeftoverKind,
     PreparedImage,
     RunContext,
-    Slot,
+    Started,
 )
-from .bootstrap import SETUP_FAILED_EXIT, container_command, container_env
+from .bootstrap import container_command, container_env
 from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
-from .dockerfiles import ContainerFiles, TooLarge
+from .dockerfiles import ContainerFiles
 from .dockerimage import ImageStore
 from .logstream import LOG_CONFIG, Attachment, LogPump
 
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 WAIT_SLICE = 1.0  # seconds per wait() call; bounds how late a deadline is noticed
 LOG_STALL = 5.0  # after exit, the log stream is cut once it stops moving this long
 LOG_DRAIN_MAX = 300.0  # ... and in any case after this long
-MAX_RESULT_FILE = 64 * 1024 * 1024
 
 
 class DockerEngine:
@@ -65,13 +66,18 @@ class DockerEngine:
         self.images = ImageStore(self.api, self.streams, self.errors)
         self.files = ContainerFiles(self.api)
         self._info: EngineInfo | None = None
+        self._live: dict[str, _Container] = {}
+        self._live_lock = threading.Lock()
 
     def info(self) -> EngineInfo:
         if self._info is None:
-            with self.errors.errors("engine", "engine info"):
+            with self.errors.errors(Stage.ENGINE, "engine info"):
                 data = self.api.info()
+            with self.errors.errors(Stage.ENGINE, "engine version"):
+                api_version = str(self.api.version().get("ApiVersion", ""))
             self._info = EngineInfo(
                 name=self.name,
+                api_version=api_version,
                 os=str(data.get("OSType", "linux")),
                 arch=str(data.get("Architecture", "")),
                 version=str(data.get("ServerVersion", "")),
@@ -94,6 +100,23 @@ class DockerEngine:
                                  size=base.size, workdir=WORKDIR[job.platform],
                                  project_digest=self.images.fingerprint(project, job.excludes))
         labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key}
+        try:
+            image_id, cached = self._build(spec, log, labels, ctx)
+        except CellError as exc:
+            exc.image_digest = exc.image_digest or base.digest  # the reports show it
+            raise
+        data = self.images.inspect_built(image_id)
+        elapsed = time.monotonic() - started
+        log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
+                 + (" (all steps cached)" if cached else ""))
+        return PreparedImage(
+            reference=image_id, id=image_id, base=base, size=int(data.get("Size") or 0),
+            workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
+            build_s=elapsed, cached=cached,
+            project_digest=self.images.fingerprint(spec.context, spec.excludes))
+
+    def _build(self, spec: BuildSpec, log: CellLog, labels: dict[str, str],
+               ctx: RunContext) -> tuple[str, bool]:
         project_image = ""
         if spec.project is not None:
             built = spec.project
@@ -105,15 +128,7 @@ class DockerEngine:
         image_id, cached = self.images.build(spec, log, labels, ctx.cancel, project_image)
         if previous and previous != image_id:
             self._drop_replaced(previous)
-        data = self.images.inspect_built(image_id)
-        elapsed = time.monotonic() - started
-        log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
-                 + (" (all steps cached)" if cached else ""))
-        return PreparedImage(
-            reference=image_id, id=image_id, base=base, size=int(data.get("Size") or 0),
-            workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
-            build_s=elapsed, cached=cached,
-            project_digest=self.images.fingerprint(spec.context, spec.excludes))
+        return image_id, cached
 
     def _image_id(self, reference: str) -> str:
         try:
@@ -133,19 +148,11 @@ class DockerEngine:
 
     # -- containers ----------------------------------------------------------------------------
 
-    def execute(self, job: Job, image: PreparedImage, log: CellLog,
-                ctx: RunContext) -> Execution:
-        steps = _Steps(job.id)
-        try:
-            return self._execute(job, image, log, ctx, steps)
-        finally:
-            steps.report()
-
     def _create(self, job: Job, image: PreparedImage, ctx: RunContext) -> str:
         binds: dict[str, Mapping[str, str]] | None = None
         if job.mount is not None:
             binds = {str(job.mount): {"bind": WORKDIR[job.platform], "mode": "rw"}}
-        with self.errors.errors("run", "create container"):
+        with self.errors.errors(Stage.RUN, "create container"):
             # Never privileged, never the Docker socket; no privilege escalation
             # (setuid) inside; memory without swap on top so an OOM is an OOM.
             limits = job.limits
@@ -162,53 +169,68 @@ class DockerEngine:
                 detach=True, tty=False, stdin_open=True)
         return str(container["Id"])
 
-    def _execute(self, job: Job, image: PreparedImage, log: CellLog, ctx: RunContext,
-                 steps: _Steps) -> Execution:
-        """Create and start the container ahead of its turn (its bootstrap waits for
-        "go" on stdin), so the engine's start-up cost overlaps the tests of the cell
-        before; take a slot; say go; wait; give the slot back at exit; collect."""
+    def start(self, job: Job, image: PreparedImage, log: CellLog,
+              ctx: RunContext) -> Started:
+        """Create and start the container ahead of its turn: its bootstrap waits for
+        "go" on stdin, so the engine's start-up cost overlaps the cell before."""
+        steps = _Steps(job.id)
         cid = self._create(job, image, ctx)
         steps.mark("create")
         pump: LogPump | None = None
-        slot = Slot(ctx, job.id)
         try:
             log.section(f"run: {' '.join(job.command)}")
             log.restart_excerpt()
-            with self.errors.errors("run", "attach to the container"):
+            with self.errors.errors(Stage.RUN, "attach to the container"):
                 # attached before start: not a byte of output is missed
                 attachment = Attachment(self.api, cid, stdin=True)
                 pump = LogPump(attachment, cid, log)
             pump.start()
-            with self.errors.errors("run", "start container"):
+            with self.errors.errors(Stage.RUN, "start container"):
                 self.api.start(cid)
             steps.mark("start")
-            with slot:
-                steps.mark("slot")
-                with self.errors.errors("run", "start the tests"):
-                    attachment.send(b"go\n")
-                started = time.monotonic()
-                exit_code, timed_out, cancelled = self._wait(cid, started + job.timeout, ctx)
-                run_s = time.monotonic() - started
-                slot.release()  # exited: the next cell may start while we collect
-            steps.mark("wait")
-            if cancelled:  # the run's cleanup removes the container: nothing to collect
-                pump.cut()
-                return Execution(exit_code=exit_code, cancelled=True, run_s=run_s,
-                                 node=self.info().node)
-            pump.drain(LOG_STALL, LOG_DRAIN_MAX)
-            steps.mark("drain")
-            with self.errors.errors("run", "inspect container"):
-                state = self.api.inspect_container(cid)["State"]
-            steps.mark("inspect")
-            return self._collect(job, image, cid, state=state, exit_code=exit_code,
-                                 timed_out=timed_out, run_s=run_s)
-        finally:
-            slot.release()
-            steps.mark("collect")
+        except BaseException:
             if pump is not None:
                 pump.cut()
             self.remove_container(cid)
-            steps.mark("remove")
+            raise
+        with self._live_lock:
+            self._live[cid] = _Container(attachment=attachment, pump=pump, steps=steps)
+        return Started(id=cid, job=job, image=image)
+
+    def go(self, started: Started) -> None:
+        live = self._live[started.id]
+        live.steps.mark("slot")
+        with self.errors.errors(Stage.RUN, "start the tests"):
+            live.attachment.send(b"go\n")
+        live.began = time.monotonic()
+
+    def wait(self, started: Started, timeout: float, ctx: RunContext) -> Ending:
+        live = self._live[started.id]
+        code, timed_out, cancelled = self._wait(started.id, live.began + timeout, ctx)
+        live.steps.mark("wait")
+        return Ending(exit_code=code, timed_out=timed_out, cancelled=cancelled,
+                      run_s=time.monotonic() - live.began)
+
+    def collect(self, started: Started, ending: Ending, log: CellLog) -> Execution:
+        live = self._live[started.id]
+        live.pump.drain(LOG_STALL, LOG_DRAIN_MAX)
+        live.steps.mark("drain")
+        with self.errors.errors(Stage.RUN, "inspect container"):
+            state = self.api.inspect_container(started.id)["State"]
+        live.steps.mark("inspect")
+        found = self.files.collect(started, state, ending)
+        live.steps.mark("collect")
+        return replace(found, node=self.info().node)
+
+    def remove(self, started: Started) -> None:
+        with self._live_lock:
+            live = self._live.pop(started.id, None)
+        if live is not None:
+            live.pump.cut()
+        self.remove_container(started.id)
+        if live is not None:
+            live.steps.mark("remove")
+            live.steps.report()
 
     def _wait(self, cid: str, deadline: float, ctx: RunContext) -> tuple[int | None, bool, bool]:
         while True:
@@ -230,7 +252,7 @@ class DockerEngine:
                     raise self.errors.lost(exc) from exc
             except docker.errors.APIError as exc:
                 raise CellError(f"waiting for the container: {exc.explanation}",
-                                stage="run") from exc
+                                stage=Stage.RUN) from exc
 
     def _final_code(self, cid: str) -> int | None:
         try:
@@ -256,47 +278,6 @@ class DockerEngine:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             log.warning("could not remove container %s: %s", cid[:12], exc)
 
-    def _collect(self, job: Job, image: PreparedImage, cid: str, *, state: dict[str, Any],
-                 exit_code: int | None, timed_out: bool, run_s: float) -> Execution:
-        """The results of a container that ran to its end or its deadline (a cancelled
-        one is not collected)."""
-        folder = job.container_dir
-        ours = job.pytest_junit  # pytest's JUnit was asked for in our own folder
-        junit, junit_error = None, ""
-        try:  # one get_archive: the bootstrap's record, the setup status, pytest's JUnit
-            files = self.files.folder(cid, folder, MAX_RESULT_FILE)
-        except TooLarge as exc:
-            junit_error = exc.message
-            files = {"interpreter.json": self.files.file(
-                cid, f"{folder}/interpreter.json", 1024 * 1024) or b""}
-        interpreter, tests_started = _record(files.get("interpreter.json", b""))
-        packages, install = _packages(files.get("packages.json", b""))
-        setup_failed = bool(job.setup) and exit_code == SETUP_FAILED_EXIT \
-            and "setup.json" in files
-        if job.junit_path and not setup_failed and not junit_error:
-            if ours:
-                junit = files.get("junit.xml")
-                if junit is None:
-                    junit_error = f"no JUnit file at {job.junit_path} in the container"
-            else:
-                path = job.junit_path
-                if not path.startswith(("/", "C:", "c:")):
-                    path = f"{image.workdir.rstrip('/')}/{path}"
-                try:
-                    junit = self.files.file(cid, path, MAX_RESULT_FILE)
-                    if junit is None:
-                        junit_error = f"no JUnit file at {path} in the container"
-                except CellError as exc:
-                    junit_error = exc.message
-        return Execution(
-            exit_code=exit_code, timed_out=timed_out,
-            oom_killed=bool(state.get("OOMKilled")),
-            # when the tests began (the container itself may have started earlier)
-            started_at=tests_started or str(state.get("StartedAt", "")),
-            finished_at=str(state.get("FinishedAt", "")),
-            run_s=run_s, junit=junit, junit_error=junit_error, setup_failed=setup_failed,
-            interpreter=interpreter, packages=packages, install=install, node=self.info().node)
-
     # -- the whole run -------------------------------------------------------------------------
 
     def kill_run(self, ctx: RunContext) -> int:
@@ -315,49 +296,46 @@ class DockerEngine:
 
     def leftovers(self, *, images: bool = False) -> list[Leftover]:
         found: list[Leftover] = []
-        with self.errors.errors("engine", "list leftovers"):
+        with self.errors.errors(Stage.ENGINE, "list leftovers"):
             for item in self.api.containers(all=True, filters={"label": f"{LABEL_MANAGED}=true"}):
                 names = item.get("Names") or [""]
-                found.append(Leftover("container", str(item["Id"]), names[0].lstrip("/"),
-                                      dict(item.get("Labels") or {})))
+                found.append(Leftover(LeftoverKind.CONTAINER, str(item["Id"]),
+                                      names[0].lstrip("/"), dict(item.get("Labels") or {})))
             if images:
                 for item in self.api.images(filters={"label": f"{LABEL_MANAGED}=true"}):
                     tags = item.get("RepoTags") or [""]
-                    found.append(Leftover("image", str(item["Id"]), tags[0],
+                    found.append(Leftover(LeftoverKind.IMAGE, str(item["Id"]), tags[0],
                                           dict(item.get("Labels") or {})))
         return found
 
-    def remove(self, item: Leftover) -> None:
-        if item.kind == "container":
-            self.remove_container(item.id)
-        elif item.kind == "image":
-            try:  # never forced: an image a container still uses stays
-                self.api.remove_image(item.id)
-            except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-                log.warning("kept image %s: %s", item.name or item.id[:19], exc)
+    def remove_leftover(self, item: Leftover) -> None:
+        match item.kind:
+            case LeftoverKind.CONTAINER:
+                self.remove_container(item.id)
+            case LeftoverKind.IMAGE:
+                try:  # never forced: an image a container still uses stays
+                    self.api.remove_image(item.id)
+                except (docker.errors.DockerException,
+                        requests.exceptions.RequestException) as exc:
+                    log.warning("kept image %s: %s", item.name or item.id[:19], exc)
+            case LeftoverKind.SERVICE:
+                raise ValueError(f"a Docker engine has no services ({item.name})")
+            case _:
+                assert_never(item.kind)
 
     def close(self) -> None:
         self.images.close()
         self.client.close()
 
 
-def _record(raw: bytes) -> tuple[Interpreter, str]:
-    """The bootstrap's record: what the interpreter said of itself, when the tests began."""
-    try:
-        info = json.loads(raw)
-        return Interpreter.from_record(info), str(info.get("started", ""))
-    except (ValueError, AttributeError):
-        return Interpreter(), ""
+@dataclass
+class _Container:
+    """A started container's live parts."""
 
-
-def _packages(raw: bytes) -> tuple[dict[str, str], InstallRecord]:
-    """The bootstrap's record of what is installed (untrusted: typed and capped)."""
-    try:
-        record = json.loads(raw) if raw else {}
-    except ValueError:
-        return {}, InstallRecord()
-    install = record.get("install") if isinstance(record, dict) else None
-    return packages_from_record(record), InstallRecord.from_record(install)
+    attachment: Attachment
+    pump: LogPump
+    steps: _Steps
+    began: float = 0.0
 
 
 class _Steps:

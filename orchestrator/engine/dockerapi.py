@@ -27,7 +27,7 @@ from docker.context import ContextAPI
 from docker.types import CancellableStream
 from docker.utils import kwargs_from_env
 
-from ..errors import CellError, EngineUnavailable, ImageNotFound
+from ..errors import CellError, EngineUnavailable, ImageNotFound, Stage
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Translator:
                                  hint="check that the engine is running, then rerun")
 
     @contextmanager
-    def errors(self, stage: str, what: str) -> Iterator[None]:
+    def errors(self, stage: Stage, what: str) -> Iterator[None]:
         """Translate anything docker-py or requests raises while doing ``what``."""
         try:
             yield

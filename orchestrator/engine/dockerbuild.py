@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import IO, Any, cast
 
 from ..celllog import CellLog
-from ..errors import BuildFailed, CellError
+from ..errors import BuildFailed, CellError, Stage
 from .dockerapi import Streams, Translator, is_transient
 
 _OURS = "tagmatrix: error: "
@@ -56,7 +56,7 @@ def stream_build(streams: Streams, errors: Translator, request: BuildRequest, ce
         watchdog.start()
         threading.Thread(target=_abort_on, args=(cancel, abort, watchdog), daemon=True).start()
         try:
-            with errors.errors("build", "build"):
+            with errors.errors(Stage.BUILD, "build"):
                 # requests streams any object with read(); the SDK's stubs say IO[bytes]
                 stream = api.build(fileobj=cast("IO[bytes]", request.context),
                                    custom_context=True,
@@ -67,22 +67,22 @@ def stream_build(streams: Streams, errors: Translator, request: BuildRequest, ce
                     progress = _consume(chunk, cell_log, progress)
         except CellError as exc:
             if cancel.is_set():
-                raise BuildFailed("build cancelled", stage="build") from exc
+                raise BuildFailed("build cancelled", stage=Stage.BUILD) from exc
             if state["timed_out"]:
                 raise BuildFailed(f"build timed out after {request.timeout:g} s",
-                                  stage="build") from exc
+                                  stage=Stage.BUILD) from exc
             raise
         finally:
             watchdog.cancel()
     where = f" (see {cell_log.label})"
     if state["timed_out"]:
-        raise BuildFailed(f"build timed out after {request.timeout:g} s{where}", stage="build")
+        raise BuildFailed(f"build timed out after {request.timeout:g} s{where}", stage=Stage.BUILD)
     if progress.error:
-        raise BuildFailed(f"{request.failure}: {progress.cause()}{where}", stage="build",
+        raise BuildFailed(f"{request.failure}: {progress.cause()}{where}", stage=Stage.BUILD,
                           retryable=is_transient(progress.error))
     if not progress.image_id:
         raise BuildFailed(f"build ended without an image (stream cut short){where}",
-                          stage="build")
+                          stage=Stage.BUILD)
     return progress.image_id, progress.steps > 0 and progress.cached >= progress.steps - 1
 
 

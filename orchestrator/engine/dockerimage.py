@@ -23,7 +23,7 @@ import docker
 
 from ..celllog import CellLog
 from ..dockerfile import cell_dockerfile, project_dockerfile, tools
-from ..errors import CellError, ImageNotFound
+from ..errors import CellError, ImageNotFound, Stage
 from ..jobs import BuildSpec, ProjectBuild
 from ..labels import LABEL_PROJECT_KEY
 from ..settings import ProjectKind
@@ -78,12 +78,12 @@ class ImageStore:
             if present is None or pull == "always":
                 if pull == "never":
                     raise ImageNotFound(f"{reference} is not on the engine and image.pull is "
-                                        "'never'", stage="pull")
+                                        "'never'", stage=Stage.PULL)
                 self._pull(reference, cell_log)
                 present = self._inspect(reference)
                 if present is None:
                     raise ImageNotFound(f"{reference} was pulled but is not on the engine",
-                                        stage="pull")
+                                        stage=Stage.PULL)
             else:
                 cell_log.note(f"base image {reference} is on the engine (pull: {pull})")
             self._bases[reference] = present
@@ -91,7 +91,7 @@ class ImageStore:
 
     def _inspect(self, reference: str) -> BaseImage | None:
         try:
-            with self.errors.errors("pull", f"inspect {reference}"):
+            with self.errors.errors(Stage.PULL, f"inspect {reference}"):
                 data = inspect_image(self.api, reference)
         except ImageNotFound:
             return None
@@ -113,15 +113,15 @@ class ImageStore:
         repo, tag = _split_reference(reference)
         cell_log.note(f"pulling {reference}")
         started = time.monotonic()
-        with self.streams.client() as (api, _abort), self.errors.errors("pull",
+        with self.streams.client() as (api, _abort), self.errors.errors(Stage.PULL,
                                                                           f"pull {reference}"):
             for chunk in api.pull(repo, tag, stream=True, decode=True):
                 if "error" in chunk:
                     message = str(chunk.get("error"))
                     if "not found" in message.lower() or "manifest unknown" in message.lower():
                         raise ImageNotFound(f"{reference}: tag not found in the registry "
-                                            f"({message})", stage="pull")
-                    raise CellError(f"pull {reference}: {message}", stage="pull",
+                                            f"({message})", stage=Stage.PULL)
+                    raise CellError(f"pull {reference}: {message}", stage=Stage.PULL,
                                     retryable=is_transient(message))
                 status = chunk.get("status")
                 if status and ("Digest" in status or "Status" in status):
@@ -219,7 +219,7 @@ class ImageStore:
             labels=labels, timeout=spec.timeout), cell_log, cancel)
 
     def inspect_built(self, image_id: str) -> dict[str, Any]:
-        with self.errors.errors("build", "inspect built image"):
+        with self.errors.errors(Stage.BUILD, "inspect built image"):
             return inspect_image(self.api, image_id)
 
     def close(self) -> None:

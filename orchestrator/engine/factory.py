@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,8 @@ import docker.tls
 from docker.context import ContextAPI
 
 from ..errors import EngineUnavailable
-from ..settings import EngineSettings
-from . import Engine
+from ..settings import EngineSettings, EngineType
+from . import FullEngine
 from .dockerapi import Endpoint
 
 
@@ -46,14 +47,44 @@ def endpoint_for(settings: EngineSettings) -> Endpoint:
     return Endpoint()
 
 
-def connect(settings: EngineSettings, *, workers: int, pull: str) -> Engine:
-    """A connected engine of the configured type; EngineUnavailable if it does not answer."""
-    endpoint = endpoint_for(settings)
-    if settings.type == "swarm":
-        from .swarm import SwarmEngine
+# Minimum engine API versions: attach before start and the `local` log driver
+# (Docker 19.03, API 1.40); replicated-job services (Docker 20.10, API 1.41).
+MINIMUM_API = {EngineType.DOCKER: (1, 40), EngineType.SWARM: (1, 41)}
 
-        return SwarmEngine(settings.name, endpoint=endpoint, registry=settings.registry or "",
-                           workers=workers, pull=pull)
+
+def _docker(settings: EngineSettings, endpoint: Endpoint, workers: int,
+            pull: str) -> FullEngine:
     from .docker import DockerEngine
 
     return DockerEngine(settings.name, endpoint=endpoint, workers=workers, pull=pull)
+
+
+def _swarm(settings: EngineSettings, endpoint: Endpoint, workers: int,
+           pull: str) -> FullEngine:
+    from .swarm import SwarmEngine
+
+    return SwarmEngine(settings.name, endpoint=endpoint, registry=settings.registry or "",
+                       workers=workers, pull=pull)
+
+
+# The engine types, by name; each imports the Docker SDK only when it is used.
+ENGINES: dict[EngineType, Callable[[EngineSettings, Endpoint, int, str], FullEngine]] = {
+    EngineType.DOCKER: _docker,
+    EngineType.SWARM: _swarm,
+}
+
+
+def connect(settings: EngineSettings, *, workers: int, pull: str) -> FullEngine:
+    """A connected engine of the configured type; EngineUnavailable if it does not answer
+    or is too old for what tagmatrix asks of it."""
+    engine = ENGINES[settings.type](settings, endpoint_for(settings), workers, pull)
+    info = engine.info()
+    minimum = MINIMUM_API[settings.type]
+    found = tuple(int(p) for p in info.api_version.split(".")[:2] if p.isdigit())
+    if found and found < minimum:
+        engine.close()
+        raise EngineUnavailable(
+            f"engine {settings.name} speaks Docker API {info.api_version} ({info.version}); "
+            f"tagmatrix needs {minimum[0]}.{minimum[1]} or newer for a {settings.type} engine",
+            hint="upgrade the engine (Docker 20.10 or newer)")
+    return engine

@@ -38,6 +38,7 @@ class Frame:
     interpreter: dict[str, Any]
     exit_code: int | None
     junit: bytes | None
+    packages: Any = None  # the bootstrap's packages record, as sent (untrusted)
 
 
 class FrameCatcher:
@@ -105,7 +106,8 @@ class FrameCatcher:
             junit = payload.get("junit")
             return Frame(interpreter=dict(payload.get("interpreter") or {}),
                          exit_code=payload.get("exit_code"),
-                         junit=base64.b64decode(junit) if junit else None)
+                         junit=base64.b64decode(junit) if junit else None,
+                         packages=payload.get("packages"))
         except (ValueError, binascii.Error, TypeError, AttributeError) as exc:
             raise FrameError(f"the results frame is damaged: {exc}") from exc
 

@@ -15,13 +15,14 @@ its task; every service carries the run's labels.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, assert_never
 
 import docker
 import docker.errors
@@ -37,14 +38,23 @@ from docker.types import (
 )
 
 from ..celllog import CellLog
-from ..errors import CellError, EngineUnavailable
+from ..errors import CellError, EngineUnavailable, Stage
 from ..jobs import BuildSpec, Job
 from ..labels import LABEL_CELL, LABEL_MANAGED, LABEL_RUN
-from ..results import Interpreter
-from . import EngineInfo, Execution, Leftover, PreparedImage, RunContext, Slot
+from . import (
+    Ending,
+    EngineInfo,
+    Execution,
+    Leftover,
+    LeftoverKind,
+    PreparedImage,
+    RunContext,
+    Started,
+)
 from .bootstrap import container_command, container_env
 from .dockerapi import Endpoint, is_transient
 from .frames import FrameCatcher, FrameError
+from .records import interpreter_of, packages_of
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +80,14 @@ class SwarmEngine:
         self._push_guard = threading.Lock()
         self._hosts: dict[str, str] = {}
         self._info: EngineInfo | None = None
+        self._live: dict[str, _Service] = {}
+        self._live_lock = threading.Lock()
+        self._tokens = itertools.count(1)
 
     def info(self) -> EngineInfo:
         if self._info is None:
             base = self.local.info()
-            with self.errors.errors("engine", "swarm info"):
+            with self.errors.errors(Stage.ENGINE, "swarm info"):
                 swarm = self.api.info().get("Swarm") or {}
                 if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
                     raise EngineUnavailable(
@@ -96,7 +109,7 @@ class SwarmEngine:
                 ctx: RunContext) -> PreparedImage:
         image = self.local.prepare(job, spec, log, ctx)
         if spec is None:
-            raise CellError("mount mode cannot run on a Swarm", stage="build")
+            raise CellError("mount mode cannot run on a Swarm", stage=Stage.BUILD)
         with self._push_guard:  # one push per image; pushes of different images at once
             lock = self._push_locks.setdefault(spec.key, threading.Lock())
         with lock:
@@ -110,18 +123,18 @@ class SwarmEngine:
         cell_log.note(f"pushing {repository}:{tag} for the swarm's nodes")
         started = time.monotonic()
         digest = ""
-        with self.errors.errors("push", f"push {repository}:{tag}"):
+        with self.errors.errors(Stage.PUSH, f"push {repository}:{tag}"):
             self.api.tag(image.id, repository, tag)
             for chunk in self.api.push(repository, tag, stream=True, decode=True):
                 if "error" in chunk:
                     message = str(chunk["error"])
-                    raise CellError(f"push {repository}:{tag}: {message}", stage="push",
+                    raise CellError(f"push {repository}:{tag}: {message}", stage=Stage.PUSH,
                                     retryable=is_transient(message))
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = str(aux["Digest"])
         if not digest:
-            raise CellError(f"push {repository}:{tag} reported no digest", stage="push")
+            raise CellError(f"push {repository}:{tag} reported no digest", stage=Stage.PUSH)
         cell_log.note(f"pushed {repository}:{tag}@{digest} in {time.monotonic() - started:.1f} s")
         return replace(image, reference=f"{repository}:{tag}@{digest}")
 
@@ -145,44 +158,61 @@ class SwarmEngine:
                                 cpu_reservation=limits.nano_cpus,
                                 mem_reservation=limits.memory),
             log_driver=DriverConfig("json-file", {"max-size": "20m", "max-file": "3"}))
-        with self.errors.errors("run", "create service"):
+        with self.errors.errors(Stage.RUN, "create service"):
             created = self.api.create_service(task, name=self._service_name(job, ctx),
                                               labels=labels,
                                               mode=ServiceMode("replicated-job", replicas=1))
         return str(created["ID"])
 
-    def execute(self, job: Job, image: PreparedImage, log: CellLog,
-                ctx: RunContext) -> Execution:
-        catcher = FrameCatcher(FRAME_CAP)
-        reader: _ServiceLogs | None = None
-        sid = ""
-        task: dict[str, Any] = {}
-        try:
-            with Slot(ctx, job.id) as slot:
-                log.section(f"run: {' '.join(job.command)} (swarm service)")
-                log.restart_excerpt()
-                sid = self._create(job, image, ctx)
-                reader = _ServiceLogs(self.local, sid, lambda data: log.output(catcher.feed(data)))
-                reader.start()
-                started = time.monotonic()
-                task, timed_out, cancelled = self._wait(sid, started + job.timeout, ctx)
-                run_s = time.monotonic() - started
-                slot.release()
-            assert reader is not None  # set in the slot
-            if cancelled or timed_out:
-                reader.cut()
-                log.output(catcher.flush())
-                return Execution(exit_code=None, timed_out=timed_out, cancelled=cancelled,
-                                 run_s=run_s, node=self._node(task))
-            reader.drain(lambda: catcher.complete)
-            log.output(catcher.flush())
-            return self._result(task, catcher, run_s)
-        finally:
-            if reader is not None:
-                reader.cut()
-            if sid:
-                self._remove_service(sid)
-                self._remove_task_container(sid, task)
+    def start(self, job: Job, image: PreparedImage, log: CellLog,
+              ctx: RunContext) -> Started:
+        """Nothing runs yet: a service starts its task at once, so it is created on "go"."""
+        token = f"{job.id}-{next(self._tokens)}"
+        with self._live_lock:
+            self._live[token] = _Service(log=log, ctx=ctx, catcher=FrameCatcher(FRAME_CAP))
+        log.section(f"run: {' '.join(job.command)} (swarm service)")
+        log.restart_excerpt()
+        return Started(id=token, job=job, image=image)
+
+    def go(self, started: Started) -> None:
+        live = self._live[started.id]
+        live.sid = self._create(started.job, started.image, live.ctx)
+        catcher, log = live.catcher, live.log
+        live.reader = _ServiceLogs(self.local, live.sid,
+                                   lambda data: log.output(catcher.feed(data)))
+        live.reader.start()
+        live.began = time.monotonic()
+
+    def wait(self, started: Started, timeout: float, ctx: RunContext) -> Ending:
+        live = self._live[started.id]
+        live.task, timed_out, cancelled = self._wait(live.sid, live.began + timeout, ctx)
+        status = live.task.get("Status") or {}
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        return Ending(exit_code=code if not (timed_out or cancelled) else None,
+                      timed_out=timed_out, cancelled=cancelled,
+                      run_s=time.monotonic() - live.began)
+
+    def collect(self, started: Started, ending: Ending, log: CellLog) -> Execution:
+        live = self._live[started.id]
+        assert live.reader is not None  # started on "go"
+        if ending.timed_out:  # the service is gone: what it printed so far is logged
+            live.reader.cut()
+            log.output(live.catcher.flush())
+            return Execution.ended(ending, node=self._node(live.task))
+        live.reader.drain(lambda: live.catcher.complete)
+        log.output(live.catcher.flush())
+        return self._result(live.task, live.catcher, ending.run_s)
+
+    def remove(self, started: Started) -> None:
+        with self._live_lock:
+            live = self._live.pop(started.id, None)
+        if live is None:
+            return
+        if live.reader is not None:
+            live.reader.cut()
+        if live.sid:
+            self._remove_service(live.sid)
+            self._remove_task_container(live.sid, live.task)
 
     def _result(self, task: dict[str, Any], catcher: FrameCatcher, run_s: float) -> Execution:
         status = task.get("Status") or {}
@@ -193,12 +223,13 @@ class SwarmEngine:
             return Execution(exit_code=code, run_s=run_s, junit_error=str(exc),
                              finished_at=str(status.get("Timestamp", "")),
                              node=self._node(task))
-        info = frame.interpreter
+        interpreter, started_at = interpreter_of(frame.interpreter)
+        packages, install = packages_of(frame.packages)
         return Execution(
             exit_code=code if code is not None else frame.exit_code, run_s=run_s,
             junit=frame.junit, junit_error="" if frame.junit else "no JUnit file in the frame",
-            started_at=str(info.get("started", "")), finished_at=str(status.get("Timestamp", "")),
-            interpreter=Interpreter.from_record(info),
+            started_at=started_at, finished_at=str(status.get("Timestamp", "")),
+            interpreter=interpreter, packages=packages, install=install,
             node=self._node(task))
 
     def _wait(self, sid: str, deadline: float,
@@ -211,7 +242,7 @@ class SwarmEngine:
             if time.monotonic() >= deadline:
                 self._remove_service(sid)
                 return task, True, False
-            with self.errors.errors("run", "task status"):
+            with self.errors.errors(Stage.RUN, "task status"):
                 tasks = self.api.tasks(filters={"service": sid})
             if tasks:
                 task = max(tasks, key=lambda t: str(t.get("CreatedAt", "")))
@@ -219,7 +250,7 @@ class SwarmEngine:
                 state, err = status.get("State"), str(status.get("Err") or "")
                 if state == "rejected" or "no suitable node" in err:
                     raise CellError(f"the swarm cannot run it: {err or status.get('Message')}",
-                                    stage="run", retryable=is_transient(err))
+                                    stage=Stage.RUN, retryable=is_transient(err))
                 if state in DONE and (status.get("ContainerStatus") or {}).get("ContainerID"):
                     return task, False, False
             time.sleep(POLL)
@@ -270,20 +301,36 @@ class SwarmEngine:
         return removed + self.local.kill_run(ctx)
 
     def leftovers(self, *, images: bool = False) -> list[Leftover]:
-        with self.errors.errors("engine", "list services"):
+        with self.errors.errors(Stage.ENGINE, "list services"):
             services = self.api.services(filters={"label": f"{LABEL_MANAGED}=true"})
-        found = [Leftover("service", str(s["ID"]), str(s["Spec"].get("Name", "")),
+        found = [Leftover(LeftoverKind.SERVICE, str(s["ID"]), str(s["Spec"].get("Name", "")),
                           dict(s["Spec"].get("Labels") or {})) for s in services]
         return found + self.local.leftovers(images=images)  # services first: they own tasks
 
-    def remove(self, item: Leftover) -> None:
-        if item.kind == "service":
-            self._remove_service(item.id)
-        else:
-            self.local.remove(item)
+    def remove_leftover(self, item: Leftover) -> None:
+        match item.kind:
+            case LeftoverKind.SERVICE:
+                self._remove_service(item.id)
+            case LeftoverKind.CONTAINER | LeftoverKind.IMAGE:
+                self.local.remove_leftover(item)
+            case _:
+                assert_never(item.kind)
 
     def close(self) -> None:
         self.local.close()
+
+
+@dataclass
+class _Service:
+    """A cell's service on the Swarm, from "go" to its removal."""
+
+    log: CellLog
+    ctx: RunContext
+    catcher: FrameCatcher
+    sid: str = ""
+    reader: _ServiceLogs | None = None
+    task: dict[str, Any] = field(default_factory=dict)
+    began: float = 0.0
 
 
 class _ServiceLogs(threading.Thread):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 
-from ..compare import NEW_FAILURE, regressed, unexpected_passes
+from ..changes import Change
+from ..compare import regressed, unexpected_passes
 from ..results import RunResult, Status
 from .junit import escape_visible
 from .summary import reason
@@ -44,9 +45,9 @@ def commands(run: RunResult, *, token: str | None = None) -> list[str]:
             lines.append(f"::error title={_property(f'tagmatrix {cell.id} {cell.status}')}::"
                          f"{_data(escape_visible(reason(cell)))}")
     for cell in regressed(run):
-        tests = cell.comparison.get("tests", {}).get(NEW_FAILURE, [])
+        tests = cell.comparison.tests_of(Change.NEW_FAILURE) if cell.comparison else ()
         what = ", ".join(tests) if tests else f"the cell {cell.status}"
-        attribution = cell.comparison.get("attribution", "")
+        attribution = cell.comparison.attribution if cell.comparison else ""
         lines.append(f"::error title={_property(f'new failure in {cell.id}')}::"
                      f"{_data(escape_visible(what + (f'; {attribution}' if attribution else '')))}")
     for cell in unexpected_passes(run):

@@ -26,12 +26,14 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from typing import assert_never
 
 from junit_xml import TestCase as JTestCase
 from junit_xml import TestSuite as JTestSuite
 
+from ..errors import Stage
 from ..junit_in import clip
-from ..results import CellResult, Status, TestCase
+from ..results import CellResult, Status, TestCase, TestOutcome
 
 # Per suite; the full output is in the cell's log file. Larger than the cell
 # log's head + tail excerpt (2 x 32 KiB + marker), so that is never cut twice.
@@ -51,10 +53,17 @@ def _time(seconds: float) -> str:
     return f"{max(seconds, 0.0):.3f}"
 
 
-def _harness_name(stage: str) -> str:
-    if stage in ("pull", "build", "image"):
-        return "build"
-    return "results" if stage == "results" else "run"
+def _harness_name(stage: Stage) -> str:
+    """The harness case a stage's error belongs to (a Swarm push is part of the build)."""
+    match stage:
+        case Stage.PULL | Stage.BUILD | Stage.PUSH:
+            return "build"
+        case Stage.RESULTS:
+            return "results"
+        case Stage.RUN | Stage.ENGINE | Stage.INTERNAL | Stage.NONE:
+            return "run"
+        case _:
+            assert_never(stage)
 
 
 def _add_attempts(cell: CellResult, suite: ET.Element) -> None:
@@ -66,7 +75,7 @@ def _add_attempts(cell: CellResult, suite: ET.Element) -> None:
         for case in suite.iter("testcase"):
             if case.get("name") == name and case.get("classname") == f"{cell.id}.tagmatrix":
                 ET.SubElement(case, kind, {
-                    "type": attempt.stage or "error",
+                    "type": attempt.stage.value or "error",
                     "message": escape_visible(f"attempt {attempt.number}: {attempt.reason}")})
 
 
@@ -78,22 +87,27 @@ def _harness(cell: CellResult) -> list[JTestCase]:
     cases["build"].elapsed_sec = cell.build_s
     cases["run"].elapsed_sec = cell.run_s
     reason = escape_visible(cell.reason or str(cell.status))
-    if cell.status is Status.SKIPPED:
-        for case in cases.values():
-            case.add_skipped_info(message=reason)
-    elif cell.status is Status.CANCELLED:
-        for case in cases.values():
-            case.add_skipped_info(message=f"cancelled: {reason}")
-    elif cell.status is Status.TIMEOUT:
-        cases["run"].add_error_info(message=reason, error_type="timeout")
-        cases["results"].add_skipped_info(message="no results: the cell timed out")
-    elif cell.status is Status.ERROR:
-        stage = cell.stage or "run"
-        name = _harness_name(stage)
-        cases[name].add_error_info(message=reason, error_type=stage)
-        after = {"build": ("run", "results"), "run": ("results",), "results": ()}[name]
-        for later in after:
-            cases[later].add_skipped_info(message=f"not reached: {name} failed")
+    match cell.status:
+        case Status.SKIPPED:
+            for case in cases.values():
+                case.add_skipped_info(message=reason)
+        case Status.CANCELLED:
+            for case in cases.values():
+                case.add_skipped_info(message=f"cancelled: {reason}")
+        case Status.TIMEOUT:
+            cases["run"].add_error_info(message=reason, error_type="timeout")
+            cases["results"].add_skipped_info(message="no results: the cell timed out")
+        case Status.ERROR:
+            stage = cell.stage or Stage.RUN
+            name = _harness_name(stage)
+            cases[name].add_error_info(message=reason, error_type=stage.value)
+            after = {"build": ("run", "results"), "run": ("results",), "results": ()}[name]
+            for later in after:
+                cases[later].add_skipped_info(message=f"not reached: {name} failed")
+        case Status.PASSED | Status.FAILED:
+            pass  # the harness passed; the tests' own cases say the rest
+        case _:
+            assert_never(cell.status)
     return list(cases.values())
 
 
@@ -106,12 +120,18 @@ def _inner(cell: CellResult, case: TestCase) -> JTestCase:
     # junit-xml drops a failure/error without message or output: never give it none.
     message = escape_visible(case.message) or f"{case.outcome}"
     text = escape_visible(case.text) or None
-    if case.outcome == "failed":
-        out.add_failure_info(message=message, output=text, failure_type=case.type or None)
-    elif case.outcome == "error":
-        out.add_error_info(message=message, output=text, error_type=case.type or None)
-    elif case.outcome == "skipped":
-        out.add_skipped_info(message=escape_visible(case.message) or "skipped", output=text)
+    match case.outcome:
+        case TestOutcome.FAILED:
+            out.add_failure_info(message=message, output=text, failure_type=case.type or None)
+        case TestOutcome.ERROR:
+            out.add_error_info(message=message, output=text, error_type=case.type or None)
+        case TestOutcome.SKIPPED:
+            out.add_skipped_info(message=escape_visible(case.message) or "skipped",
+                                 output=text)
+        case TestOutcome.PASSED:
+            pass
+        case _:
+            assert_never(case.outcome)
     return out
 
 

@@ -7,15 +7,18 @@ the terminal (plain text without a terminal) and Markdown for summary.md /
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import FIXED, FLAKY, NEW_FAILURE, STILL_FAILING, unexpected_passes
-from ..results import CellResult, RunResult, Status
+from ..changes import Change
+from ..compare import unexpected_passes
+from ..results import CellResult, Gate, RunResult, Status
 from .junit import escape_visible
 
 STYLE = {Status.PASSED: "green", Status.FAILED: "red", Status.ERROR: "magenta",
@@ -51,7 +54,7 @@ def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]
     found: dict[str, tuple[str, list[str]]] = {}
     for cell in cells:
         for case in cell.cases:
-            if case.outcome in ("failed", "error"):
+            if case.outcome.bad:
                 key = escape_visible(case.key)
                 # split on "\n" only: splitlines() also breaks at U+0085 and friends,
                 # which tests print; escape control characters for every renderer
@@ -85,12 +88,27 @@ def _tests(cell: CellResult) -> str:
 
 
 def verdict_line(run: RunResult) -> str:
+    """The one line that says what decided the exit code."""
     s = run.summary()
     counts = ", ".join(f"{s[st.value]} {st.value}" for st in Status if s[st.value])
     allowed = f"; allowed to fail: {', '.join(s['allowed_failures'])}" \
         if s["allowed_failures"] else ""
-    state = "cancelled" if run.cancelled else ("OK" if run.ok else "FAILED")
-    return f"{state}: {s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
+    cells = f"{s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
+    if run.cancelled:
+        return f"cancelled: {cells}"
+    match run.gate:
+        case Gate.FAILURES:
+            return f"{'OK' if run.ok else 'FAILED'}: {cells}"
+        case Gate.REGRESSIONS:
+            new = sum(1 for c in run.cells if c.gating and c.comparison is not None
+                      and c.comparison.regressed)
+            failing = sum(1 for c in run.cells if not c.ok)
+            if new:
+                return f"FAILED: {new} cell(s) with new failures (gate: regressions); {cells}"
+            still = f"{failing} still failing, " if failing else ""
+            return f"OK: no new failures ({still}gate passed: regressions); {cells}"
+        case _:
+            assert_never(run.gate)
 
 
 CHANGE_STYLE = {"new failure": "bold red", "fixed": "green", "still failing": "red",
@@ -147,16 +165,33 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
                 console.print(Text(f"      {message}", style="dim"))
         if len(failing) > 50:
             console.print(f"  ... and {len(failing) - 50} more (see junit.xml)")
-    style = "green" if run.ok else "red"
+    style = "green" if run.gate_passed else "red"
     console.print(Text(verdict_line(run), style=f"bold {style}"))
     if reports:
         console.print(f"reports: {reports}")
 
 
+# Markdown punctuation a test's message could use to make links, images (a tracking
+# pixel in a CI summary), emphasis or code: backslash-escaped, so it shows as text.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]~]|!(?=\[))")
+# GitHub turns bare URLs into links: an escaped slash or dot keeps them text.
+_AUTOLINK = re.compile(r"(?i)(?<=:)//|(?<=\bwww)\.")
+
+
 def _md(text: str) -> str:
-    # table-safe, and no raw HTML: GitHub renders <tags> in Markdown
-    return (escape_visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("\n", " "))
+    """Text for a Markdown table cell: no raw HTML (GitHub renders <tags>), no links,
+    images or emphasis, one line."""
+    safe = escape_visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    safe = _MD_PUNCTUATION.sub(r"\\\1", safe)
+    safe = _AUTOLINK.sub(lambda m: "\\/\\/" if m.group() == "//" else "\\.", safe)
+    return safe.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """Text as a code span in a table cell (rendered literally: nothing to escape but the
+    span's own delimiter and the table's)."""
+    safe = escape_visible(text).replace("\n", " ").replace("`", "\u02cb").replace("|", "\\|")
+    return f"`{safe}`"
 
 
 def markdown(run: RunResult) -> str:
@@ -195,7 +230,7 @@ def markdown(run: RunResult) -> str:
     if failing:
         out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]
         for test, message, where in failing[:200]:
-            out.append(f"| `{_md(test)}` | {', '.join(f'`{w}`' for w in where)} | "
+            out.append(f"| {_code(test)} | {', '.join(_code(w) for w in where)} | "
                        f"{_md(message)} |")
     return "\n".join(out) + "\n"
 
@@ -205,24 +240,26 @@ def comparison_lines(run: RunResult) -> list[tuple[str, str]]:
     shared by the terminal, summary.md and index.html."""
     lines: list[tuple[str, str]] = []
     if run.baseline:
-        for change in (NEW_FAILURE, FIXED, STILL_FAILING, FLAKY):
+        for change in (Change.NEW_FAILURE, Change.FIXED, Change.STILL_FAILING, Change.FLAKY):
             for cell in run.cells:
-                comparison = cell.comparison or {}
-                tests = comparison.get("tests", {}).get(change, [])
-                if comparison.get("cell") == change:
+                comparison = cell.comparison
+                if comparison is None:
+                    continue
+                if comparison.cell is change:
                     text = f"{cell.id}: {change}" + (f" ({cell.reason})" if cell.reason
-                                                     and change != FIXED else "")
-                    if comparison.get("attribution"):
-                        text += f"; {comparison['attribution']}"
-                    lines.append((change, escape_visible(text)))
-                for test in tests:
+                                                     and change is not Change.FIXED else "")
+                    if comparison.attribution:
+                        text += f"; {comparison.attribution}"
+                    lines.append((change.value, escape_visible(text)))
+                for test in comparison.tests_of(change):
                     text = f"{cell.id}: {test}: {change}"
-                    if change == NEW_FAILURE and comparison.get("attribution") \
-                            and comparison.get("cell") != NEW_FAILURE:
-                        text += f"; {comparison['attribution']}"
-                    lines.append((change, escape_visible(text)))
+                    if change is Change.NEW_FAILURE and comparison.attribution \
+                            and comparison.cell is not Change.NEW_FAILURE:
+                        text += f"; {comparison.attribution}"
+                    lines.append((change.value, escape_visible(text)))
         if not lines:
-            lines.append(("unchanged", f"nothing changed against baseline {run.baseline}"))
+            lines.append((Change.UNCHANGED.value,
+                          f"nothing changed against baseline {run.baseline}"))
     for cell in unexpected_passes(run):
         lines.append(("unexpected pass", f"{cell.id} now passes although it is allowed to "
                                          "fail: consider making it required"))

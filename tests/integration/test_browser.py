@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from orchestrator.run import write_reports
+from orchestrator.reportio import write_reports
 from tests.fixtures import sample_run
 
 pytestmark = pytest.mark.browser

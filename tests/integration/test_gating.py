@@ -15,7 +15,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from orchestrator.registry import Registry
+from orchestrator.engine.registry import Registry
 from tests.integration.conftest import (
     REGISTRY,
     lab_matrix,

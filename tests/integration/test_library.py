@@ -88,7 +88,9 @@ def test_a_src_library_is_tested_as_installed_even_over_an_older_copy_of_itself(
         assert cell["install"]["resolver"].startswith("pip ")
         assert 'pytest>=8; extra == "tests"' in cell["install"]["requires"]
     logs = outcome.reports / "logs"
-    assert "Successfully built idna" in (logs / "_project.linux-sdist.log").read_text()
+    project_log = (logs / "_project.linux-sdist.log").read_text()
+    assert "Step 1/" in project_log  # built (or taken from the cache) once, logged once
+    assert "[tagmatrix] project image sha256:" in project_log
 
 
 def test_a_min_cell_installs_the_declared_floors(

@@ -8,7 +8,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from orchestrator.registry import Registry, RegistryError
+from orchestrator.engine.registry import Registry
+from orchestrator.errors import RegistryError
 from tests.integration.conftest import REGISTRY, lab_matrix, make_project, tagmatrix
 
 pytestmark = pytest.mark.docker

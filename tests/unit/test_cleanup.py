@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from orchestrator.cleanup import decide, owner_alive, process_start
-from orchestrator.engine import Leftover
+from orchestrator.engine import Leftover, LeftoverKind
 from orchestrator.labels import LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_RUN
 
 
@@ -35,10 +35,10 @@ def test_owner_alive() -> None:
 
 
 def test_decide_removes_only_dead_runs() -> None:
-    live = Leftover("container", "a", labels=labels(os.getpid(), run="live"))
-    dead = Leftover("container", "b", labels=labels(dead_pid(), run="dead"))
-    remote = Leftover("container", "c", labels=labels(1, host="ci-7", run="remote"))
-    foreign = Leftover("container", "d", labels={})
+    live = Leftover(LeftoverKind.CONTAINER, "a", labels=labels(os.getpid(), run="live"))
+    dead = Leftover(LeftoverKind.CONTAINER, "b", labels=labels(dead_pid(), run="dead"))
+    remote = Leftover(LeftoverKind.CONTAINER, "c", labels=labels(1, host="ci-7", run="remote"))
+    foreign = Leftover(LeftoverKind.CONTAINER, "d", labels={})
     decision = decide([live, dead, remote, foreign], hostname="here")
     assert decision.remove == (dead,)
     kept = {item.id: why for item, why in decision.keep}

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from orchestrator.compare import (
-    FIXED,
-    FLAKY,
-    NEW_CELL,
-    NEW_FAILURE,
-    STILL_FAILING,
-    UNCHANGED,
-    attribute,
-    compare,
-    regressed,
-    unexpected_passes,
-)
+from orchestrator.changes import Change
+from orchestrator.compare import attribute, compare, regressed, unexpected_passes
+from orchestrator.errors import Stage
 from orchestrator.results import Attempt, CellResult, Interpreter, RunResult, Status
 
+NEW_FAILURE, FIXED, STILL_FAILING = Change.NEW_FAILURE, Change.FIXED, Change.STILL_FAILING
+UNCHANGED, NEW_CELL = Change.UNCHANGED, Change.NEW_CELL
 PROJECT_A, PROJECT_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 IMAGE_1, IMAGE_2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
 
@@ -44,7 +37,7 @@ def test_cells_and_tests_are_classified() -> None:
                         cell("b-slim", Status.PASSED),
                         cell("c-slim", Status.FAILED, ("t::y", "t::w")),
                         cell("d-slim", Status.PASSED), cell("e-slim", Status.PASSED)), before)
-    changes = {c.id: c.comparison for c in after.cells}
+    changes = {c.id: c.comparison.to_json() for c in after.cells if c.comparison}
     assert after.baseline == "night-1"
     assert changes["a-slim"]["cell"] == NEW_FAILURE
     assert changes["a-slim"]["tests"] == {NEW_FAILURE: ["t::new"]}
@@ -71,11 +64,12 @@ def test_attribution_names_what_moved() -> None:
 
 
 def test_a_cell_that_passed_on_retry_is_flaky() -> None:
-    tries = (Attempt(number=1, status=Status.ERROR, stage="pull"),
+    tries = (Attempt(number=1, status=Status.ERROR, stage=Stage.PULL),
              Attempt(number=2, status=Status.PASSED))
     after = compare(run(cell("a-slim", Status.PASSED, attempts=tries)),
                     run(cell("a-slim", Status.PASSED)))
-    assert after.cells[0].comparison["cell"] == FLAKY
+    assert after.cells[0].comparison is not None
+    assert after.cells[0].comparison.cell is Change.FLAKY
     assert regressed(after) == []
 
 

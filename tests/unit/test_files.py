@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.reports.files import atomic_write
+from orchestrator.files import atomic_write
 
 
 def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(

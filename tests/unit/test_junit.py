@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 import junitparser
 import pytest
 
+from orchestrator.errors import Stage
 from orchestrator.reports.junit import escape_visible, render
 from orchestrator.results import (
     Attempt,
@@ -15,6 +16,7 @@ from orchestrator.results import (
     Status,
     TestCase,
     TestCounts,
+    TestOutcome,
 )
 from tests.conftest import validate_against_xsd
 
@@ -36,7 +38,7 @@ def parse(xml: bytes) -> ET.Element:
 
 def test_one_flat_suite_per_cell_and_cell_in_every_classname() -> None:
     cases = (TestCase(classname="tests.test_a", name="test_x"),
-             TestCase(classname="tests.test_a", name="test_y", outcome="failed",
+             TestCase(classname="tests.test_a", name="test_y", outcome=TestOutcome.FAILED,
                       message="assert 1 == 2", text="trace"))
     xml = render([cell("3.12-slim", cases=cases), cell("3.13-slim", cases=cases,
                                                        status=Status.FAILED)])
@@ -54,9 +56,9 @@ def test_one_flat_suite_per_cell_and_cell_in_every_classname() -> None:
 
 
 def test_counts_are_recomputed_from_the_cases() -> None:
-    cases = (TestCase(classname="a", name="t1"), TestCase(classname="a", name="t2",
-                                                          outcome="error", message="boom"),
-             TestCase(classname="a", name="t3", outcome="skipped", message="no"))
+    cases = (TestCase(classname="a", name="t1"),
+             TestCase(classname="a", name="t2", outcome=TestOutcome.ERROR, message="boom"),
+             TestCase(classname="a", name="t3", outcome=TestOutcome.SKIPPED, message="no"))
     root = parse(render([cell(cases=cases, status=Status.FAILED)]))
     suite = root.find("testsuite")
     assert suite is not None
@@ -70,7 +72,7 @@ def test_counts_are_recomputed_from_the_cases() -> None:
 
 def test_junit_xml_bug_failure_without_message_is_not_dropped() -> None:
     # junit-xml 1.9 silently drops add_failure_info() with neither message nor output
-    cases = (TestCase(classname="a", name="t", outcome="failed"),)
+    cases = (TestCase(classname="a", name="t", outcome=TestOutcome.FAILED),)
     root = parse(render([cell(cases=cases, status=Status.FAILED)]))
     failure = root.find(".//testcase[@name='t']/failure")
     assert failure is not None
@@ -90,8 +92,8 @@ def test_junit_xml_bug_zero_time_is_kept() -> None:
 def test_junit_xml_bug_control_characters_are_escaped_not_deleted() -> None:
     # junit-xml 1.9 deletes ESC after serialisation, leaving "[31m" behind
     out = "\x1b[31mred\x1b[0m and a NUL \x00 and BEL \x07"
-    cases = (TestCase(classname="a", name="t\x1b", outcome="failed", message="\x1b[1mbold",
-                      system_out=out),)
+    cases = (TestCase(classname="a", name="t\x1b", outcome=TestOutcome.FAILED,
+                      message="\x1b[1mbold", system_out=out),)
     xml = render([cell(cases=cases, status=Status.FAILED, output_tail=out)])
     text = xml.decode()
     assert "#x1B[31mred#x1B[0m" in text
@@ -110,10 +112,12 @@ def test_times_are_plain_decimals() -> None:
 
 
 @pytest.mark.parametrize(("status", "stage", "error_case"), [
-    (Status.ERROR, "pull", "build"), (Status.ERROR, "build", "build"),
-    (Status.ERROR, "run", "run"), (Status.TIMEOUT, "run", "run"),
-    (Status.ERROR, "results", "results")])
-def test_harness_errors_for_infrastructure(status: Status, stage: str, error_case: str) -> None:
+    (Status.ERROR, Stage.PULL, "build"), (Status.ERROR, Stage.BUILD, "build"),
+    (Status.ERROR, Stage.PUSH, "build"),  # a Swarm engine's push is part of the build
+    (Status.ERROR, Stage.RUN, "run"), (Status.TIMEOUT, Stage.RUN, "run"),
+    (Status.ERROR, Stage.ENGINE, "run"), (Status.ERROR, Stage.RESULTS, "results")])
+def test_harness_errors_for_infrastructure(status: Status, stage: Stage,
+                                           error_case: str) -> None:
     xml = render([cell(status=status, stage=stage, reason="it broke")])
     root = parse(xml)
     errors = [tc.get("name") for tc in root.iter("testcase") if tc.find("error") is not None]
@@ -133,7 +137,7 @@ def test_system_out_keeps_head_and_tail() -> None:
 
 def test_junitparser_reads_it() -> None:
     cases = (TestCase(classname="tests.t", name="ok"),
-             TestCase(classname="tests.t", name="bad", outcome="failed", message="m"))
+             TestCase(classname="tests.t", name="bad", outcome=TestOutcome.FAILED, message="m"))
     xml = render([cell("3.12-slim", cases=cases, status=Status.FAILED),
                   cell("3.13-slim", status=Status.SKIPPED, reason="not published")])
     suites = list(junitparser.JUnitXml.fromstring(xml.decode()))
@@ -142,11 +146,11 @@ def test_junitparser_reads_it() -> None:
 
 
 RETRIED_OK = cell("r1", attempts=(
-    Attempt(number=1, status=Status.ERROR, stage="pull", reason="toomanyrequests"),
+    Attempt(number=1, status=Status.ERROR, stage=Stage.PULL, reason="toomanyrequests"),
     Attempt(number=2, status=Status.PASSED)))
-RETRIED_BAD = cell("r2", status=Status.ERROR, stage="pull", reason="429", attempts=(
-    Attempt(number=1, status=Status.ERROR, stage="pull", reason="429"),
-    Attempt(number=2, status=Status.ERROR, stage="pull", reason="429")))
+RETRIED_BAD = cell("r2", status=Status.ERROR, stage=Stage.PULL, reason="429", attempts=(
+    Attempt(number=1, status=Status.ERROR, stage=Stage.PULL, reason="429"),
+    Attempt(number=2, status=Status.ERROR, stage=Stage.PULL, reason="429")))
 
 
 def test_attempts_are_in_the_junit() -> None:
@@ -168,15 +172,15 @@ HOSTILE_OUTPUT = "\x1b[31mred\x1b[0m NUL \x00 BEL \x07 C1 \x85 DEL \x7f"
 XSD_CASES = {
     "pass-and-fail": [cell("3.12-slim", cases=(
         TestCase(classname="t", name="ok"),
-        TestCase(classname="t", name="bad", outcome="failed", message="m", text="tb"),
-        TestCase(classname="t", name="err", outcome="error"),
-        TestCase(classname="t", name="skip", outcome="skipped", message="why")),
+        TestCase(classname="t", name="bad", outcome=TestOutcome.FAILED, message="m", text="tb"),
+        TestCase(classname="t", name="err", outcome=TestOutcome.ERROR),
+        TestCase(classname="t", name="skip", outcome=TestOutcome.SKIPPED, message="why")),
         status=Status.FAILED)],
     "control-characters": [cell(output_tail=HOSTILE_OUTPUT, cases=(
-        TestCase(classname="t\x1b", name="x\x00", outcome="failed", message=HOSTILE_OUTPUT,
-                 system_out=HOSTILE_OUTPUT),), status=Status.FAILED)],
-    "harness-errors": [cell("a", status=Status.ERROR, stage="build", reason="boom"),
-                       cell("b", status=Status.TIMEOUT, stage="run", reason="slow"),
+        TestCase(classname="t\x1b", name="x\x00", outcome=TestOutcome.FAILED,
+                 message=HOSTILE_OUTPUT, system_out=HOSTILE_OUTPUT),), status=Status.FAILED)],
+    "harness-errors": [cell("a", status=Status.ERROR, stage=Stage.BUILD, reason="boom"),
+                       cell("b", status=Status.TIMEOUT, stage=Stage.RUN, reason="slow"),
                        cell("c", status=Status.SKIPPED, reason="not published"),
                        cell("d", status=Status.CANCELLED, reason="SIGINT")],
     "tiny-and-odd-times": [cell(duration_s=1e-9, cases=(

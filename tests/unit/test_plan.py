@@ -16,6 +16,7 @@ from orchestrator.plan import (
     make_plan,
 )
 from orchestrator.routing import Target
+from orchestrator.settings import EngineType
 from orchestrator.tags import Catalogue
 
 Write = Callable[[str, str], Path]
@@ -75,8 +76,8 @@ def test_jobs_of_a_matrix(write: Write) -> None:
     assert env["MATRIX_PYTHON"] == "3.10"
     assert env["MATRIX_VARIANT"] == "slim"
     windows = make_plan(config, Catalogue.builtin(), targets=[
-        Target(name="local", type="docker", oses=frozenset({"linux"})),
-        Target(name="win", type="docker", oses=frozenset({"windows"}))])
+        Target(name="local", type=EngineType.DOCKER, oses=frozenset({"linux"})),
+        Target(name="win", type=EngineType.DOCKER, oses=frozenset({"windows"}))])
     assert [j.state for j in windows.jobs] == [PLANNED, SKIPPED, PLANNED, PLANNED]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from orchestrator.registry import Registry, _next_page
+from orchestrator.engine.registry import Registry, _next_page
 
 
 def test_api_base_for_docker_hub_loopback_and_others() -> None:

@@ -9,12 +9,13 @@ from orchestrator.config import load_config
 from orchestrator.matrix import Cell, Selector
 from orchestrator.plan import PLANNED, SKIPPED, make_plan
 from orchestrator.routing import Target, route
+from orchestrator.settings import EngineType
 
 Write = Callable[[str, str], Path]
 
-LINUX = Target(name="local", type="docker", oses=frozenset({"linux"}))
-SWARM = Target(name="cluster", type="swarm", oses=frozenset({"linux"}))
-WINDOWS = Target(name="win", type="docker", oses=frozenset({"windows"}))
+LINUX = Target(name="local", type=EngineType.DOCKER, oses=frozenset({"linux"}))
+SWARM = Target(name="cluster", type=EngineType.SWARM, oses=frozenset({"linux"}))
+WINDOWS = Target(name="win", type=EngineType.DOCKER, oses=frozenset({"windows"}))
 
 
 def cell(python: str = "3.13", variant: str = "slim") -> Cell:
@@ -33,7 +34,7 @@ def test_no_engine_for_the_platform_is_a_reason() -> None:
 
 
 def test_pinned_cells_go_to_their_engine_and_only_there() -> None:
-    fast = Target(name="fast", type="docker", oses=frozenset({"linux"}),
+    fast = Target(name="fast", type=EngineType.DOCKER, oses=frozenset({"linux"}),
                   pins=(Selector.parse("python=3.13"),))
     assert route(cell("3.13"), "linux", [LINUX, fast]).engine == "fast"
     assert route(cell("3.12"), "linux", [LINUX, fast]).engine == "local"

@@ -1,4 +1,9 @@
-"""The scheduler with a scripted fake engine (allowed for scheduler unit tests only)."""
+"""The scheduler with a scripted fake engine (allowed for scheduler unit tests only).
+
+The fake engine has no slot code at all: the scheduler alone must bound how many
+cells run. Threads are synchronised with events and polling with deadlines, never
+with sleeps standing in for "long enough".
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,19 +20,20 @@ from orchestrator.celllog import CellLog
 from orchestrator.config import load_config
 from orchestrator.engine import (
     BaseImage,
+    Ending,
     EngineInfo,
     Execution,
-    Leftover,
     PreparedImage,
     RunContext,
-    Slot,
-    Slots,
+    Started,
 )
-from orchestrator.errors import BuildFailed, CellError, EngineUnavailable
+from orchestrator.errors import BuildFailed, CellError, EngineUnavailable, Stage
 from orchestrator.errors import ImageNotFound as ImageNotFoundError
+from orchestrator.events import Progress, State
 from orchestrator.plan import SKIPPED, BuildSpec, Job, make_plan
 from orchestrator.results import CellResult, Interpreter, Status
-from orchestrator.scheduler import Options, Scheduler, backoff, classify
+from orchestrator.scheduler import Options, Scheduler, backoff
+from orchestrator.slots import Slots
 from orchestrator.tags import Catalogue
 
 Write = Callable[[str, str], Path]
@@ -34,23 +41,43 @@ PASS_XML = (b'<testsuite><testcase classname="t" name="a"/>'
             b'<testcase classname="t" name="b"/></testsuite>')
 FAIL_XML = (b'<testsuite><testcase classname="t" name="a"><failure message="no"/></testcase>'
             b'</testsuite>')
+DEADLINE = 10.0
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` until it holds (AssertionError after DEADLINE seconds)."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.005)
 
 
 class FakeEngine:
-    """Scripted outcomes per cell id; records concurrency and build calls."""
+    """Scripted outcomes per cell id: an Execution, or an exception raised by prepare
+    (BuildFailed) or by wait (anything else). ``gated``: every wait blocks until the
+    test lets it end (``finish``), or until the run is cancelled. Counts what runs
+    between go and the end of wait; it holds no slot, ever."""
 
     name = "fake"
 
-    def __init__(self, script: dict[str, object], *, delay: float = 0.05) -> None:
-        self.script = script
-        self.delay = delay
+    def __init__(self, script: dict[str, object] | None = None, *, gated: bool = False) -> None:
+        self.script = script or {}
+        self.gated = gated
         self.running = 0
         self.max_running = 0
         self.builds: list[str] = []
+        self.removed: list[str] = []
+        self.events: list[tuple[str, str]] = []  # (phase, cell)
         self.lock = threading.Lock()
+        self._finish = threading.Semaphore(0)
 
     def info(self) -> EngineInfo:
         return EngineInfo(name="fake", os="linux", arch="x86_64", version="0")
+
+    def _note(self, phase: str, job: Job) -> None:
+        with self.lock:
+            self.events.append((phase, job.id))
 
     def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
                 ctx: RunContext) -> PreparedImage:
@@ -59,45 +86,53 @@ class FakeEngine:
             raise outcome
         with self.lock:
             self.builds.append(job.id)
-        time.sleep(self.delay)
+        self._note("build", job)
         base = BaseImage(reference=job.base_image, id="sha256:base", digest="sha256:d")
         return PreparedImage(reference="img", id="sha256:img", base=base)
 
-    def execute(self, job: Job, image: PreparedImage, log: CellLog,
-                ctx: RunContext) -> Execution:
-        outcome = self.script.get(job.id, Execution(exit_code=0, junit=PASS_XML))
-        if isinstance(outcome, Execution) and not outcome.interpreter.version:
-            # a real cell reports the interpreter it ran (python 3.12 -> 3.12.0)
-            outcome = replace(outcome, interpreter=Interpreter(version=f"{job.cell.python}.0"))
-        with Slot(ctx, job.id):
-            return self._contained(outcome, ctx)
+    def start(self, job: Job, image: PreparedImage, log: CellLog,
+              ctx: RunContext) -> Started:
+        self._note("start", job)
+        return Started(id=job.id, job=job, image=image)
 
-    def _contained(self, outcome: object, ctx: RunContext) -> Execution:
+    def go(self, started: Started) -> None:
         with self.lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
+        self._note("go", started.job)
+
+    def finish(self) -> None:
+        """Let one gated wait end."""
+        self._finish.release()
+
+    def wait(self, started: Started, timeout: float, ctx: RunContext) -> Ending:
         try:
-            deadline = time.monotonic() + self.delay * 4
-            while time.monotonic() < deadline:
-                if ctx.cancel.is_set():
-                    return Execution(exit_code=137, cancelled=True)
-                time.sleep(0.005)
-            if isinstance(outcome, Exception):
+            if self.gated:
+                while not self._finish.acquire(timeout=0.01):
+                    if ctx.cancel.is_set():
+                        return Ending(exit_code=137, cancelled=True)
+            outcome = self.script.get(started.id)
+            if isinstance(outcome, Exception) and not isinstance(outcome, BuildFailed):
                 raise outcome
-            assert isinstance(outcome, Execution)
-            return outcome
+            code = outcome.exit_code if isinstance(outcome, Execution) else 0
+            return Ending(exit_code=code, run_s=0.01)
         finally:
             with self.lock:
                 self.running -= 1
+            self._note("end", started.job)
 
-    def kill_run(self, ctx: RunContext) -> int:
-        return 0
+    def collect(self, started: Started, ending: Ending, log: CellLog) -> Execution:
+        outcome = self.script.get(started.id, Execution(exit_code=0, junit=PASS_XML))
+        assert isinstance(outcome, Execution)
+        if not outcome.interpreter.version:
+            # a real cell reports the interpreter it ran (python 3.12 -> 3.12.0)
+            outcome = replace(outcome,
+                              interpreter=Interpreter(version=f"{started.job.cell.python}.0"))
+        return outcome
 
-    def leftovers(self, *, images: bool = False) -> list[Leftover]:
-        return []
-
-    def remove(self, item: Leftover) -> None:
-        pass
+    def remove(self, started: Started) -> None:
+        with self.lock:
+            self.removed.append(started.id)
 
     def close(self) -> None:
         pass
@@ -108,28 +143,92 @@ def jobs(write: Write, matrix: str) -> list[Job]:
     return list(make_plan(config, Catalogue.builtin()).jobs)
 
 
-def run(tmp_path: Path, engine: FakeEngine, job_list: list[Job], parallel: int = 2,
-        cancel: threading.Event | None = None) -> tuple[Scheduler, dict[str, CellResult]]:
+def scheduler(tmp_path: Path, engine: FakeEngine, job_list: list[Job], *,
+              cancel: threading.Event | None = None,
+              events: list[tuple[str, State]] | None = None, **options: Any) -> Scheduler:
     ctx = RunContext(run_id="r", labels={}, cancel=cancel or threading.Event())
-    scheduler = Scheduler(engine, job_list, reports=tmp_path / "reports", ctx=ctx,
-                          options=Options(parallel=parallel))
-    return scheduler, {r.id: r for r in scheduler.run()}
+    sink = (lambda cell, state, _detail: events.append((cell, state))) \
+        if events is not None else None
+    return Scheduler(engine, job_list, reports=tmp_path / "reports", ctx=ctx,
+                     options=Options(**{"parallel": 2, "backoff": 0.01, **options}),
+                     on_event=sink)
+
+
+def run(tmp_path: Path, engine: FakeEngine, job_list: list[Job],
+        **options: Any) -> tuple[Scheduler, dict[str, CellResult]]:
+    found = scheduler(tmp_path, engine, job_list, **options)
+    return found, {r.id: r for r in found.run()}
+
+
+class Background:
+    """The scheduler's run in a thread, its result (or exception) kept."""
+
+    def __init__(self, found: Scheduler) -> None:
+        self.results: list[CellResult] = []
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(found,))
+        self.thread.start()
+
+    def _run(self, found: Scheduler) -> None:
+        try:
+            self.results = found.run()
+        except BaseException as exc:  # noqa: BLE001 - reported by join()
+            self.error = exc
+
+    def join(self) -> dict[str, CellResult]:
+        self.thread.join(DEADLINE)
+        assert not self.thread.is_alive(), "the scheduler did not finish"
+        if self.error is not None:
+            raise self.error
+        return {r.id: r for r in self.results}
 
 
 MATRIX = 'matrix:\n  python: ["3.10", "3.11", "3.12", "3.13"]\n  variant: [slim]\n'
+SIX = 'matrix:\n  python: ["3.12"]\n  n: ["1", "2", "3", "4", "5", "6"]\n'
 
 
-def test_results_in_plan_order_and_bounded_parallelism(tmp_path: Path, write: Write) -> None:
+def test_results_in_plan_order(tmp_path: Path, write: Write) -> None:
     engine = FakeEngine({"3.11-slim": Execution(exit_code=1, junit=FAIL_XML)})
-    _, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=2)
+    _, results = run(tmp_path, engine, jobs(write, MATRIX))
     assert list(results) == ["3.10-slim", "3.11-slim", "3.12-slim", "3.13-slim"]
     assert [str(r.status) for r in results.values()] == ["passed", "failed", "passed",
                                                          "passed"]
+    assert sorted(engine.removed) == sorted(results)  # every container removed
+
+
+def test_an_engine_without_slot_code_never_exceeds_parallel(tmp_path: Path,
+                                                           write: Write) -> None:
+    engine = FakeEngine(gated=True)
+    found = scheduler(tmp_path, engine, jobs(write, SIX), parallel=2)
+    background = Background(found)
+    for remaining in range(6, 0, -1):
+        until(lambda r=remaining: engine.running == min(2, r),  # type: ignore[misc]
+              f"{min(2, remaining)} cells running")
+        # give any unbounded scheduler its chance to start a third: it must not
+        assert found.slots.held == min(2, remaining)
+        assert engine.running <= 2
+        engine.finish()
+    results = background.join()
     assert engine.max_running == 2
+    assert all(r.status is Status.PASSED for r in results.values())
+
+
+def test_a_cell_is_running_only_while_it_holds_a_slot(tmp_path: Path, write: Write) -> None:
+    events: list[tuple[str, State]] = []
+    engine = FakeEngine(gated=True)
+    found = scheduler(tmp_path, engine, jobs(write, MATRIX), parallel=1, events=events)
+    background = Background(found)
+    until(lambda: engine.running == 1, "one cell running")
+    running = [cell for cell, state in events if state is Progress.RUNNING]
+    assert len(running) == 1  # the others wait, and say so
+    assert {cell for cell, state in events if state is Progress.WAITING} >= {running[0]}
+    for _ in range(4):
+        engine.finish()
+    background.join()
 
 
 def test_shared_build_is_built_once(tmp_path: Path, write: Write) -> None:
-    engine = FakeEngine({})
+    engine = FakeEngine()
     job_list = jobs(write, 'matrix:\n  python: ["3.12"]\n  mode: [a, b, c]\n')
     _, results = run(tmp_path, engine, job_list, parallel=3)
     assert len(engine.builds) == 1
@@ -139,82 +238,41 @@ def test_shared_build_is_built_once(tmp_path: Path, write: Write) -> None:
 
 
 def test_build_failure_is_an_error_for_every_sharer(tmp_path: Path, write: Write) -> None:
-    failure = BuildFailed("build failed: boom", stage="build")
+    failure = BuildFailed("build failed: boom", stage=Stage.BUILD)
     job_list = jobs(write, 'matrix:\n  python: ["3.12"]\n  mode: [a, b]\n')
     engine = FakeEngine({"3.12-a": failure, "3.12-b": failure})
     _, results = run(tmp_path, engine, job_list)
     for result in results.values():
         assert result.status is Status.ERROR
-        assert result.stage == "build"
+        assert result.stage is Stage.BUILD
 
 
 def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write) -> None:
     lost = EngineUnavailable("lost the Docker engine")
     engine = FakeEngine({"3.10-slim": lost})
-    scheduler, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1)
-    assert scheduler.engine_lost is lost
-    statuses = [r.status for r in results.values()]
-    assert statuses == [Status.ERROR] * 4
+    found, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1)
+    assert found.engine_lost is lost
+    assert [r.status for r in results.values()] == [Status.ERROR] * 4
     assert results["3.13-slim"].reason == "not run: lost the Docker engine"
-    assert results["3.13-slim"].stage == "engine"
+    assert results["3.13-slim"].stage is Stage.ENGINE
+    assert engine.events.count(("go", "3.11-slim")) == 0  # never started after the loss
 
 
 def test_cancellation_marks_running_and_queued_cells(tmp_path: Path, write: Write) -> None:
     cancel = threading.Event()
-    engine = FakeEngine({}, delay=0.2)
-    threading.Timer(0.3, cancel.set).start()
-    _, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1, cancel=cancel)
-    statuses = [r.status for r in results.values()]
-    assert Status.CANCELLED in statuses
-    assert statuses[-1] is Status.CANCELLED
-    assert len(statuses) == 4
-
-
-@pytest.mark.parametrize(("execution", "status", "needle"), [
-    (Execution(exit_code=0, junit=PASS_XML), Status.PASSED, ""),
-    (Execution(exit_code=1, junit=FAIL_XML), Status.FAILED, "1 failed"),
-    (Execution(exit_code=0, junit=FAIL_XML), Status.FAILED, "although the command exited 0"),
-    (Execution(exit_code=None, timed_out=True), Status.TIMEOUT, "timeout"),
-    (Execution(exit_code=137), Status.ERROR, "SIGKILL"),
-    (Execution(exit_code=137, oom_killed=True), Status.ERROR, "out of memory"),
-    (Execution(exit_code=0, junit=b"<html/>"), Status.ERROR, "results"),
-    (Execution(exit_code=0, junit=None, junit_error="no file"), Status.ERROR, "results missing"),
-    (Execution(exit_code=2, junit=None), Status.FAILED, "exit code 2"),
-    (Execution(exit_code=5, junit=b"<testsuite/>"), Status.FAILED, "no tests were collected"),
-    (Execution(exit_code=252, setup_failed=True), Status.ERROR, "setup"),
-])
-def test_classify(write: Write, execution: Execution, status: Status, needle: str) -> None:
-    job = jobs(write, 'matrix: {python: ["3.12"]}\n')[0]
-    verdict = classify(job, replace(execution, interpreter=Interpreter(version="3.12.1")))
-    assert verdict.status is status
-    assert needle in verdict.reason
-
-
-@pytest.mark.parametrize(("python", "ran", "needle"), [
-    ("3.13", "3.12.1", "the image ran Python 3.12.1, but this cell is 3.13"),
-    ("3.15-rc", "3.15.0", "a final release"),
-    ("3.13", "", "reported no usable version"),
-])
-def test_a_cell_that_ran_another_interpreter_is_an_error_never_a_pass(
-        write: Write, python: str, ran: str, needle: str) -> None:
-    job = jobs(write, f'matrix: {{python: ["{python}"]}}\n')[0]
-    for code, junit in ((0, PASS_XML), (1, FAIL_XML)):
-        verdict = classify(job, Execution(exit_code=code, junit=junit,
-                                          interpreter=Interpreter(version=ran)))
-        assert verdict.status is Status.ERROR
-        assert verdict.stage == "results"
-        assert needle in verdict.reason
-
-
-def test_a_hard_coded_from_is_named_in_the_reason(write: Write) -> None:
-    write("Dockerfile", "FROM 127.0.0.1:5000/library/python:3.12-slim\n")
-    job = jobs(write, 'matrix: {python: ["3.13"]}\nbuild: {dockerfile: Dockerfile}\n')[0]
-    verdict = classify(job, Execution(exit_code=0, junit=PASS_XML,
-                                      interpreter=Interpreter(version="3.12.1")))
-    assert verdict.status is Status.ERROR
-    assert verdict.reason == ("the image ran Python 3.12.1, but this cell is 3.13: does "
-                              "Dockerfile's FROM use PYTHON_IMAGE (ARG PYTHON_IMAGE, "
-                              "FROM ${PYTHON_IMAGE})?")
+    engine = FakeEngine(gated=True)
+    found = scheduler(tmp_path, engine, jobs(write, MATRIX), parallel=1, cancel=cancel)
+    background = Background(found)
+    until(lambda: engine.running == 1, "one cell running")
+    running = next(cell for phase, cell in engine.events if phase == "go")
+    cancel.set()
+    results = background.join()
+    assert results[running].status is Status.CANCELLED
+    assert "while running" in results[running].reason
+    queued = [r for cell, r in results.items() if cell != running]
+    assert len(queued) == 3
+    assert all(r.status is Status.CANCELLED for r in queued)
+    assert all(r.reason == "cancelled before it started" for r in queued)
 
 
 def test_interpreter_is_reported(tmp_path: Path, write: Write) -> None:
@@ -224,11 +282,23 @@ def test_interpreter_is_reported(tmp_path: Path, write: Write) -> None:
     assert results["3.12"].interpreter.version == "3.12.1"
 
 
+def test_a_bug_in_a_cells_thread_reaches_the_caller(tmp_path: Path, write: Write) -> None:
+    class Broken(FakeEngine):
+        def start(self, job: Job, image: PreparedImage, log: CellLog,
+                  ctx: RunContext) -> Started:
+            raise KeyError("a bug")
+
+    _, results = run(tmp_path, Broken(), jobs(write, 'matrix: {python: ["3.12"]}\n'))
+    assert results["3.12"].status is Status.ERROR
+    assert results["3.12"].stage is Stage.INTERNAL
+    assert "KeyError" in results["3.12"].reason
+
+
 class FlakyEngine(FakeEngine):
     """Fails prepare with a scripted sequence of errors before succeeding."""
 
     def __init__(self, failures: list[Exception]) -> None:
-        super().__init__({}, delay=0.0)
+        super().__init__()
         self.failures = failures
         self.prepares = 0
 
@@ -240,34 +310,26 @@ class FlakyEngine(FakeEngine):
         return super().prepare(job, spec, log, ctx)
 
 
-def run_with(tmp_path: Path, engine: FakeEngine, job_list: list[Job],
-             retries: int = 2) -> dict[str, CellResult]:
-    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
-    scheduler = Scheduler(engine, job_list, reports=tmp_path / "reports", ctx=ctx,
-                          options=Options(parallel=1, retries=retries, backoff=0.01))
-    return {r.id: r for r in scheduler.run()}
-
-
 ONE = 'matrix: {python: ["3.12"]}\n'
 
 
 def test_rate_limit_is_retried_and_every_attempt_kept(tmp_path: Path, write: Write) -> None:
-    limited = CellError("pull: registry rate limit: toomanyrequests", stage="pull",
+    limited = CellError("pull: registry rate limit: toomanyrequests", stage=Stage.PULL,
                         retryable=True)
     engine = FlakyEngine([limited])
-    result = run_with(tmp_path, engine, jobs(write, ONE))["3.12"]
+    result = run(tmp_path, engine, jobs(write, ONE), parallel=1)[1]["3.12"]
     assert result.status is Status.PASSED
     assert [(a.number, a.status, a.stage) for a in result.attempts] == [
-        (1, Status.ERROR, "pull"), (2, Status.PASSED, "")]
+        (1, Status.ERROR, Stage.PULL), (2, Status.PASSED, Stage.NONE)]
     assert "toomanyrequests" in result.attempts[0].reason
     log = (tmp_path / "reports/logs/3.12.log").read_text()
     assert "attempt 1 failed (pull: pull: registry rate limit" in log
 
 
 def test_retries_stop_at_the_configured_count(tmp_path: Path, write: Write) -> None:
-    limited = CellError("429", stage="pull", retryable=True)
+    limited = CellError("429", stage=Stage.PULL, retryable=True)
     engine = FlakyEngine([limited, limited, limited, limited])
-    result = run_with(tmp_path, engine, jobs(write, ONE), retries=2)["3.12"]
+    result = run(tmp_path, engine, jobs(write, ONE), retries=2)[1]["3.12"]
     assert result.status is Status.ERROR
     assert len(result.attempts) == 3
     assert engine.prepares == 3
@@ -275,21 +337,21 @@ def test_retries_stop_at_the_configured_count(tmp_path: Path, write: Write) -> N
 
 def test_permanent_errors_and_test_failures_are_never_retried(tmp_path: Path,
                                                               write: Write) -> None:
-    engine = FlakyEngine([ImageNotFoundError("tag not found", stage="pull")])
-    assert len(run_with(tmp_path, engine, jobs(write, ONE))["3.12"].attempts) == 1
-    failing = FakeEngine({"3.12": Execution(exit_code=1, junit=FAIL_XML)}, delay=0.0)
-    result = run_with(tmp_path, failing, jobs(write, ONE))["3.12"]
+    engine = FlakyEngine([ImageNotFoundError("tag not found", stage=Stage.PULL)])
+    assert len(run(tmp_path, engine, jobs(write, ONE))[1]["3.12"].attempts) == 1
+    failing = FakeEngine({"3.12": Execution(exit_code=1, junit=FAIL_XML)})
+    result = run(tmp_path, failing, jobs(write, ONE))[1]["3.12"]
     assert result.status is Status.FAILED
     assert len(result.attempts) == 1
 
 
 def test_a_shared_build_that_failed_transiently_is_built_again(tmp_path: Path,
                                                                write: Write) -> None:
-    broken = BuildFailed("build failed: connection reset by peer", stage="build",
+    broken = BuildFailed("build failed: connection reset by peer", stage=Stage.BUILD,
                          retryable=True)
     engine = FlakyEngine([broken])
-    results = run_with(tmp_path, engine, jobs(write, 'matrix:\n  python: ["3.12"]\n'
-                                                    "  mode: [a, b]\n"))
+    _, results = run(tmp_path, engine, jobs(write, 'matrix:\n  python: ["3.12"]\n'
+                                                   "  mode: [a, b]\n"), parallel=1)
     assert [r.status for r in results.values()] == [Status.PASSED, Status.PASSED]
     assert engine.prepares == 2  # the failed build, then one shared rebuild
 
@@ -303,81 +365,65 @@ def test_backoff_grows_with_jitter() -> None:
     assert backoff(20, 2.0) <= 60.0
 
 
-class TimedEngine(FakeEngine):
-    """Records when each build and run starts and ends."""
+class OrderedEngine(FakeEngine):
+    """3.10's tests end only once 3.11's build has begun (or after the deadline)."""
 
-    def __init__(self, build_s: float, run_s: float) -> None:
-        super().__init__({}, delay=0.0)
-        self.build_s, self.run_s = build_s, run_s
-        self.timeline: list[tuple[str, str, float]] = []
-
-    def _mark(self, what: str, job: Job) -> None:
-        with self.lock:
-            self.timeline.append((what, job.id, time.monotonic()))
+    def __init__(self) -> None:
+        super().__init__()
+        self.building_311 = threading.Event()
+        self.overlapped = False
 
     def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
                 ctx: RunContext) -> PreparedImage:
-        self._mark("build-start", job)
-        time.sleep(self.build_s)
-        self._mark("build-end", job)
-        base = BaseImage(reference=job.base_image, id="sha256:b")
-        return PreparedImage(reference="img", id="sha256:i", base=base)
+        if job.id == "3.11":
+            self.building_311.set()
+        return super().prepare(job, spec, log, ctx)
 
-    def execute(self, job: Job, image: PreparedImage, log: CellLog,
-                ctx: RunContext) -> Execution:
-        with Slot(ctx, job.id):
-            self._mark("run-start", job)
-            time.sleep(self.run_s)
-            self._mark("run-end", job)
-        return Execution(exit_code=0, junit=PASS_XML)
-
-    def at(self, what: str, cell: str) -> float:
-        return next(t for w, c, t in self.timeline if w == what and c == cell)
+    def wait(self, started: Started, timeout: float, ctx: RunContext) -> Ending:
+        if started.id == "3.10":
+            self.overlapped = self.building_311.wait(DEADLINE)
+        return super().wait(started, timeout, ctx)
 
 
 def test_builds_of_later_cells_overlap_runs_of_earlier_ones(tmp_path: Path,
                                                            write: Write) -> None:
-    engine = TimedEngine(build_s=0.3, run_s=0.3)
-    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
+    engine = OrderedEngine()
     job_list = jobs(write, 'matrix:\n  python: ["3.10", "3.11"]\n')
-    Scheduler(engine, job_list, reports=tmp_path / "r", ctx=ctx,
-              options=Options(parallel=1, build_parallel=1)).run()
-    # one run slot, one build slot: 3.11 builds while 3.10's tests run
-    assert engine.at("build-start", "3.11") < engine.at("run-end", "3.10")
-    assert engine.at("run-start", "3.10") >= engine.at("build-end", "3.10")
-    assert engine.at("run-start", "3.11") >= engine.at("run-end", "3.10")
+    # one run slot, one build slot; no dispatch grace: 3.10 runs as soon as it is built
+    run(tmp_path, engine, job_list, parallel=1, build_parallel=1, dispatch_grace=0.0,
+        expected={"3.10": 2.0})
+    assert engine.overlapped  # 3.11 was building while 3.10's tests ran
+    order = [e for e in engine.events if e[0] in ("build", "go")]
+    assert order.index(("go", "3.10")) < order.index(("go", "3.11"))
 
 
 def test_longest_expected_cell_starts_first(tmp_path: Path, write: Write) -> None:
-    engine = TimedEngine(build_s=0.0, run_s=0.05)
-    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
+    engine = FakeEngine()
     job_list = jobs(write, 'matrix:\n  python: ["3.10", "3.11", "3.12"]\n')
-    Scheduler(engine, job_list, reports=tmp_path / "r", ctx=ctx,
-              options=Options(parallel=1, expected={"3.12": 30.0, "3.11": 10.0})).run()
-    starts = [c for w, c, _ in sorted(engine.timeline, key=lambda e: e[2]) if w == "run-start"]
-    assert starts == ["3.12", "3.11", "3.10"]
+    run(tmp_path, engine, job_list, parallel=1, expected={"3.12": 30.0, "3.11": 10.0})
+    assert [cell for phase, cell in engine.events if phase == "go"] == ["3.12", "3.11", "3.10"]
 
 
 def test_a_freed_slot_goes_to_the_best_waiting_cell() -> None:
     slots = Slots(1)
     assert slots.acquire("running", timeout=0.1)
-    slots.enqueue("short", (-1.0, 0))
     got: list[str] = []
 
     def take(cell: str, priority: tuple[float, int]) -> None:
         slots.enqueue(cell, priority)
-        if slots.acquire(cell, timeout=5):
+        if slots.acquire(cell, timeout=DEADLINE):
             got.append(cell)
             slots.release()
 
     waiters = [threading.Thread(target=take, args=("short", (-1.0, 0))),
                threading.Thread(target=take, args=("long", (-9.0, 1)))]
-    for waiter in waiters:
-        waiter.start()
-    time.sleep(0.2)  # both wait; "short" was queued first
+    waiters[0].start()
+    until(lambda: slots.queued() == 1, "short waits")
+    waiters[1].start()
+    until(lambda: slots.queued() == 2, "both wait")  # "short" was queued first
     slots.release()
     for waiter in waiters:
-        waiter.join(5)
+        waiter.join(DEADLINE)
     assert got == ["long", "short"]
 
 
@@ -385,7 +431,5 @@ def test_the_scheduler_refuses_jobs_that_are_not_planned(tmp_path: Path, write: 
     # run.execute settles skipped cells; handed one, the scheduler must not run it
     planned = jobs(write, MATRIX)
     skipped = replace(planned[0], state=SKIPPED, reason="not published")
-    ctx = RunContext(run_id="r", labels={}, cancel=threading.Event())
     with pytest.raises(ValueError, match="planned jobs only"):
-        Scheduler(FakeEngine({}), [skipped, *planned[1:]], reports=tmp_path / "r", ctx=ctx,
-                  options=Options())
+        scheduler(tmp_path, FakeEngine(), [skipped, *planned[1:]])

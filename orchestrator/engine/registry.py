@@ -1,4 +1,5 @@
-"""A small client for the OCI distribution (Docker Registry v2) API.
+"""A small client for the OCI distribution (Docker Registry v2) API (in the engine layer:
+it reads the Docker CLI's credentials through docker-py, and speaks HTTP).
 
 Used where tagmatrix must ask a registry without pulling: the list of tags
 (`tagmatrix tags --refresh`) and a tag's digest (`tagmatrix lock`). Bearer
@@ -17,7 +18,7 @@ from typing import Any
 
 import requests
 
-from .errors import TagmatrixError
+from ..errors import RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,6 @@ _LOOPBACK = re.compile(r"^(?:localhost|127\.\d+\.\d+\.\d+|\[::1\])(?::\d+)?$")
 _CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 TIMEOUT = 20.0
 MAX_PAGES = 200
-
-
-class RegistryError(TagmatrixError):
-    """The registry could not be asked (unreachable, refused, rate-limited)."""
-
-    exit_code = 3
-
-    def __init__(self, message: str, *, status: int | None = None, hint: str | None = None,
-                 retryable: bool = False) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,96 @@
+"""Every report file of a run, written from its result, and read back for `report`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import replace
+from pathlib import Path
+
+from .errors import UsageError
+from .files import atomic_write, write_json
+from .junit_in import InvalidResults, parse_cell_suite
+from .reportdir import ReportsFolder
+from .reports import html, junit, summary
+from .results import RunResult, Status, load_results
+
+log = logging.getLogger(__name__)
+
+
+def write_reports(run: RunResult, reports: Path, *, step_summary: bool = True) -> None:
+    """junit.xml, cells/<id>.xml, results.json, summary.md and index.html, each written
+    atomically; summary.md is also appended to $GITHUB_STEP_SUMMARY when set."""
+    atomic_write(reports / "junit.xml", junit.render(run.cells))
+    for cell in run.cells:
+        atomic_write(reports / "cells" / f"{cell.id}.xml", junit.render([cell], name=cell.id))
+    write_json(reports / "results.json", run.to_json())
+    text = summary.markdown(run)
+    atomic_write(reports / "summary.md", text)
+    atomic_write(reports / "index.html", html.render(run))
+    github = os.environ.get("GITHUB_STEP_SUMMARY") if step_summary else None
+    if github:
+        with Path(github).open("a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def read_back(reports: Path) -> RunResult:
+    """A run as its reports hold it: results.json and each cell's cases and output from
+    cells/<id>.xml. Untrusted input: read with caps, ids checked (see results.py)."""
+    try:
+        run = load_results(reports / "results.json")
+    except FileNotFoundError as exc:
+        raise UsageError(f"{reports}: no results.json (run `tagmatrix run` first)") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{reports / 'results.json'}: not a tagmatrix results file "
+                         f"({exc})") from exc
+    cells = []
+    for cell in run.cells:
+        path = reports / "cells" / f"{cell.id}.xml"
+        if not path.is_file() or path.is_symlink():
+            cells.append(cell)
+            continue
+        try:
+            cases, output = parse_cell_suite(path.read_bytes(), cell.id)
+        except InvalidResults as exc:
+            log.warning("%s: %s", path, exc)
+            cells.append(cell)
+            continue
+        cells.append(replace(cell, cases=tuple(cases), output_tail=output))
+    return replace(run, cells=tuple(cells))
+
+
+def rerender(reports: Path) -> RunResult:
+    """`tagmatrix report`: every report again from results.json and cells/<id>.xml."""
+    folder = ReportsFolder(reports)
+    folder.lock("report", wait=False)
+    try:
+        run = read_back(reports)
+        write_reports(run, reports, step_summary=False)
+    finally:
+        folder.unlock()
+    return run
+
+
+def merge_rerun(run: RunResult, reports: Path) -> RunResult:
+    """A --rerun-failed run merged into the folder's previous run: its cells replace
+    theirs, the others stay as they were (their files too)."""
+    if not (reports / "results.json").is_file():
+        return run
+    try:
+        previous = read_back(reports)
+    except UsageError as exc:
+        log.warning("not merging the rerun into the previous results: %s", exc)
+        return run
+    fresh = {c.id: c for c in run.cells}
+    cells = [fresh.pop(c.id, c) for c in previous.cells]
+    return replace(run, cells=(*cells, *fresh.values()))
+
+
+def previous_durations(reports: Path) -> dict[str, float]:
+    """How long each cell's tests ran last time in this folder, for longest-first
+    scheduling (the run time only: waiting for a slot says nothing of a cell's length)."""
+    try:
+        previous = load_results(reports / "results.json")
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {c.id: c.run_s for c in previous.cells if c.status in (Status.PASSED, Status.FAILED)}

@@ -1,0 +1,100 @@
+"""How a finished container is judged: from its exit code, its JUnit and the
+interpreter it proves it ran. Pure: no engine, no threads."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from .engine import Execution
+from .errors import Stage
+from .jobs import PLANNED, Job
+from .junit_in import InvalidResults, parse_junit
+from .results import CellResult, Status, TestCase, TestCounts
+
+log = logging.getLogger(__name__)
+
+SETUP_FAILED_REASON = "the setup command failed (see the log)"
+
+
+def job_result(job: Job, status: Status, reason: str, stage: Stage = Stage.NONE) -> CellResult:
+    """A cell's result before (or without) running it."""
+    return CellResult(
+        id=job.id, python=job.cell.python, variant=job.cell.variant,
+        axes=dict(job.cell.axes), image=job.base_image, platform=job.platform,
+        status=status, reason=reason, stage=stage, gating=job.gating,
+        log=f"logs/{job.id}.log" if job.state is PLANNED else "")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a finished container is judged."""
+
+    status: Status
+    reason: str = ""
+    stage: Stage = Stage.NONE  # for errors: run or results
+    cases: tuple[TestCase, ...] = ()
+
+
+def classify(job: Job, execution: Execution) -> Verdict:
+    """The status of a finished container, from its exit code and its JUnit."""
+    code = execution.exit_code
+    if execution.cancelled:
+        return Verdict(Status.CANCELLED, "cancelled while running; container killed",
+                       Stage.RUN)
+    if execution.timed_out:
+        return Verdict(Status.TIMEOUT, f"exceeded the {job.timeout:g} s timeout; container "
+                       "killed", Stage.RUN)
+    if execution.setup_failed:
+        return Verdict(Status.ERROR, SETUP_FAILED_REASON, Stage.RUN)
+    if execution.oom_killed:
+        return Verdict(Status.ERROR, "killed by the kernel: out of memory (OOMKilled)",
+                       Stage.RUN)
+    if code == 137:
+        return Verdict(Status.ERROR, "killed by SIGKILL (exit 137; out of memory?)", Stage.RUN)
+    cases: tuple[TestCase, ...] = ()
+    if execution.junit is not None:
+        try:
+            cases = tuple(parse_junit(execution.junit))
+        except InvalidResults as exc:
+            return Verdict(Status.ERROR, f"results: {exc}", Stage.RESULTS)
+    counts = TestCounts.of(cases)
+    bad = counts.failed + counts.errors
+    if code is None:
+        return Verdict(Status.ERROR, "the container's exit code is unknown", Stage.RUN, cases)
+    if job.junit_path and execution.junit is None:
+        why = execution.junit_error or "no JUnit file"
+        if code == 0:
+            return Verdict(Status.ERROR, f"results missing: {why}", Stage.RESULTS)
+        return Verdict(Status.FAILED, f"exit code {code}; {why}")
+    wrong = _wrong_interpreter(job, execution)
+    if wrong:
+        return Verdict(Status.ERROR, wrong, Stage.RESULTS, cases)
+    if code == 0 and bad == 0:
+        return Verdict(Status.PASSED, "", Stage.NONE, cases)
+    if code == 0:
+        return Verdict(Status.FAILED, f"{bad} test(s) failed although the command exited 0",
+                       Stage.NONE, cases)
+    if code == 5 and counts.total == 0:
+        return Verdict(Status.FAILED, "no tests were collected (pytest exit 5)", Stage.NONE,
+                       cases)
+    detail = f"; {counts.failed} failed, {counts.errors} errors" if cases else ""
+    return Verdict(Status.FAILED, f"exit code {code}{detail}", Stage.NONE, cases)
+
+
+def _wrong_interpreter(job: Job, execution: Execution) -> str:
+    """Why the cell cannot count: it ran another interpreter than its tag promises (a
+    custom Dockerfile whose FROM ignores PYTHON_IMAGE, a mislabelled image); "" if fine."""
+    if job.interpreter is None:
+        return ""
+    verdict = job.interpreter.judge(execution.interpreter.version)
+    if verdict.ok:
+        if verdict.message:
+            log.warning("cell %s: %s", job.id, verdict.message)
+        return ""
+    if job.build is not None and job.build.dockerfile:
+        hint = (f": does {job.build.dockerfile}'s FROM use PYTHON_IMAGE "
+                "(ARG PYTHON_IMAGE, FROM ${PYTHON_IMAGE})?")
+    else:
+        hint = f": the image {job.base_image} does not hold the interpreter its tag names"
+    return verdict.message + hint

@@ -1,0 +1,74 @@
+"""Judging a finished container: exit code, JUnit, and the interpreter it proves it ran."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config import load_config
+from orchestrator.engine import Execution
+from orchestrator.errors import Stage
+from orchestrator.plan import Job, make_plan
+from orchestrator.results import Interpreter, Status
+from orchestrator.tags import Catalogue
+from orchestrator.verdict import classify
+
+Write = Callable[[str, str], Path]
+PASS_XML = (b'<testsuite><testcase classname="t" name="a"/>'
+            b'<testcase classname="t" name="b"/></testsuite>')
+FAIL_XML = (b'<testsuite><testcase classname="t" name="a"><failure message="no"/></testcase>'
+            b'</testsuite>')
+
+
+def jobs(write: Write, matrix: str) -> list[Job]:
+    return list(make_plan(load_config(write("matrix.yaml", matrix)), Catalogue.builtin()).jobs)
+
+
+@pytest.mark.parametrize(("execution", "status", "needle"), [
+    (Execution(exit_code=0, junit=PASS_XML), Status.PASSED, ""),
+    (Execution(exit_code=1, junit=FAIL_XML), Status.FAILED, "1 failed"),
+    (Execution(exit_code=0, junit=FAIL_XML), Status.FAILED, "although the command exited 0"),
+    (Execution(exit_code=None, timed_out=True), Status.TIMEOUT, "timeout"),
+    (Execution(exit_code=137), Status.ERROR, "SIGKILL"),
+    (Execution(exit_code=137, oom_killed=True), Status.ERROR, "out of memory"),
+    (Execution(exit_code=0, junit=b"<html/>"), Status.ERROR, "results"),
+    (Execution(exit_code=0, junit=None, junit_error="no file"), Status.ERROR, "results missing"),
+    (Execution(exit_code=2, junit=None), Status.FAILED, "exit code 2"),
+    (Execution(exit_code=5, junit=b"<testsuite/>"), Status.FAILED, "no tests were collected"),
+    (Execution(exit_code=252, setup_failed=True), Status.ERROR, "setup"),
+])
+def test_classify(write: Write, execution: Execution, status: Status, needle: str) -> None:
+    job = jobs(write, 'matrix: {python: ["3.12"]}\n')[0]
+    verdict = classify(job, replace(execution, interpreter=Interpreter(version="3.12.1")))
+    assert verdict.status is status
+    assert needle in verdict.reason
+
+
+@pytest.mark.parametrize(("python", "ran", "needle"), [
+    ("3.13", "3.12.1", "the image ran Python 3.12.1, but this cell is 3.13"),
+    ("3.15-rc", "3.15.0", "a final release"),
+    ("3.13", "", "reported no usable version"),
+])
+def test_a_cell_that_ran_another_interpreter_is_an_error_never_a_pass(
+        write: Write, python: str, ran: str, needle: str) -> None:
+    job = jobs(write, f'matrix: {{python: ["{python}"]}}\n')[0]
+    for code, junit in ((0, PASS_XML), (1, FAIL_XML)):
+        verdict = classify(job, Execution(exit_code=code, junit=junit,
+                                          interpreter=Interpreter(version=ran)))
+        assert verdict.status is Status.ERROR
+        assert verdict.stage is Stage.RESULTS
+        assert needle in verdict.reason
+
+
+def test_a_hard_coded_from_is_named_in_the_reason(write: Write) -> None:
+    write("Dockerfile", "FROM 127.0.0.1:5000/library/python:3.12-slim\n")
+    job = jobs(write, 'matrix: {python: ["3.13"]}\nbuild: {dockerfile: Dockerfile}\n')[0]
+    verdict = classify(job, Execution(exit_code=0, junit=PASS_XML,
+                                      interpreter=Interpreter(version="3.12.1")))
+    assert verdict.status is Status.ERROR
+    assert verdict.reason == ("the image ran Python 3.12.1, but this cell is 3.13: does "
+                              "Dockerfile's FROM use PYTHON_IMAGE (ARG PYTHON_IMAGE, "
+                              "FROM ${PYTHON_IMAGE})?")
