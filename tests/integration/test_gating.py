@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -146,12 +147,19 @@ def test_rerun_failed_runs_exactly_the_failed_cells(workspace: Workspace,
     """}
     root = workspace.folder()
     path = make_project(root, lab_matrix(lab_minors), tests)
-    run_project(path, client=docker_client, expect=1)
-    rerun = run_project(path, client=docker_client, args=("--rerun-failed",), expect=1)
-    assert list(rerun.cells()) == [f"{newest}-slim"]
+
+    def ran_again(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+        # a rerun merges into the folder's results: the other cells stay as they were
+        assert list(after) == list(before)
+        return [i for i in after if after[i]["started_at"] != before[i]["started_at"]]
+
+    first = run_project(path, client=docker_client, expect=1).cells()
+    rerun = run_project(path, client=docker_client, args=("--rerun-failed",), expect=1).cells()
+    assert ran_again(first, rerun) == [f"{newest}-slim"]
     (root / "tests" / "test_v.py").write_text("def test_ok():\n    pass\n")
-    fixed = run_project(path, client=docker_client, args=("--rerun-failed",))
-    assert list(fixed.cells()) == [f"{newest}-slim"]
+    fixed = run_project(path, client=docker_client, args=("--rerun-failed",)).cells()
+    assert ran_again(rerun, fixed) == [f"{newest}-slim"]
+    assert {c["status"] for c in fixed.values()} == {"passed"}
     nothing = run_project(path, client=docker_client, args=("--rerun-failed",))
     assert "nothing to rerun" in nothing.out
 

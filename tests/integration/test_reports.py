@@ -166,8 +166,8 @@ def test_log_cap_is_said_in_the_file(hostile: Outcome) -> None:
 def test_report_command_reproduces_every_file(hostile: Outcome, tmp_path: Path) -> None:
     copy = tmp_path / "reports"
     shutil.copytree(hostile.reports, copy)
-    again = tagmatrix("report", "--reports", str(copy))
-    assert again.code == 1, again.err
+    again = tagmatrix("report", "--reports", str(copy), "--exit-code")
+    assert again.code == 1, again.err  # the failing verdict, read back
     for name in ["junit.xml", "summary.md", "index.html", "results.json",
                  *(f"cells/{p.name}" for p in (hostile.reports / "cells").iterdir())]:
         assert filecmp.cmp(hostile.reports / name, copy / name, shallow=False), name
