@@ -167,6 +167,34 @@ def read_stderr_until(process: subprocess.Popen[str], text: str, *,
     return seen.decode(errors="replace")
 
 
+def read_until_exit(process: subprocess.Popen[str], *,
+                    timeout: float = 60) -> tuple[str, str]:
+    """Reads stdout and stderr to their end (a process that exits closes them) without
+    reaping the process; TimeoutError at the deadline. Until the test reaps it (wait()),
+    a dead tagmatrix process is a zombie whose PID and start time still answer, so the
+    start-of-run sweeps of other people's runs on this host take it for alive and leave
+    its leftovers to the test (see orchestrator/cleanup.py, owner_alive)."""
+    assert process.stdout is not None
+    assert process.stderr is not None
+    read: dict[int, bytes] = {process.stdout.fileno(): b"", process.stderr.fileno(): b""}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for fd in read:
+            selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"tagmatrix did not exit within {timeout} s")
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    read[key.fd] += chunk
+                else:
+                    selector.unregister(key.fd)
+    out, err = (data.decode(errors="replace") for data in read.values())
+    return out, err
+
+
 @dataclass
 class Outcome:
     """A finished tagmatrix process and what it left (``leftovers``: ids of its

@@ -22,6 +22,7 @@ from tests.integration.conftest import (
     lab_matrix,
     make_project,
     read_stderr_until,
+    read_until_exit,
     run_matrix,
     run_project,
     tagmatrix,
@@ -165,14 +166,14 @@ def test_second_sigint_forces_the_exit_when_cleanup_hangs(
             process.wait(timeout=1)  # the graceful cleanup is stuck
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+        _, err = read_until_exit(process, timeout=30)  # not reaped yet: see its docstring
         elapsed = time.monotonic() - sent
     finally:
         os.kill(dockerd, signal.SIGCONT)
-    assert process.returncode == 130, said + err
     assert elapsed < 2
     assert "SIGINT again: exiting now" in err
     assert spawn.containers() == {left}  # the forced exit left it ...
+    assert process.wait(timeout=30) == 130, said + err
     cleaned = tagmatrix("clean")
     assert cleaned.code == 0
     assert f"(run {run_id})" in cleaned.out  # ... clean took it
@@ -191,14 +192,17 @@ def test_kill_9_then_clean_and_the_next_run_sweeps(
     # them, and that nothing of theirs is left.
     root = workspace.folder()
     path = make_project(root, lab_matrix(lab_minors[:2]), SLEEPER)
-    # 1. kill -9, then `tagmatrix clean`
+    # 1. kill -9, then `tagmatrix clean`. Each killed process is reaped only right
+    # before the clean (or the run) that should remove its containers: until then,
+    # other people's runs on this host take it for alive (see read_until_exit).
     process = spawn("run", "-f", str(path), "--reports", str(root / "r1"))
     wait_running(docker_client, 2, process)
     process.kill()
-    process.communicate(timeout=30)  # reaps it and closes the pipes
+    read_until_exit(process, timeout=30)
     left = spawn.containers()
     assert len(left) == 2  # a killed process cannot clean up: its labels let us
     (run_id,) = _run_ids(docker_client, left)
+    process.wait(timeout=30)
     cleaned = tagmatrix("clean")
     assert cleaned.code == 0, cleaned.err
     removed = [line for line in cleaned.out.splitlines() if line.startswith("removed container")]
@@ -208,12 +212,14 @@ def test_kill_9_then_clean_and_the_next_run_sweeps(
     process = spawn("run", "-f", str(path), "--reports", str(root / "r2"))
     wait_running(docker_client, 2, process)
     process.kill()
-    process.communicate(timeout=30)  # reaps it and closes the pipes
+    read_until_exit(process, timeout=30)
     left = spawn.containers()
     assert len(left) == 2
     (run_id,) = _run_ids(docker_client, left)
-    outcome = run_matrix(workspace.folder("quick"), lab_matrix(lab_minors[:1]),
-                         {"test_ok.py": "def test_ok():\n    pass\n"}, client=docker_client)
+    quick = make_project(workspace.folder("quick"), lab_matrix(lab_minors[:1]),
+                         {"test_ok.py": "def test_ok():\n    pass\n"})
+    process.wait(timeout=30)
+    outcome = run_project(quick, client=docker_client)
     swept = next((line for line in outcome.err.splitlines()
                   if "leftovers of dead runs" in line), "")
     count = re.search(r"removed (\d+) leftovers", swept)

@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     lab_matrix,
     make_project,
     managed_services,
+    read_until_exit,
     run_matrix,
     run_project,
     tagmatrix,
@@ -142,10 +143,11 @@ def test_kill_9_then_clean_removes_the_services(workspace: Workspace,
                     str(root / "r"))
     wait_tasks_running(docker_client, 1, process)
     process.kill()
-    process.communicate(timeout=30)
+    read_until_exit(process, timeout=30)  # not reaped yet: other runs' sweeps keep off
     (service,) = spawn.services()
     (listed,) = docker_client.services.list(filters={"id": service})
     name = listed.name
+    process.wait(timeout=30)
     cleaned = tagmatrix("clean", "-f", str(path))
     assert cleaned.code == 0, cleaned.err
     assert f"removed service {name} " in cleaned.out
