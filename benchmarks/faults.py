@@ -3,11 +3,12 @@
     python benchmarks/faults.py [--disruptive]     (make faults)
 
 Each scenario runs tagmatrix as a process against the lab, injects a fault,
-and counts: cells planned vs cells reported (results lost, must be 0),
-tagmatrix-labelled containers afterwards (leftovers, must be 0), and the
-cleanup time (from the fault to the last container gone). --disruptive also
-stops the engine mid-run (and starts it again with lab/up). Prints a table
-and writes reports/faults.json.
+and counts: cells planned vs cells reported (results lost, must be 0), the
+containers of the scenario's tagmatrix processes afterwards (leftovers, must be
+0; other runs on the shared engine do not count), and the cleanup time (from
+the fault to the last container gone). --disruptive also stops the engine
+mid-run (and starts it again with lab/up). Prints a table and writes
+reports/faults.json. The images the scenarios build are removed at the end.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.integration.conftest import (  # noqa: E402 - after the path is set
+    REGISTRY,
+    Owner,
     lab_matrix,
     make_project,
     managed_containers,
@@ -37,6 +40,7 @@ from tests.integration.conftest import (  # noqa: E402 - after the path is set
     wait_running,
 )
 from tests.integration.flaky_registry import FlakyRegistry  # noqa: E402
+from tests.integration.workspace import Workspace, remove_images  # noqa: E402
 
 SLEEP = {"test_sleep.py": "import time\n\ndef test_sleep():\n    time.sleep(100000)\n"}
 OK = {"test_ok.py": "def test_ok():\n    pass\n"}
@@ -68,39 +72,54 @@ def tagmatrix(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
                             env={**os.environ, **(env or {})})
 
 
-def wait_gone(client: docker.DockerClient, since: float, limit: float = 60) -> float:
-    while managed_containers(client) and time.monotonic() - since < limit:
+def leftovers(client: docker.DockerClient, owners: list[Owner]) -> set[str]:
+    """The containers of these tagmatrix processes (not those of other runs)."""
+    return {cid for owner in owners for cid in managed_containers(client, owner)}
+
+
+def wait_gone(client: docker.DockerClient, owners: list[Owner], since: float,
+              limit: float = 60) -> float:
+    while leftovers(client, owners) and time.monotonic() - since < limit:
         time.sleep(0.05)
     return time.monotonic() - since
 
 
-def finish(scenario: Scenario, reports: Path, client: docker.DockerClient) -> Scenario:
+def finish(scenario: Scenario, reports: Path, client: docker.DockerClient,
+           owners: list[Owner]) -> Scenario:
     results = reports / "results.json"
     if results.is_file():
         cells = json.loads(results.read_text())["cells"]
         scenario.reported = len(cells)
         scenario.statuses = ",".join(sorted({c["status"] for c in cells}))
-    scenario.leftovers = len(managed_containers(client))
+    scenario.leftovers = len(leftovers(client, owners))
     return scenario
 
 
 class Runner:
-    def __init__(self, root: Path, client: docker.DockerClient, minors: list[str]) -> None:
-        self.root = root
-        self.client = client
+    def __init__(self, workspace: Workspace, minors: list[str]) -> None:
+        self.workspace = workspace
+        self.client = workspace.client
         self.minors = minors
+        self.folders: dict[str, Path] = {}
+
+    def folder(self, name: str) -> Path:
+        """The scenario's folder, named uniquely (its images are removed at the end)."""
+        if name not in self.folders:
+            self.folders[name] = self.workspace.folder(name)
+        return self.folders[name]
 
     def project(self, name: str, tests: dict[str, str], **matrix: object) -> Path:
-        return make_project(self.root / name, lab_matrix(self.minors[:2], **matrix), tests)  # type: ignore[arg-type]
+        return make_project(self.folder(name), lab_matrix(self.minors[:2], **matrix), tests)  # type: ignore[arg-type]
 
     def run_to_end(self, name: str, path: Path, cells: int, expected: int,
                    env: dict[str, str] | None = None) -> Scenario:
-        reports = self.root / name / "reports"
+        reports = path.parent / "reports"
         process = tagmatrix("run", "-f", str(path), "--reports", str(reports), env=env)
+        owner = Owner.of(process)
         process.communicate(timeout=900)
         scenario = Scenario(name, cells=cells, exit_code=process.returncode,
                             expected_exit=expected)
-        return finish(scenario, reports, self.client)
+        return finish(scenario, reports, self.client, [owner])
 
     def timeout(self) -> Scenario:
         return self.run_to_end("hung test (timeout 3 s)", self.project("timeout", SLEEP,
@@ -109,21 +128,23 @@ class Runner:
     def signal(self, signum: int, expected: int) -> Scenario:
         name = f"{signal.Signals(signum).name} mid-run"
         path = self.project(name.split(maxsplit=1)[0], SLEEP)
-        reports = self.root / name.split(maxsplit=1)[0] / "reports"
+        reports = path.parent / "reports"
         process = tagmatrix("run", "-f", str(path), "--reports", str(reports))
-        wait_running(self.client, 2)
+        owner = Owner.of(process)
+        wait_running(self.client, 2, process)
         sent = time.monotonic()
         process.send_signal(signum)
         process.communicate(timeout=60)
         scenario = Scenario(name, cells=2, exit_code=process.returncode, expected_exit=expected,
                             cleanup_s=time.monotonic() - sent)
-        return finish(scenario, reports, self.client)
+        return finish(scenario, reports, self.client, [owner])
 
     def kill9(self) -> Scenario:
         path = self.project("kill9", SLEEP)
-        reports = self.root / "kill9" / "reports"
+        reports = path.parent / "reports"
         process = tagmatrix("run", "-f", str(path), "--reports", str(reports))
-        wait_running(self.client, 2)
+        owner = Owner.of(process)
+        wait_running(self.client, 2, process)
         process.kill()
         process.communicate(timeout=60)
         killed = time.monotonic()
@@ -131,8 +152,9 @@ class Runner:
         clean.communicate(timeout=120)
         scenario = Scenario("kill -9, then tagmatrix clean", cells=2, reported=2,
                             exit_code=clean.returncode, expected_exit=0,
-                            cleanup_s=wait_gone(self.client, killed), statuses="(no reports)")
-        scenario.leftovers = len(managed_containers(self.client))
+                            cleanup_s=wait_gone(self.client, [owner], killed),
+                            statuses="(no reports)")
+        scenario.leftovers = len(leftovers(self.client, [owner]))
         return scenario
 
     def oom(self) -> Scenario:
@@ -152,55 +174,56 @@ class Runner:
     def flood(self) -> Scenario:
         code = ("import sys\nb = b'x' * 1023 + b'\\n'\nw = sys.stdout.buffer.write\n"
                 "for _ in range(1 << 20):\n    w(b)\n")
-        path = make_project(self.root / "flood", lab_matrix(
+        path = make_project(self.folder("flood"), lab_matrix(
             self.minors[:1], command=["python", "-c", code],
             extra="logs: {max_bytes: 20000000}\n"), {})
         return self.run_to_end("1 GiB of output", path, 1, 0)
 
     def rate_limit(self) -> Scenario:
         with FlakyRegistry("127.0.0.1:5000", fail_first=2) as front:
-            path = make_project(self.root / "ratelimit", lab_matrix(self.minors[:1]).replace(
-                "127.0.0.1:5000", front.address), OK)
+            path = make_project(self.folder("ratelimit"), lab_matrix(self.minors[:1]).replace(
+                REGISTRY, front.address), OK)
             try:
                 return self.run_to_end("registry answers 429 once", path, 1, 0)
-            finally:
-                for image in self.client.images.list(name=f"{front.address}/library/python"):
-                    for tag in image.tags:
-                        self.client.images.remove(tag)
+            finally:  # the base image under the front's name (its port is ours)
+                remove_images(self.client, lambda repository: repository.startswith(
+                    f"{front.address}/"))
 
     def concurrent(self) -> Scenario:
         slow = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(2)\n"}
         paths = [self.project(f"concurrent-{i}", slow) for i in (1, 2)]
         processes = [tagmatrix("run", "-f", str(p), "--reports", str(p.parent / "reports"))
                      for p in paths]
+        owners = [Owner.of(p) for p in processes]
         codes = [p.communicate(timeout=600) and p.returncode for p in processes]
         scenario = Scenario("two runs at once", cells=4, exit_code=max(codes), expected_exit=0)
         statuses: set[str] = set()
         for path in paths:
-            partial = finish(Scenario("x"), path.parent / "reports", self.client)
+            partial = finish(Scenario("x"), path.parent / "reports", self.client, owners)
             scenario.reported += partial.reported
             statuses.update(partial.statuses.split(","))
         scenario.statuses = ",".join(sorted(statuses))
-        scenario.leftovers = len(managed_containers(self.client))
+        scenario.leftovers = len(leftovers(self.client, owners))
         return scenario
 
     def engine_loss(self) -> Scenario:
         path = self.project("engine-loss", {"test_slow.py": "import time\n\ndef test_s():\n"
                                                             "    time.sleep(30)\n"}, parallel=1)
-        reports = self.root / "engine-loss" / "reports"
+        reports = path.parent / "reports"
         process = tagmatrix("run", "-f", str(path), "--reports", str(reports))
-        wait_running(self.client, 1)
+        owner = Owner.of(process)
+        wait_running(self.client, 1, process)
         pid = int(subprocess.run(["pidof", "dockerd"], capture_output=True, text=True,
                                  check=True).stdout.split()[0])
         os.kill(pid, signal.SIGTERM)
         process.communicate(timeout=120)
         subprocess.run([str(REPO / "lab" / "up")], capture_output=True, check=True, timeout=300)
-        self.client = docker.from_env()
+        self.client = self.workspace.client = docker.from_env()
         clean = tagmatrix("clean")
         clean.communicate(timeout=120)
         scenario = Scenario("engine stopped mid-run", cells=2, exit_code=process.returncode,
                             expected_exit=3)
-        return finish(scenario, reports, self.client)
+        return finish(scenario, reports, self.client, [owner])
 
 
 def main() -> int:
@@ -211,8 +234,8 @@ def main() -> int:
     args = parser.parse_args()
     client = docker.from_env()
     minors = slim_minors()
-    with tempfile.TemporaryDirectory() as tmp:
-        runner = Runner(Path(tmp), client, minors)
+    with tempfile.TemporaryDirectory() as tmp, Workspace(Path(tmp), client, REGISTRY) as built:
+        runner = Runner(built, minors)
         steps: list[Callable[[], Scenario]] = [
             runner.timeout, lambda: runner.signal(signal.SIGINT, 130),
             lambda: runner.signal(signal.SIGTERM, 143), runner.kill9, runner.oom,

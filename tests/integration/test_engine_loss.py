@@ -22,10 +22,10 @@ from tests.integration.conftest import (
     Spawn,
     lab_matrix,
     make_project,
-    managed_containers,
     tagmatrix,
     wait_running,
 )
+from tests.integration.workspace import Workspace
 
 pytestmark = [pytest.mark.docker, pytest.mark.disruptive]
 
@@ -35,19 +35,34 @@ def _dockerd() -> int | None:
     return int(found.stdout.split()[0]) if found.returncode == 0 else None
 
 
-def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
-                             lab_minors: list[str],
-        spawn: Spawn) -> None:
+def _wait_for_text(path: Path, text: str, process: subprocess.Popen[str],
+                   timeout: float = 60) -> None:
+    """Until ``path`` holds ``text``; fails when the process ends first or at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and text in path.read_text(errors="replace")):
+        assert process.poll() is None, f"tagmatrix ended before {path} said {text!r}"
+        assert time.monotonic() < deadline, f"{path} did not say {text!r} in {timeout} s"
+        time.sleep(0.1)
+
+
+def test_engine_lost_mid_run(workspace: Workspace, docker_client: docker.DockerClient,
+                             lab_minors: list[str], spawn: Spawn) -> None:
     pid = _dockerd()
     if pid is None:
         pytest.fail("no dockerd process to stop on this machine", pytrace=False)
-    tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(30)\n"}
-    path = make_project(tmp_path, lab_matrix(lab_minors[:1], parallel=1).replace(
+    tests = {"test_slow.py": "import time\n\ndef test_slow():\n    print('slow test started', "
+                             "flush=True)\n    time.sleep(30)\n"}
+    root = workspace.folder()
+    # -s: the test's print reaches the cell's log while it runs
+    path = make_project(root, lab_matrix(lab_minors[:1], parallel=1,
+                                         command="python -m pytest -q -s tests").replace(
         "variant: [slim]", "variant: [slim]\n  shard: [a, b, c]"), tests)
-    process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
+    process = spawn("run", "-f", str(path), "--reports", str(root / "r"))
     try:
-        wait_running(docker_client, 1)
-        time.sleep(1)
+        wait_running(docker_client, 1, process)
+        # the first cell's tests run: tagmatrix is waiting on its container
+        _wait_for_text(root / "r" / "logs" / f"{lab_minors[0]}-slim-a.log",
+                       "slow test started", process)
         os.kill(pid, signal.SIGTERM)  # the engine goes away
         _, err = process.communicate(timeout=120)
     finally:
@@ -57,7 +72,7 @@ def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
     assert process.returncode == 3, err
     assert "lost the Docker engine" in err
     assert "Traceback" not in err
-    cells = Outcome(3, "", err, tmp_path / "r").cells()
+    cells = Outcome(3, "", err, root / "r").cells()
     assert [c["status"] for c in cells.values()] == ["error", "error", "error"]
     assert [c["stage"] for c in cells.values()] == ["engine", "engine", "engine"]
     assert all("lost the Docker engine" in c["reason"] for c in cells.values())
@@ -67,12 +82,8 @@ def test_engine_lost_mid_run(tmp_path: Path, docker_client: docker.DockerClient,
     # third never got a thread: it is certainly "not run"
     assert third.startswith("not run: ")
     assert second.startswith(("not run: ", "lost the Docker engine"))
-    assert len(list(junitparser.JUnitXml.fromfile(str(tmp_path / "r" / "junit.xml")))) == 3
+    assert len(list(junitparser.JUnitXml.fromfile(str(root / "r" / "junit.xml")))) == 3
     # back up: what the lost run left is cleaned (its process is gone)
-    client = docker.from_env()
-    try:
-        cleaned = tagmatrix("clean")
-        assert cleaned.code == 0, cleaned.err
-        assert managed_containers(client) == set()
-    finally:
-        client.close()
+    cleaned = tagmatrix("clean")
+    assert cleaned.code == 0, cleaned.err
+    assert spawn.containers() == set()

@@ -13,7 +13,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import REGISTRY, tagmatrix
+from tests.integration.conftest import REGISTRY, run_project, tagmatrix
+from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.docker
 
@@ -57,12 +58,12 @@ def library(root: Path, *, name: str, version: str, pyproject_extra: str = "",
 
 
 def test_a_src_library_is_tested_as_installed_even_over_an_older_copy_of_itself(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     # requests depends on idna: the dependency layer installs the index's idna, at the
     # very version this project claims (as pytest pulled a released pluggy into pluggy's
     # own cells). The cell must still test this code.
     newest = lab_index_versions("idna")[-1]
-    path = library(tmp_path, name="idna", version=newest, pyproject_extra=(
+    path = library(workspace.folder(), name="idna", version=newest, pyproject_extra=(
         '[project.optional-dependencies]\ntests = ["pytest>=8", "requests"]\n'), tests={
         "test_installed.py": """
             import idna
@@ -78,9 +79,7 @@ def test_a_src_library_is_tested_as_installed_even_over_an_older_copy_of_itself(
         test: {{command: python -m pytest -q tests, timeout: 300}}
         parallel: 2
     """)
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 0, outcome.out + outcome.err
+    outcome = run_project(path, client=docker_client)
     for cell in outcome.cells().values():
         assert cell["status"] == "passed", cell["reason"]
         assert cell["tests"]["passed"] == 2
@@ -88,17 +87,16 @@ def test_a_src_library_is_tested_as_installed_even_over_an_older_copy_of_itself(
         assert cell["install"]["project"] == "idna"
         assert cell["install"]["resolver"].startswith("pip ")
         assert 'pytest>=8; extra == "tests"' in cell["install"]["requires"]
-    logs = tmp_path / "reports" / "logs"
+    logs = outcome.reports / "logs"
     project_log = (logs / "_project.linux-sdist.log").read_text()
     assert "Step 1/" in project_log  # built (or taken from the cache) once, logged once
     assert "[tagmatrix] project image sha256:" in project_log
-    assert outcome.leftovers == set()
 
 
 def test_a_min_cell_installs_the_declared_floors(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     minor = next(m for m in lab_minors if m in ("3.11", "3.12"))
-    path = library(tmp_path, name="floors", version="1.0", pyproject_extra=(
+    path = library(workspace.folder(), name="floors", version="1.0", pyproject_extra=(
         'dependencies = ["attrs>=22.1.0"]\n[dependency-groups]\ntest = ["pytest>=8.0.0"]\n'),
         tests={"test_ok.py": "import attrs\n\ndef test_ok():\n    assert attrs\n"}, matrix=f"""
         matrix:
@@ -112,10 +110,7 @@ def test_a_min_cell_installs_the_declared_floors(
         test: {{command: python -m pytest -q tests, timeout: 300}}
         parallel: 2
     """)
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 0, outcome.out + outcome.err
-    cells = outcome.cells()
+    cells = run_project(path, client=docker_client).cells()
     low, high = cells[f"{minor}-slim-min"], cells[f"{minor}-slim-latest"]
     assert low["packages"]["attrs"] == "22.1.0"
     assert low["packages"]["pytest"] == "8.0.0"
@@ -127,14 +122,15 @@ def test_a_min_cell_installs_the_declared_floors(
 
 
 def test_a_hard_coded_from_is_an_error_never_a_green_cell(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     oldest, newest = lab_minors[0], lab_minors[-1]
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
-    (tmp_path / "Dockerfile").write_text(
+    root = workspace.folder()
+    (root / "tests").mkdir()
+    (root / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    (root / "Dockerfile").write_text(
         f"FROM {REGISTRY}/library/python:{oldest}-slim\nWORKDIR /usr/src/app\n"
         "RUN pip install --no-cache-dir pytest\nCOPY . .\n")
-    path = tmp_path / "matrix.yaml"
+    path = root / "matrix.yaml"
     path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
                     f'matrix: {{python: ["{oldest}", "{newest}"], variant: [slim]}}\n'
                     "build: {dockerfile: Dockerfile}\n"
@@ -142,10 +138,7 @@ def test_a_hard_coded_from_is_an_error_never_a_green_cell(
     validated = tagmatrix("validate", "-f", str(path))
     assert validated.code == 0
     assert "uses neither PYTHON_IMAGE nor PYTHON_TAG" in validated.err
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 1
-    cells = outcome.cells()
+    cells = run_project(path, client=docker_client, expect=1).cells()
     assert cells[f"{oldest}-slim"]["status"] == "passed"
     wrong = cells[f"{newest}-slim"]
     assert wrong["status"] == "error"
@@ -156,18 +149,17 @@ def test_a_hard_coded_from_is_an_error_never_a_green_cell(
 
 
 def test_a_project_that_does_not_build_fails_every_cell_with_one_build(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
-    (tmp_path / "setup.py").write_text(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    root = workspace.folder()
+    (root / "setup.py").write_text(
         "raise RuntimeError('tagmatrix-test: this project cannot be built')\n")
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
-    path = tmp_path / "matrix.yaml"
+    (root / "tests").mkdir()
+    (root / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    path = root / "matrix.yaml"
     path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
                     f'matrix: {{python: {json.dumps(lab_minors[:2])}, variant: [slim]}}\n'
                     "test: {command: python -m pytest -q tests, timeout: 300}\n")
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 1
+    outcome = run_project(path, client=docker_client, expect=1)
     reasons = set()
     for cell in outcome.cells().values():
         assert cell["status"] == "error"
@@ -178,22 +170,19 @@ def test_a_project_that_does_not_build_fails_every_cell_with_one_build(
     assert "the project's sdist did not build" in reason
     assert "RuntimeError: tagmatrix-test: this project cannot be built" in reason
     assert "logs/_project.linux-sdist.log" in reason
-    logs = tmp_path / "reports" / "logs"
+    logs = outcome.reports / "logs"
     assert (logs / "_project.linux-sdist.log").read_text().count("Step 1/") == 1
 
 
 def test_a_failed_dependency_install_quotes_the_resolver(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
-    path = library(tmp_path, name="needsmissing", version="1.0", tests={
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    path = library(workspace.folder(), name="needsmissing", version="1.0", tests={
         "test_ok.py": "def test_ok():\n    pass\n"}, matrix=f"""
         matrix: {{python: ["{lab_minors[0]}"], variant: [slim]}}
         install: {{packages: ["tagmatrix-no-such-distribution-anywhere"]}}
         test: {{command: python -m pytest -q tests, timeout: 300}}
     """)
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 1
-    (cell,) = outcome.cells().values()
+    (cell,) = run_project(path, client=docker_client, expect=1).cells().values()
     assert (cell["status"], cell["stage"]) == ("error", "build")
     assert ("No matching distribution found for tagmatrix-no-such-distribution-anywhere"
             in cell["reason"])
@@ -201,7 +190,7 @@ def test_a_failed_dependency_install_quotes_the_resolver(
 
 
 def test_a_real_library_gives_the_same_per_test_counts_as_by_hand(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        tmp_path: Path, workspace: Workspace, lab_minors: list[str]) -> None:
     """pluggy's own suite (its sdist from the package index, cached in lab/.cache):
     a matrix of a few lines (install.groups) through tagmatrix, and the same tests run
     by hand in the same images (pip install --group testing . && pytest), read by
@@ -209,7 +198,9 @@ def test_a_real_library_gives_the_same_per_test_counts_as_by_hand(
     from benchmarks.libraries import LIBRARIES, by_hand, fetch_sdist, through_tagmatrix, unpack
 
     library = LIBRARIES["pluggy"]
-    project = unpack(fetch_sdist(library.name, library.version), tmp_path / "src")
+    # renamed: tagmatrix names the images after the folder (pluggy-1.7.0 is everyone's)
+    project = workspace.adopt(unpack(fetch_sdist(library.name, library.version),
+                                     workspace.folder("src")))
     pythons = [lab_minors[0], lab_minors[-1]]
     ours, _, code = through_tagmatrix(library, project, pythons, tmp_path / "reports")
     assert code == 0

@@ -7,7 +7,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import lab_matrix, make_project, tagmatrix
+from tests.integration.conftest import lab_matrix, make_project, run_matrix, run_project
+from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.docker
 
@@ -29,39 +30,33 @@ def _files(root: Path) -> set[str]:
 
 
 def test_mount_mode_runs_setup_then_tests_and_leaves_the_checkout_clean(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
-    path = make_project(tmp_path, lab_matrix(lab_minors[:2], extra="""
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    root = workspace.folder()
+    path = make_project(root, lab_matrix(lab_minors[:2], extra="""
         build:
           mode: mount
           setup: pip install -q -r requirements.txt
     """), TESTS)
-    before = _files(tmp_path)
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 0, outcome.err + outcome.out
+    before = _files(root)
+    outcome = run_project(path, client=docker_client)
     for cell in outcome.cells().values():
         assert cell["status"] == "passed"
         assert cell["tests"]["passed"] == 2
         assert cell["built_image"].endswith(f"{cell['python']}-slim")  # the base, no build
     # no root-owned __pycache__ or .pytest_cache left in the user's checkout
-    assert _files(tmp_path) == before
+    assert _files(root) == before
     log = (outcome.reports / "logs" / f"{lab_minors[0]}-slim.log").read_text()
     assert "[tagmatrix] setup: pip install -q -r requirements.txt" in log
     assert "Step 1/" not in log
-    assert outcome.leftovers == set()
 
 
 def test_failing_setup_is_an_error_not_a_test_failure(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
-    path = make_project(tmp_path, lab_matrix(lab_minors[:1], extra="""
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    outcome = run_matrix(workspace.folder(), lab_matrix(lab_minors[:1], extra="""
         build:
           mode: mount
           setup: pip install -q no-such-package-anywhere
-    """), TESTS)
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "reports"),
-                        client=docker_client)
-    assert outcome.code == 1
+    """), TESTS, client=docker_client, expect=1)
     cell = outcome.cells()[f"{lab_minors[0]}-slim"]
     assert cell["status"] == "error"
     assert "setup command failed" in cell["reason"]
-    assert outcome.leftovers == set()

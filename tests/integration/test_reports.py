@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,14 @@ import junitparser
 import pytest
 
 from tests.conftest import validate_against_xsd
-from tests.integration.conftest import Outcome, lab_matrix, make_project, tagmatrix
+from tests.integration.conftest import (
+    REGISTRY,
+    Outcome,
+    lab_matrix,
+    make_project,
+    tagmatrix,
+)
+from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.docker
 
@@ -75,8 +83,12 @@ def test_fails_in_colour():
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
-            lab_minors: list[str]) -> Outcome:
-    root = tmp_path_factory.mktemp("hostile")
+            lab_minors: list[str]) -> Iterator[Outcome]:
+    with Workspace(tmp_path_factory.mktemp("hostile"), docker_client, REGISTRY) as workspace:
+        yield _hostile_run(workspace.folder(), docker_client, lab_minors)
+
+
+def _hostile_run(root: Path, client: docker.DockerClient, lab_minors: list[str]) -> Outcome:
     kinds = "[bomb, huge, badutf8, bare, dupes, ansi, flood]"
     matrix = lab_matrix([lab_minors[-1]], extra="logs:\n  max_bytes: 100000\n")
     matrix = matrix.replace("python -m pytest -q tests", "python writer.py")
@@ -85,8 +97,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.Dock
     path = make_project(root, matrix, {})
     (root / "writer.py").write_text(WRITER)
     (root / "ansi_tests.py").write_text(ANSI_TESTS)
-    return tagmatrix("run", "-f", str(path), "--reports", str(root / "reports"),
-                     client=docker_client)
+    return tagmatrix("run", "-f", str(path), "--reports", str(root / "reports"), client=client)
 
 
 def _cell(outcome: Outcome, kind: str) -> dict[str, Any]:
@@ -155,8 +166,8 @@ def test_log_cap_is_said_in_the_file(hostile: Outcome) -> None:
 def test_report_command_reproduces_every_file(hostile: Outcome, tmp_path: Path) -> None:
     copy = tmp_path / "reports"
     shutil.copytree(hostile.reports, copy)
-    again = tagmatrix("report", "--reports", str(copy))
-    assert again.code == 1, again.err
+    again = tagmatrix("report", "--reports", str(copy), "--exit-code")
+    assert again.code == 1, again.err  # the failing verdict, read back
     for name in ["junit.xml", "summary.md", "index.html", "results.json",
                  *(f"cells/{p.name}" for p in (hostile.reports / "cells").iterdir())]:
         assert filecmp.cmp(hostile.reports / name, copy / name, shallow=False), name

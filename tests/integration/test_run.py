@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import urllib.request
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +12,16 @@ import docker
 import pytest
 
 from tests.conftest import validate_against_xsd
-from tests.integration.conftest import REGISTRY, Outcome, lab_matrix, make_project, tagmatrix
+from tests.integration.conftest import (
+    REGISTRY,
+    Outcome,
+    lab_matrix,
+    make_project,
+    run_matrix,
+    run_project,
+    tagmatrix,
+)
+from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.docker
 
@@ -31,15 +40,16 @@ VERSION_TEST = """
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
-          lab_minors: list[str]) -> tuple[Outcome, str, str]:
+          lab_minors: list[str]) -> Iterator[tuple[Outcome, str, str]]:
     """One run: the oldest lab interpreter passes, the newest fails one test."""
     oldest, newest = lab_minors[0], lab_minors[-1]
-    root = tmp_path_factory.mktemp("mixed")
-    path = make_project(root, lab_matrix([oldest, newest]),
-                        {"test_version.py": VERSION_TEST.replace("NEWEST", newest)})
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(root / "reports"),
-                        client=docker_client)
-    return outcome, f"{oldest}-slim", f"{newest}-slim"
+    with Workspace(tmp_path_factory.mktemp("mixed"), docker_client, REGISTRY) as workspace:
+        root = workspace.folder()
+        path = make_project(root, lab_matrix([oldest, newest]),
+                            {"test_version.py": VERSION_TEST.replace("NEWEST", newest)})
+        outcome = tagmatrix("run", "-f", str(path), "--reports", str(root / "reports"),
+                            client=docker_client)
+        yield outcome, f"{oldest}-slim", f"{newest}-slim"
 
 
 def test_exit_code_and_statuses(mixed: tuple[Outcome, str, str]) -> None:
@@ -90,14 +100,12 @@ def test_logs_summary_and_terminal(mixed: tuple[Outcome, str, str]) -> None:
 
 
 def test_tag_missing_from_registry_is_an_error_and_others_still_run(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     # 3.14 is published upstream (the catalogue plans it) but the lab has no 3.14 image
     assert "3.14" not in lab_minors
-    path = make_project(tmp_path, lab_matrix([lab_minors[0], "3.14"]),
-                        {"test_ok.py": "def test_ok():\n    pass\n"})
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r"),
-                        client=docker_client)
-    assert outcome.code == 1
+    outcome = run_matrix(workspace.folder(), lab_matrix([lab_minors[0], "3.14"]),
+                         {"test_ok.py": "def test_ok():\n    pass\n"}, client=docker_client,
+                         expect=1)
     cells = outcome.cells()
     assert cells[f"{lab_minors[0]}-slim"]["status"] == "passed"
     missing = cells["3.14-slim"]
@@ -108,7 +116,6 @@ def test_tag_missing_from_registry_is_an_error_and_others_still_run(
     error = root.find("testsuite[@name='3.14-slim']/testcase[@name='build']/error")
     assert error is not None
     assert "not found" in (error.get("message") or "")
-    assert outcome.leftovers == set()
 
 
 def _parse_time(text: str) -> datetime:
@@ -118,14 +125,13 @@ def _parse_time(text: str) -> datetime:
 
 
 def test_two_cells_really_overlap_with_parallel_2(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(3)\n"}
+    root = workspace.folder()
 
     def intervals(parallel: int, name: str) -> list[tuple[datetime, datetime]]:
-        path = make_project(tmp_path, lab_matrix(lab_minors[:2], parallel=parallel), tests)
-        outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / name),
-                            client=docker_client)
-        assert outcome.code == 0, outcome.err
+        path = make_project(root, lab_matrix(lab_minors[:2], parallel=parallel), tests)
+        outcome = run_project(path, client=docker_client, reports=root / name)
         return [(_parse_time(c["started_at"]), _parse_time(c["finished_at"]))
                 for c in outcome.cells().values()]
 
@@ -141,19 +147,21 @@ def test_two_cells_really_overlap_with_parallel_2(
 
 
 def test_base_image_is_pulled_from_the_registry_with_its_digest(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     minor = lab_minors[0]
     reference = f"{REGISTRY}/library/python:{minor}-slim"
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        docker_client.images.remove(reference)  # untag only: forces a real pull
+    # pull: always forces a real pull. (Untagging the base image to force one would
+    # pull the rug from under other runs on the shared engine, and fails while a
+    # mount-mode container of theirs uses it.)
     request = urllib.request.Request(
         f"http://{REGISTRY}/v2/library/python/manifests/{minor}-slim", method="HEAD",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - local lab
         digest = response.headers["Docker-Content-Digest"]
-    path = make_project(tmp_path, lab_matrix([minor]), {"test_ok.py": "def test_ok():\n  pass\n"})
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r"))
-    assert outcome.code == 0, outcome.err
+    matrix = lab_matrix([minor]).replace(f'{{registry: "{REGISTRY}"}}',
+                                         f'{{registry: "{REGISTRY}", pull: always}}')
+    outcome = run_matrix(workspace.folder(), matrix, {"test_ok.py": "def test_ok():\n  pass\n"},
+                         client=docker_client)
     assert outcome.cells()[f"{minor}-slim"]["image_digest"] == digest
     log = (outcome.reports / "logs" / f"{minor}-slim.log").read_text()
     assert f"pulling {reference}" in log
@@ -168,11 +176,9 @@ def test_config_error_exits_2_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in outcome.err
 
 
-def test_only_runs_the_selected_cells(tmp_path: Path, docker_client: docker.DockerClient,
+def test_only_runs_the_selected_cells(workspace: Workspace, docker_client: docker.DockerClient,
                                       lab_minors: list[str]) -> None:
-    path = make_project(tmp_path, lab_matrix(lab_minors[:2]),
-                        {"test_ok.py": "def test_ok():\n    pass\n"})
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r"),
-                        "--only", f"python={lab_minors[1]}", client=docker_client)
-    assert outcome.code == 0, outcome.err
+    outcome = run_matrix(workspace.folder(), lab_matrix(lab_minors[:2]),
+                         {"test_ok.py": "def test_ok():\n    pass\n"}, client=docker_client,
+                         args=("--only", f"python={lab_minors[1]}"))
     assert list(outcome.cells()) == [f"{lab_minors[1]}-slim"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,15 +13,18 @@ import pytest
 
 from tests.conftest import REPO
 from tests.integration.conftest import (
-    MANAGED,
     REGISTRY,
+    Owner,
     Spawn,
     lab_matrix,
     make_project,
-    managed_containers,
+    managed_services,
+    read_until_exit,
+    run_matrix,
+    run_project,
     tagmatrix,
-    wait_running,
 )
+from tests.integration.workspace import Workspace
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
@@ -32,8 +36,28 @@ engines:
 SLEEPER = {"test_sleep.py": "import time\n\ndef test_sleep():\n    time.sleep(100000)\n"}
 
 
-def services(client: docker.DockerClient) -> list[str]:
-    return [s.name for s in client.services.list(filters={"label": MANAGED})]
+def wait_tasks_running(client: docker.DockerClient, count: int,
+                       process: subprocess.Popen[str], timeout: float = 300) -> None:
+    """Until ``count`` tasks of the services of ``process`` (a tagmatrix run) are running,
+    on whichever node: with the lab cluster up (make lab-cluster), a task may run on a
+    worker, whose containers this engine does not list. Fails with the process's output
+    when it exits first; the timeout allows a worker's first pull of the images."""
+    owner = Owner.of(process)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [str(task["Status"]["State"]) for service in managed_services(client, owner)
+                  # types-docker leaves the service API untyped
+                  for task in client.api.tasks(  # type: ignore[no-untyped-call]
+                      filters={"service": service})]
+        if states.count("running") >= count:
+            return
+        if process.poll() is not None:
+            out, err = process.communicate(timeout=60)
+            raise RuntimeError(f"tagmatrix exited with {process.returncode} before {count} "
+                               f"tasks ran:\n{(out + err)[-4000:]}")
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{count} tasks never ran (task states: {states})")
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -45,17 +69,17 @@ def swarm_ready(docker_client: docker.DockerClient) -> None:
 
 @pytest.mark.usefixtures("swarm_ready")
 def test_the_example_gives_the_same_results_on_swarm_and_local(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
-    project = tmp_path / "sample"
-    shutil.copytree(REPO / "examples" / "sample", project,
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient,
+        lab_minors: list[str]) -> None:
+    project = workspace.folder("sample")
+    shutil.copytree(REPO / "examples" / "sample", project, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("reports", "__pycache__"))
     matrix = project / "matrix.yaml"
     matrix.write_text(matrix.read_text() + ENGINES)
-    outcomes = {engine: tagmatrix("run", "-f", str(matrix), "--engine", engine, "--reports",
-                                  str(tmp_path / engine), client=docker_client)
-                for engine in ("local", "cluster")}
-    local, swarm = outcomes["local"], outcomes["cluster"]
-    assert local.code == swarm.code == 1, swarm.err  # 3.13 fails by design
+    # 3.13 fails by design; each run leaves no container and no service
+    local, swarm = (run_project(matrix, client=docker_client, args=("--engine", engine),
+                                reports=tmp_path / engine, expect=1)
+                    for engine in ("local", "cluster"))
 
     def shape(cells: dict[str, dict[str, object]]) -> dict[str, tuple[object, object]]:
         return {cell_id: (c["status"], c["tests"]) for cell_id, c in cells.items()}
@@ -66,8 +90,6 @@ def test_the_example_gives_the_same_results_on_swarm_and_local(
         assert cell["node"]  # the node's host name, from the task
         assert cell["interpreter"]["version"]  # came back in the frame
     assert {c["engine"] for c in local.cells().values()} == {"local"}
-    assert services(docker_client) == []
-    assert swarm.leftovers == set()
     # the frame never reaches the log
     log = (tmp_path / "cluster" / "logs" / f"{lab_minors[-1]}-slim.log").read_text()
     assert "@@tagmatrix-frame" not in log
@@ -75,68 +97,73 @@ def test_the_example_gives_the_same_results_on_swarm_and_local(
 
 
 @pytest.mark.usefixtures("swarm_ready")
-def test_a_timeout_on_swarm_leaves_no_service(tmp_path: Path, docker_client: docker.DockerClient,
+def test_a_timeout_on_swarm_leaves_no_service(workspace: Workspace,
+                                              docker_client: docker.DockerClient,
                                               lab_minors: list[str]) -> None:
-    path = make_project(tmp_path, lab_matrix(lab_minors[:1], timeout=5, extra=ENGINES), SLEEPER)
-    outcome = tagmatrix("run", "-f", str(path), "--engine", "cluster", "--reports",
-                        str(tmp_path / "r"), client=docker_client)
-    assert outcome.code == 1
+    # run_matrix checks that the run left no service (and no container)
+    outcome = run_matrix(workspace.folder(), lab_matrix(lab_minors[:1], timeout=5,
+                                                        extra=ENGINES), SLEEPER,
+                         client=docker_client, args=("--engine", "cluster"), expect=1)
     cell = outcome.cells()[f"{lab_minors[0]}-slim"]
     assert cell["status"] == "timeout"
     assert cell["run_s"] < 5 + 5
-    assert services(docker_client) == []
 
 
 @pytest.mark.usefixtures("swarm_ready")
-def test_cancelling_on_swarm_leaves_no_service(tmp_path: Path,
+def test_cancelling_on_swarm_leaves_no_service(workspace: Workspace,
                                                docker_client: docker.DockerClient,
                                                lab_minors: list[str], spawn: Spawn) -> None:
-    path = make_project(tmp_path, lab_matrix(lab_minors[:2], extra=ENGINES), SLEEPER)
+    root = workspace.folder()
+    path = make_project(root, lab_matrix(lab_minors[:2], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
-                    str(tmp_path / "r"))
-    wait_running(docker_client, 2)
+                    str(root / "r"))
+    wait_tasks_running(docker_client, 2, process)
+    assert len(spawn.services()) == 2
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert time.monotonic() - sent < 7.5
-    assert services(docker_client) == []
-    deadline = time.monotonic() + 20  # the tasks' containers go with their services
-    while managed_containers(docker_client) and time.monotonic() < deadline:
+    assert spawn.services() == set()
+    # The tasks' containers go with their services (those on this engine: a worker's
+    # containers are not listed here, their services are).
+    deadline = time.monotonic() + 20
+    while spawn.containers() and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert managed_containers(docker_client) == set()
+    assert spawn.containers() == set()
 
 
 @pytest.mark.usefixtures("swarm_ready")
-def test_kill_9_then_clean_removes_the_services(tmp_path: Path,
+def test_kill_9_then_clean_removes_the_services(workspace: Workspace,
                                                 docker_client: docker.DockerClient,
                                                 lab_minors: list[str], spawn: Spawn) -> None:
-    path = make_project(tmp_path, lab_matrix(lab_minors[:1], extra=ENGINES), SLEEPER)
+    root = workspace.folder()
+    path = make_project(root, lab_matrix(lab_minors[:1], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
-                    str(tmp_path / "r"))
-    wait_running(docker_client, 1)
+                    str(root / "r"))
+    wait_tasks_running(docker_client, 1, process)
     process.kill()
-    process.communicate(timeout=30)
-    assert len(services(docker_client)) == 1
+    read_until_exit(process, timeout=30)  # not reaped yet: other runs' sweeps keep off
+    (service,) = spawn.services()
+    (listed,) = docker_client.services.list(filters={"id": service})
+    name = listed.name
+    process.wait(timeout=30)
     cleaned = tagmatrix("clean", "-f", str(path))
     assert cleaned.code == 0, cleaned.err
-    assert "removed service" in cleaned.out
-    assert services(docker_client) == []
+    assert f"removed service {name} " in cleaned.out
+    assert spawn.services() == set()
 
 
 @pytest.mark.usefixtures("swarm_ready")
-def test_cells_are_routed_by_pins(tmp_path: Path, docker_client: docker.DockerClient,
+def test_cells_are_routed_by_pins(workspace: Workspace, docker_client: docker.DockerClient,
                                   lab_minors: list[str]) -> None:
     pinned = f"""
 engines:
   local: {{type: docker}}
   cluster: {{type: swarm, registry: "{REGISTRY}", cells: ["python={lab_minors[1]}"]}}
 """
-    path = make_project(tmp_path, lab_matrix(lab_minors[:2], extra=pinned),
-                        {"test_ok.py": "def test_ok():\n    pass\n"})
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r"),
-                        client=docker_client)
-    assert outcome.code == 0, outcome.err
+    # run_matrix checks that the run left no service (and no container)
+    outcome = run_matrix(workspace.folder(), lab_matrix(lab_minors[:2], extra=pinned),
+                         {"test_ok.py": "def test_ok():\n    pass\n"}, client=docker_client)
     engines = {cell_id: c["engine"] for cell_id, c in outcome.cells().items()}
     assert engines == {f"{lab_minors[0]}-slim": "local", f"{lab_minors[1]}-slim": "cluster"}
-    assert services(docker_client) == []
