@@ -149,7 +149,7 @@ def _git_folder(top_fd: int, folder: Path) -> tuple[int, int] | None:
     if not relative or Path(relative).is_absolute():
         os.close(git_fd)
         return None
-    current, opened = git_fd, []
+    current, opened = git_fd, list[int]()
     for part in (p for p in relative.split("/") if p not in ("", ".")):
         step = _open_dir(part, current)  # one component at a time, no links
         if step is None:
