@@ -23,6 +23,7 @@ have shown one (consecutive runs of a cell with unchanged inputs, plus reruns).
 from __future__ import annotations
 
 import enum
+import hashlib
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -34,6 +35,16 @@ from ..results import CellResult, RunResult
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 _BAD = frozenset({FAILED, ERROR})
 MAX_EVIDENCE = 10  # flips kept per test, the most recent
+MAX_NAME = 1000  # characters of a test name kept
+
+
+def test_name(key: str) -> str:
+    """The name a test is kept under: its key, capped at MAX_NAME characters (the JUnit
+    is the container's; a name ends up in every row's index), unique by a digest."""
+    if len(key) <= MAX_NAME:
+        return key
+    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
+    return f"{key[:MAX_NAME - 30]}…[{digest}]"
 
 
 def outcome_text(outcome: object) -> str:
@@ -115,8 +126,8 @@ def observations_of(run: RunResult, *, seq: int,
     for cell in run.cells:
         inputs = CellInputs.of(cell, (packages or {}).get(cell.id))
         for case in cell.cases:
-            out.append(Observation(test=case.key, cell=cell.id, seq=seq, run_id=run.run_id,
-                                   outcome=outcome_text(case.outcome),
+            out.append(Observation(test=test_name(case.key), cell=cell.id, seq=seq,
+                                   run_id=run.run_id, outcome=outcome_text(case.outcome),
                                    rerun=case.flaky, inputs=inputs))
     return out
 

@@ -133,12 +133,18 @@ def _check_magic(path: Path) -> bool:
     return True
 
 
+_UNWRITABLE = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_CANTOPEN",
+               "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_PERM")
+_UNWRITABLE_TEXT = ("readonly", "read-only", "unable to open", "disk i/o", "disk is full",
+                    "locked", "busy", "permission")  # Python 3.10 has no sqlite_errorname
+
+
 def translate(path: Path, exc: sqlite3.Error) -> HistoryError:
     """An sqlite3 failure as one of ours: unwritable (the run can go on) or unusable."""
     text = str(exc)
-    lowered = text.lower()
-    if any(s in lowered for s in ("readonly", "read-only", "unable to open", "disk i/o",
-                                  "disk is full", "locked", "busy", "permission")):
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    if name.startswith(_UNWRITABLE) or (not name and any(s in text.lower()
+                                                         for s in _UNWRITABLE_TEXT)):
         return HistoryUnwritable(path, f"cannot write the history: {text}",
                                  hint="check that the folder is writable and has space, or "
                                  "give another history path; the run's reports are complete")
@@ -154,6 +160,9 @@ def _connect(path: Path, *, readonly: bool, immutable: bool, timeout: float
     connection = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
                                  check_same_thread=False)
     connection.execute("PRAGMA trusted_schema = OFF")
+    setconfig = getattr(connection, "setconfig", None)  # Python >= 3.12
+    if setconfig is not None:  # no writable_schema, no other ways to corrupt on purpose
+        setconfig(getattr(sqlite3, "SQLITE_DBCONFIG_DEFENSIVE"), True)  # noqa: B009
     connection.execute("PRAGMA foreign_keys = OFF")
     return connection
 

@@ -13,13 +13,14 @@ import json
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..results import CellResult, RunResult, TestCase
+from ..results import CellResult, RunResult
 from .errors import HistoryError
-from .flaky import CellInputs, Observation, outcome_text
+from .flaky import CellInputs, Observation, outcome_text, test_name
 from .records import Recorded, RunMeta, RunRecord, TestHistory, TestPoint
 from .schema import DEFAULT_TIMEOUT, open_connection, translate
 
@@ -28,7 +29,6 @@ DEFAULT_PATH = Path(".tagmatrix") / "history.db"  # relative to matrix.yaml's fo
 _CODES = {"passed": 0, "failed": 1, "error": 2, "skipped": 3}
 _OUTCOMES = {code: text for text, code in _CODES.items()}
 _RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 3}  # which duplicate wins
-_MAX_NAME = 1000  # characters of a test name kept (the JUnit is the container's)
 _MAX_PACKAGES = 5000
 _RUN_COLUMNS = ("id, run_id, started_at, finished_at, duration_s, config, profile, matrix_hash,"
                 " git_commit, git_branch, cancelled, baseline, recorded_at")
@@ -38,34 +38,31 @@ def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def test_name(case: TestCase) -> str:
-    """The name a test is kept under: its key, capped (a name ends up in every row's index)."""
-    key = case.key
-    if len(key) <= _MAX_NAME:
-        return key
-    digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
-    return f"{key[:_MAX_NAME - 30]}…[{digest}]"
-
-
 def _packages_json(packages: Mapping[str, str]) -> str:
     items = sorted((str(k)[:200], str(v)[:200]) for k, v in packages.items())
     return json.dumps(dict(items[:_MAX_PACKAGES]), separators=(",", ":"), sort_keys=True)
+
+
+def _cell_json(cell: CellResult) -> str:
+    """The cell's results.json entry. Its cases are dropped first: to_json() would convert
+    every case with asdict() only to delete them (0.1 s per 2,000-test cell)."""
+    return json.dumps(replace(cell, cases=(), output_tail="").to_json(), separators=(",", ":"))
 
 
 def _results(cell: CellResult) -> dict[str, tuple[int, int, int]]:
     """name -> (outcome code, rerun, milliseconds); a duplicate keeps the worse outcome."""
     rows: dict[str, tuple[str, bool, float]] = {}
     for case in cell.cases:
-        name, outcome = test_name(case), outcome_text(case.outcome)
+        name, outcome = test_name(case.key), outcome_text(case.outcome)
         outcome = outcome if outcome in _CODES else "error"  # unknown: not a pass
         old = rows.get(name)
         if old is None or _RANK[outcome] > _RANK[old[0]]:
             rows[name] = (outcome, case.flaky or (old is not None and old[1]), case.time)
     # A run read back from results.json has no cases, only the failing and flaky keys.
     for key in cell.failing_tests:
-        rows.setdefault(key[:_MAX_NAME], ("failed", False, 0.0))
+        rows.setdefault(test_name(key), ("failed", False, 0.0))
     for key in cell.flaky_tests:
-        rows.setdefault(key[:_MAX_NAME], ("passed", True, 0.0))
+        rows.setdefault(test_name(key), ("passed", True, 0.0))
     return {name: (_CODES[o], int(r), round(t * 1000)) for name, (o, r, t) in rows.items()}
 
 
@@ -143,7 +140,7 @@ class History:
                     (seq, cell.id, str(cell.status.value), cell.image_digest,
                      cell.interpreter.version, cell.project_digest,
                      self._intern_packages(db, packages) if packages is not None else None,
-                     json.dumps(cell.to_json(), separators=(",", ":")))).lastrowid or 0
+                     _cell_json(cell))).lastrowid or 0
                 for name, (outcome, rerun, ms) in _results(cell).items():
                     if name not in names:
                         names[name] = int(db.execute("INSERT INTO test (name) VALUES (?)",

@@ -183,3 +183,24 @@ def test_the_file_is_marked_as_ours_and_in_wal_mode(tmp_path: Path) -> None:
 def test_keep_must_be_positive(tmp_path: Path) -> None:
     with History.open(tmp_path / "h.db") as history, pytest.raises(ValueError, match="keep"):
         history.record(simple_run("n-01", {"3.12-slim": {"t::a": "passed"}}), META, keep=0)
+
+
+def test_a_huge_test_name_is_kept_short_and_the_same_everywhere(tmp_path: Path) -> None:
+    huge = "tests.test_x::test_" + "x" * 100_000
+    tonight = run("n-01", cell("3.12-slim", (case(huge, "failed"),)))
+    with History.open(tmp_path / "h.db") as history:
+        assert history.record(tonight, META).tests == 1  # the case and its failing key agree
+        [name] = history.test_names()
+        assert len(name) <= 1000
+        assert name.startswith("tests.test_x::test_xxx")
+        [seen] = history.observations()
+        assert seen.test == name
+
+
+def test_a_run_read_back_from_results_json_keeps_its_failing_tests(tmp_path: Path) -> None:
+    reloaded = run("n-01", replace(cell("3.12-slim", (case("t::bad", "failed"),
+                                                      case("t::rerun", flaky=True))), cases=()))
+    with History.open(tmp_path / "h.db") as history:
+        history.record(reloaded, META)
+        assert [(p.test, p.outcome, p.rerun) for p in history.test_history("t::").points] == \
+            [("t::bad", "failed", False), ("t::rerun", "passed", True)]
