@@ -28,7 +28,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..results import CellResult, RunResult
 
@@ -105,9 +105,9 @@ def package_changes(before: Mapping[str, str], after: Mapping[str, str], *,
     return ", ".join(parts[:limit]) + more
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One test's outcome in one cell of one run."""
+class Observation(NamedTuple):
+    """One test's outcome in one cell of one run (a NamedTuple for the reason given on
+    :class:`orchestrator.history.records.HistoryPoint`: there are many)."""
 
     test: str
     cell: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from ..results import CellResult, RunResult
 
@@ -56,11 +57,12 @@ class RunRecord:
                          cancelled=self.cancelled, baseline=self.baseline)
 
 
-@dataclass(frozen=True, kw_only=True)
-class TestPoint:
-    """One test's result in one cell of one run."""
+class HistoryPoint(NamedTuple):
+    """One test's result in one cell of one run.
 
-    __test__ = False
+    A NamedTuple, not a frozen dataclass: a query returns up to 100,000 of them, and a
+    frozen dataclass costs ten times as much to make (object.__setattr__ per field).
+    """
 
     test: str
     seq: int
@@ -79,5 +81,5 @@ class TestHistory:
     __test__ = False
 
     tests: tuple[str, ...]
-    points: tuple[TestPoint, ...]  # by test, then oldest first
+    points: tuple[HistoryPoint, ...]  # by test, then oldest first
     omitted: int = 0  # further tests matched but not shown (max_tests)

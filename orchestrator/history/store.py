@@ -21,7 +21,7 @@ from typing import Any
 from ..results import CellResult, RunResult
 from .errors import HistoryError
 from .flaky import CellInputs, Observation, outcome_text, test_name
-from .records import Recorded, RunMeta, RunRecord, TestHistory, TestPoint
+from .records import HistoryPoint, Recorded, RunMeta, RunRecord, TestHistory
 from .schema import DEFAULT_TIMEOUT, open_connection, translate
 
 DEFAULT_KEEP = 200  # runs kept; older ones are pruned when a run is recorded
@@ -310,7 +310,7 @@ class History:
                                  "ORDER BY name", (pattern,)).fetchall()
             shown = dict(matched[:max_tests])
             points = tuple(
-                TestPoint(test=name, seq=where[1], run_id=where[2], started_at=where[3],
+                HistoryPoint(test=name, seq=where[1], run_id=where[2], started_at=where[3],
                           cell=where[0], outcome=_OUTCOMES.get(outcome, "error"),
                           duration_s=ms / 1000, rerun=bool(rerun))
                 for name, outcome, rerun, ms, where in self._points(
