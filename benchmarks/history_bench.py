@@ -2,8 +2,8 @@
 
 Fills a history with synthetic nights (9.6 M per-test rows; 12 tests flaky at 5 %,
 one broken on 3.15 from night 150 on, one 3x slower on 3.14 from night 200 on;
-lognormal times per test, 10 % noise), then measures, each the median of several
-tries on the full history:
+every 3.10 test erroring on nights 100-101, an incident; lognormal times per test,
+10 % noise), then measures, each the median of several tries on the full history:
 
 - writing one run (48,000 test results; the oldest run pruned in the same
   transaction), target < 1 s;
@@ -69,7 +69,9 @@ def synthetic_run(night: int, rng: random.Random, base: list[float]) -> RunResul
         for index, (classname, name) in enumerate(_names(TESTS)):
             outcome = "passed"
             flaked = index < FLAKY and rng.random() < 0.05
-            if flaked or (index == FLAKY and night >= 150 and python == "3.15"):
+            if night in (100, 101) and python == "3.10":
+                outcome = "error"
+            elif flaked or (index == FLAKY and night >= 150 and python == "3.15"):
                 outcome = "failed"
             elif index % 97 == 0:
                 outcome = "skipped"
@@ -78,7 +80,7 @@ def synthetic_run(night: int, rng: random.Random, base: list[float]) -> RunResul
                 seconds *= 3
             cases.append(TestCase(classname=classname, name=name, time=round(seconds, 4),
                                   outcome=outcome))
-        failing = tuple(c.key for c in cases if c.outcome == "failed")
+        failing = tuple(c.key for c in cases if c.outcome in ("failed", "error"))
         cells.append(CellResult(
             id=cell_id, python=python, variant=variant,
             status=Status.FAILED if failing else Status.PASSED,
@@ -140,8 +142,9 @@ def measure(folder: Path) -> dict[str, Any]:
         figures["judge_s"], judged = _median(lambda: judge(last, history,
                                                            packages=_meta(0).packages), 3)
         figures["flaky_tests"] = len(judged.flaky)
+        figures["verdicts"] = sorted({f"{v.verdict}: {v.test}" for v in judged.verdicts})
         figures["slowdowns_s"], slow = _median(lambda: slowdowns(last, history), 3)
-        figures["slowdowns"] = len(slow)
+        figures["slowdowns"] = [s.describe() for s in slow]
         figures["runs_table_s"], _ = _median(lambda: history.runs(last=20))
     with sqlite3.connect(path) as raw:
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -179,6 +182,9 @@ def main() -> int:
         print(f"  {label:<45} {figures[key]:7.3f} s{note}")
     print(f"  {'database size':<45} {figures['size_mb']:7.1f} MB "
           f"({figures['bytes_per_result']} bytes per result)")
+    print(f"found: {figures['flaky_tests']} flaky tests (12 made flaky); verdicts: "
+          f"{'; '.join(figures['verdicts'])}")
+    print("slowdowns: " + "; ".join(figures["slowdowns"]))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

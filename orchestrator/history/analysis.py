@@ -13,7 +13,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..results import RunResult
-from .flaky import FlakyTest, Observation, TestVerdict, classify, find_flaky, observations_of
+from .flaky import (
+    FlakyTest,
+    Observation,
+    TestVerdict,
+    classify,
+    find_flaky,
+    is_incident,
+    observations_of,
+    outcome_text,
+)
 from .quarantine import DEFAULT_CLEAN_RUNS, QuarantineEntry, QuarantineReport, apply_quarantine
 from .slowdown import Slowdown, Threshold, across_cells, against_history
 from .store import History
@@ -27,26 +36,40 @@ class Judgement:
 
     flaky: tuple[FlakyTest, ...]
     verdicts: tuple[TestVerdict, ...]
+    incidents: tuple[str, ...] = ()  # cells of this run that failed as a whole (not judged)
+    unexamined: int = 0  # failing tests past the limit, not looked at for flakiness
 
 
 def judge(run: RunResult, history: History | None, *,
           packages: Mapping[str, Mapping[str, str]] | None = None,
-          last: int | None = None) -> Judgement:
+          last: int | None = None, limit: int = 200) -> Judgement:
     """Flaky tests and verdicts (broken, fixed, flaky, still failing) for ``run``, whether
-    or not ``run`` was recorded already; ``last``: how many earlier runs to look at."""
-    current = observations_of(run, seq=_LATEST, packages=packages)
+    or not ``run`` was recorded already. ``last``: how many earlier runs to look at;
+    ``limit``: how many of the tests that failed in them to examine (the most often
+    failing first), so that the work stays bounded. Cells of ``run`` that failed as a
+    whole (:func:`is_incident`) are reported as incidents, not judged test by test."""
+    incidents = tuple(c.id for c in run.cells if is_incident(
+        sum(1 for t in c.cases if outcome_text(t.outcome) in ("failed", "error")),
+        len(c.cases)))
+    current = [o for o in observations_of(run, seq=_LATEST, packages=packages)
+               if o.cell not in incidents]
     earlier: list[Observation] = []
+    previous: list[Observation] = []
+    unexamined = 0
     if history is not None:
-        # Every test that ever failed, errored or was rerun (the partial index), plus
-        # the earlier results of those failing for the first time now.
-        earlier = history.observations(last=last, before=run.run_id)
-        known = {o.test for o in earlier}
-        first = {o.test for o in current if o.outcome in ("failed", "error")} - known
-        if first:
-            earlier += history.observations(first, last=last, before=run.run_id)
-        earlier = [o for o in earlier if o.run_id != run.run_id]
+        # The tests that can have flipped (those that failed, errored or were rerun),
+        # over the window; and every test's result in its cell's previous run.
+        names, unexamined = history.flaky_candidates(last=last, before=run.run_id,
+                                                     limit=limit)
+        earlier = [o for o in history.observations(names, last=last, before=run.run_id)
+                   if o.run_id != run.run_id]
+        previous = [o for o in history.previous_observations([c.id for c in run.cells],
+                                                             before=run.run_id)
+                    if o.run_id != run.run_id]
     flaky = find_flaky([*earlier, *current])
-    return Judgement(flaky=tuple(flaky), verdicts=tuple(classify(current, earlier, flaky)))
+    return Judgement(flaky=tuple(flaky),
+                     verdicts=tuple(classify(current, [*previous, *earlier], flaky)),
+                     incidents=incidents, unexamined=unexamined)
 
 
 def slowdowns(run: RunResult, history: History | None, *,

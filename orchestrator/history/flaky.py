@@ -36,6 +36,15 @@ PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 _BAD = frozenset({FAILED, ERROR})
 MAX_EVIDENCE = 10  # flips kept per test, the most recent
 MAX_NAME = 1000  # characters of a test name kept
+INCIDENT_MIN_TESTS = 10
+
+
+def is_incident(bad: int, total: int) -> bool:
+    """Whether a cell's run failed as a whole: more than half of at least
+    INCIDENT_MIN_TESTS tests failed or errored (an import error, a dead service, a full
+    disk). Such a run says something about the cell, nothing about any one test, so it
+    is evidence neither of flakiness nor for or against a quarantine."""
+    return total >= INCIDENT_MIN_TESTS and bad * 2 > total
 
 
 def test_name(key: str) -> str:

@@ -4,7 +4,8 @@ Layout, chosen for 200 runs x 24 cells x 2,000 tests (9.6 M per-test rows; see
 benchmarks/history_bench.py for the figures):
 
 - ``run``: one row per run; ``cell``: one row per cell of a run, with the cell's
-  results.json entry as JSON (``data``) plus the columns queries filter on;
+  results.json entry as JSON (``data``) plus the columns queries filter on (its
+  inputs, and ``bad``/``total`` tests, which tell an incident: see flaky.is_incident);
 - ``packages``: installed packages (name -> version) interned by digest, since
   they rarely change from one night to the next;
 - ``test``: test names interned (a name is ~80 bytes; its id is 2);
@@ -74,6 +75,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             interpreter TEXT NOT NULL,
             project_digest TEXT NOT NULL,
             packages INTEGER,
+            bad INTEGER NOT NULL,
+            total INTEGER NOT NULL,
             data TEXT NOT NULL)""",
         "CREATE INDEX cell_by_run ON cell (run)",
         "CREATE INDEX cell_by_id ON cell (cell_id, id)",

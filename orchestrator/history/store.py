@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ..results import CellResult, RunResult
+from . import observe
 from .errors import HistoryError
-from .flaky import CellInputs, Observation, outcome_text, test_name
+from .flaky import Observation, outcome_text, test_name
 from .records import HistoryPoint, Recorded, RunMeta, RunRecord, TestHistory
 from .schema import DEFAULT_TIMEOUT, open_connection, translate
 
 DEFAULT_KEEP = 200  # runs kept; older ones are pruned when a run is recorded
 DEFAULT_PATH = Path(".tagmatrix") / "history.db"  # relative to matrix.yaml's folder
-_CODES = {"passed": 0, "failed": 1, "error": 2, "skipped": 3}
-_OUTCOMES = {code: text for text, code in _CODES.items()}
+_CODES = {text: code for code, text in observe.OUTCOMES.items()}
 _RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 3}  # which duplicate wins
 _MAX_PACKAGES = 5000
 _RUN_COLUMNS = ("id, run_id, started_at, finished_at, duration_s, config, profile, matrix_hash,"
@@ -134,14 +134,17 @@ class History:
             rows: list[tuple[int, int, int, int, int]] = []
             for cell in run.cells:
                 packages = meta.packages.get(cell.id)
+                results = _results(cell)
                 cell_row = db.execute(
                     "INSERT INTO cell (run, cell_id, status, image_digest, interpreter,"
-                    " project_digest, packages, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    " project_digest, packages, bad, total, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (seq, cell.id, str(cell.status.value), cell.image_digest,
                      cell.interpreter.version, cell.project_digest,
                      self._intern_packages(db, packages) if packages is not None else None,
+                     sum(1 for o, _, _ in results.values() if o in (1, 2)), len(results),
                      _cell_json(cell))).lastrowid or 0
-                for name, (outcome, rerun, ms) in _results(cell).items():
+                for name, (outcome, rerun, ms) in results.items():
                     if name not in names:
                         names[name] = int(db.execute("INSERT INTO test (name) VALUES (?)",
                                                      (name,)).lastrowid or 0)
@@ -183,23 +186,6 @@ class History:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _seq_of(self, run_id: str | None) -> int | None:
-        """The place of ``run_id`` in the history (None: not recorded, or not asked)."""
-        if run_id is None:
-            return None
-        with self._guard() as db:
-            row = db.execute("SELECT id FROM run WHERE run_id = ?", (run_id,)).fetchone()
-        return int(row[0]) if row else None
-
-    def _packages(self, ids: Collection[int]) -> dict[int, dict[str, str]]:
-        if not ids:
-            return {}
-        with self._guard() as db:
-            marks = ",".join("?" * len(ids))
-            return {int(i): json.loads(text) for i, text in db.execute(
-                f"SELECT id, json FROM packages WHERE id IN ({marks})",  # noqa: S608 marks only
-                tuple(ids))}
-
     def _run_records(self, where: str, params: tuple[Any, ...], *, limit: int | None,
                      cells: str | None = None) -> list[RunRecord]:
         """Runs matching ``where`` (newest first in SQL, oldest first returned); with
@@ -215,13 +201,13 @@ class History:
                          if cells is None or fnmatch.fnmatchcase(c.id, cells)]
                 if cells is not None and not found:
                     continue
-                packages = self._packages({p for _, p in found if p is not None})
+                sets = observe.packages(db, {p for _, p in found if p is not None})
                 out.append(RunRecord(
                     seq=row[0], run_id=row[1], started_at=row[2], finished_at=row[3],
                     duration_s=row[4], config=row[5], profile=row[6], matrix_hash=row[7],
                     git_commit=row[8], git_branch=row[9], cancelled=row[10], baseline=row[11],
                     recorded_at=row[12], cells=tuple(c for c, _ in found),
-                    packages={c.id: packages[p] for c, p in found if p is not None}))
+                    packages={c.id: sets[p] for c, p in found if p is not None}))
         return out[::-1]
 
     def _cells_of(self, seq: int) -> list[tuple[CellResult, int | None]]:
@@ -244,55 +230,12 @@ class History:
         cancelled) run of the same profile on the same branch, or, without a branch (no
         git, a detached HEAD), with the same matrix file hash; ``before``: a run id, to
         look only at runs recorded before it."""
-        seq = self._seq_of(before)
-        where = "cancelled IS NULL AND profile IS ? AND id < ? AND " + (
+        with self._guard() as db:
+            high = observe.window(db, None, before)[1]
+        where = "cancelled IS NULL AND profile IS ? AND id <= ? AND " + (
             "git_branch = ?" if branch else "matrix_hash = ?")
-        found = self._run_records(where, (profile, seq if seq is not None else 2**62,
-                                          branch or matrix_hash), limit=1)
+        found = self._run_records(where, (profile, high, branch or matrix_hash), limit=1)
         return found[0] if found else None
-
-    def _min_seq(self, last: int | None, before: int | None) -> tuple[int, int]:
-        """(lowest, highest) run seq of the last ``last`` runs before ``before``."""
-        high = before - 1 if before is not None else 2**62
-        if last is None:
-            return 0, high
-        row = self._db.execute("SELECT id FROM run WHERE id <= ? ORDER BY id DESC "
-                               "LIMIT 1 OFFSET ?", (high, last - 1)).fetchone()
-        return (int(row[0]) if row else 0), high
-
-    def _cell_inputs(self, low_seq: int, high_seq: int
-                     ) -> dict[int, tuple[str, int, str, str, CellInputs]]:
-        """cell row id -> (cell id, run seq, run id, started at, inputs) for a range of runs."""
-        rows = self._db.execute(
-            "SELECT cell.id, cell.cell_id, run.id, run.run_id, run.started_at, cell.project_digest,"
-            " cell.image_digest, cell.interpreter, cell.packages FROM cell JOIN run"
-            " ON run.id = cell.run WHERE run.id BETWEEN ? AND ?", (low_seq, high_seq)).fetchall()
-        packages = {i: tuple(sorted(p.items()))
-                    for i, p in self._packages({r[8] for r in rows if r[8] is not None}).items()}
-        inputs: dict[tuple[Any, ...], CellInputs] = {}
-        out = {}
-        for row_id, cell_id, seq, run_id, started, project, image, interpreter, pkg in rows:
-            key = (project, image, interpreter, pkg)
-            if key not in inputs:  # interned: 4,800 cells share a handful of these
-                inputs[key] = CellInputs(project=project, image=image, interpreter=interpreter,
-                                         packages=packages.get(pkg) if pkg is not None else None)
-            out[row_id] = (cell_id, seq, run_id, started, inputs[key])
-        return out
-
-    def _points(self, test_ids: Mapping[int, str], low_seq: int, high_seq: int,
-                cells: str | None = None) -> Iterator[tuple[str, int, int, int, tuple[Any, ...]]]:
-        """(test, outcome code, rerun, ms, cell info) for the given tests in a range of runs."""
-        info = self._cell_inputs(low_seq, high_seq)
-        if not info:
-            return
-        low, high = min(info), max(info)
-        for test_id, name in test_ids.items():
-            for cell, outcome, rerun, ms in self._db.execute(
-                    "SELECT cell, outcome, rerun, duration_ms FROM result WHERE test = ? AND "
-                    "cell BETWEEN ? AND ? ORDER BY cell", (test_id, low, high)):
-                where = info.get(cell)
-                if where is not None and (cells is None or fnmatch.fnmatchcase(where[0], cells)):
-                    yield name, outcome, rerun, ms, where
 
     def test_names(self) -> list[str]:
         """Every test name the history holds (to match quarantine globs against)."""
@@ -309,63 +252,38 @@ class History:
             matched = db.execute("SELECT id, name FROM test WHERE name LIKE ? ESCAPE '\\' "
                                  "ORDER BY name", (pattern,)).fetchall()
             shown = dict(matched[:max_tests])
-            points = tuple(
-                HistoryPoint(test=name, seq=where[1], run_id=where[2], started_at=where[3],
-                          cell=where[0], outcome=_OUTCOMES.get(outcome, "error"),
-                          duration_s=ms / 1000, rerun=bool(rerun))
-                for name, outcome, rerun, ms, where in self._points(
-                    shown, *self._min_seq(last, None), cells))
-        return TestHistory(tests=tuple(shown.values()), points=points,
+            cells_in = observe.cell_rows(db, *observe.window(db, last, None))
+            found = tuple(
+                HistoryPoint(test=name, seq=where.seq, run_id=where.run_id,
+                             started_at=where.started_at, cell=where.cell,
+                             outcome=observe.OUTCOMES.get(outcome, "error"),
+                             duration_s=ms / 1000, rerun=bool(rerun))
+                for name, outcome, rerun, ms, where in observe.points(db, shown, cells_in, cells))
+        return TestHistory(tests=tuple(shown.values()), points=found,
                            omitted=max(len(matched) - max_tests, 0))
 
-    def observations(self, tests: Collection[str] | None = None, *, last: int | None = None,
-                     before: str | None = None) -> list[Observation]:
-        """Observations for flakiness and quarantine. ``tests``: these names; None: every
-        test that failed, errored or needed a rerun at least once in the window (the only
-        ones that can have flipped). ``last`` runs before the run ``before``."""
+    # -- the analyses' queries (orchestrator.history.observe) ---------------------------
+
+    def flaky_candidates(self, *, last: int | None = None, before: str | None = None,
+                         limit: int = 200) -> tuple[list[str], int]:
+        """Tests that can have flipped, the most often failing first, and how many more."""
         with self._guard() as db:
-            low_seq, high_seq = self._min_seq(last, self._seq_of(before))
-            if tests is None:
-                bounds = db.execute("SELECT min(id), max(id) FROM cell WHERE run BETWEEN ? AND ?",
-                                    (low_seq, high_seq)).fetchone()
-                ids = [r[0] for r in db.execute(
-                    "SELECT DISTINCT test FROM result WHERE (outcome IN (1, 2) OR rerun = 1)"
-                    " AND cell BETWEEN ? AND ?", (bounds[0] or 0, bounds[1] or 0))]
-                chosen = {int(i): str(n) for i, n in db.execute(
-                    f"SELECT id, name FROM test WHERE id IN ({','.join('?' * len(ids))})",  # noqa: S608
-                    ids)} if ids else {}
-            else:
-                wanted = set(tests)
-                chosen = {int(i): str(n) for i, n in db.execute("SELECT id, name FROM test")
-                          if n in wanted}
-            return [Observation(test=name, cell=where[0], seq=where[1], run_id=where[2],
-                                outcome=_OUTCOMES.get(outcome, "error"), rerun=bool(rerun),
-                                inputs=where[4])
-                    for name, outcome, rerun, _, where in self._points(chosen, low_seq,
-                                                                       high_seq)]
+            return observe.flaky_candidates(db, last=last, before=before, limit=limit)
+
+    def observations(self, tests: Collection[str], *, last: int | None = None,
+                     before: str | None = None) -> list[Observation]:
+        """Every result of ``tests`` in the last ``last`` runs before run ``before``."""
+        with self._guard() as db:
+            return observe.observations(db, tests, last=last, before=before)
+
+    def previous_observations(self, cells: Collection[str], *,
+                              before: str | None = None) -> list[Observation]:
+        """Every result of each cell's latest record before run ``before``."""
+        with self._guard() as db:
+            return observe.previous_observations(db, cells, before=before)
 
     def durations(self, cells: Collection[str], *, runs: int = 5,
                   before: str | None = None) -> dict[tuple[str, str], list[float]]:
-        """(test, cell id) -> seconds of its passing results in that cell's last ``runs``
-        records before the run ``before``, oldest first (the history side of slowdowns)."""
-        seq = self._seq_of(before)
-        high = seq - 1 if seq is not None else 2**62
+        """(test, cell) -> passing times in the cell's last ``runs`` records, oldest first."""
         with self._guard() as db:
-            chosen: dict[int, str] = {}
-            for cell_id in cells:
-                chosen.update((int(r[0]), cell_id) for r in db.execute(
-                    "SELECT id FROM cell WHERE cell_id = ? AND run <= ? ORDER BY id DESC "
-                    "LIMIT ?", (cell_id, high, runs)))
-            if not chosen:
-                return {}
-            names = dict(db.execute("SELECT id, name FROM test").fetchall())
-            out: dict[tuple[str, str], list[float]] = {}
-            # One range per test over the chosen cells' ids (cell ids grow with time).
-            for test_id, cell, ms in db.execute(
-                    "SELECT test, cell, duration_ms FROM result WHERE test IN "
-                    "(SELECT id FROM test) AND cell BETWEEN ? AND ? AND outcome = 0 "
-                    "ORDER BY test, cell", (min(chosen), max(chosen))):
-                which = chosen.get(cell)
-                if which is not None:
-                    out.setdefault((names[test_id], which), []).append(ms / 1000)
-        return out
+            return observe.durations(db, cells, runs=runs, before=before)

@@ -78,3 +78,17 @@ def test_quarantine_reads_the_recent_history(tmp_path: Path) -> None:
         report = quarantine(failing, entries, history, today=dt.date(2026, 11, 28))
         assert report.removable == ()
         assert report.released_cells == ("3.13-slim",)
+
+
+def test_a_cell_that_failed_as_a_whole_is_an_incident_not_verdicts(tmp_path: Path) -> None:
+    keys = [f"t::test_{i}" for i in range(12)]
+    with History.open(tmp_path / "h.db") as history:
+        history.record(run("n-01", cell("3.13-slim", tuple(case(k) for k in keys)),
+                           cell("3.12-slim", tuple(case(k) for k in keys))), META)
+        tonight = run("n-02", cell("3.13-slim", tuple(case(k, "error") for k in keys)),
+                      cell("3.12-slim", (*(case(k) for k in keys[1:]),
+                                         case(keys[0], "failed"))))
+        judged = judge(tonight, history, limit=1)
+    assert judged.incidents == ("3.13-slim",)
+    assert [(v.test, v.cell, v.verdict) for v in judged.verdicts] == \
+        [("t::test_0", "3.12-slim", Verdict.FLAKY)]

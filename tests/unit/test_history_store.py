@@ -140,21 +140,53 @@ def test_baseline_is_the_last_complete_run_of_the_branch_and_profile(tmp_path: P
         assert found.run_id == "n-01"
 
 
-def test_observations_of_tests_that_ever_failed(tmp_path: Path) -> None:
+def test_flaky_candidates_and_their_observations(tmp_path: Path) -> None:
     with History.open(tmp_path / "h.db") as history:
-        history.record(simple_run("n-01", {"3.12-slim": {"t::a": "passed", "t::b": "passed"}}),
-                       META)
-        history.record(simple_run("n-02", {"3.12-slim": {"t::a": "error", "t::b": "passed"}}),
-                       META)
-        history.record(simple_run("n-03", {"3.12-slim": {"t::a": "passed", "t::b": "passed"}}),
-                       META)
-        seen = history.observations()
+        history.record(simple_run("n-01", {"3.12-slim": {"t::a": "passed", "t::b": "passed",
+                                                         "t::c": "failed"}}), META)
+        history.record(simple_run("n-02", {"3.12-slim": {"t::a": "error", "t::b": "passed",
+                                                         "t::c": "failed"}}), META)
+        history.record(simple_run("n-03", {"3.12-slim": {"t::a": "passed", "t::b": "passed",
+                                                         "t::c": "passed"}}), META)
+        assert history.flaky_candidates() == (["t::c", "t::a"], 0)  # most failures first
+        assert history.flaky_candidates(limit=1) == (["t::c"], 1)
+        assert history.flaky_candidates(last=1) == ([], 0)  # n-03 alone: nothing failed
+        assert history.flaky_candidates(before="n-02") == (["t::c"], 0)
+        seen = history.observations(["t::a"])
         assert [(o.test, o.run_id, o.outcome) for o in seen] == [
             ("t::a", "n-01", "passed"), ("t::a", "n-02", "error"), ("t::a", "n-03", "passed")]
         assert seen[0].inputs.same_as(seen[1].inputs)
-        assert history.observations(last=1) == []  # n-03 alone: nothing failed
         before = history.observations(["t::b"], before="n-03")
         assert [(o.test, o.run_id) for o in before] == [("t::b", "n-01"), ("t::b", "n-02")]
+
+
+def test_previous_observations_come_from_each_cells_latest_run(tmp_path: Path) -> None:
+    with History.open(tmp_path / "h.db") as history:
+        history.record(simple_run("n-01", {"3.12-slim": {"t::a": "passed"},
+                                           "3.13-slim": {"t::a": "failed"}}), META)
+        history.record(simple_run("n-02", {"3.12-slim": {"t::a": "failed"}}), META)
+        seen = history.previous_observations(["3.12-slim", "3.13-slim", "3.14-slim"])
+        assert sorted((o.cell, o.run_id, o.outcome) for o in seen) == [
+            ("3.12-slim", "n-02", "failed"), ("3.13-slim", "n-01", "failed")]
+        assert [o.run_id for o in history.previous_observations(["3.12-slim"],
+                                                                before="n-02")] == ["n-01"]
+
+
+def test_a_cell_that_failed_as_a_whole_is_no_evidence(tmp_path: Path) -> None:
+    tests = [f"t::test_{i}" for i in range(12)]
+    with History.open(tmp_path / "h.db") as history:
+        history.record(simple_run("n-01", {"3.12-slim": dict.fromkeys(tests, "passed")}), META)
+        # An import error: every test errors. Then one real failure among passes.
+        history.record(simple_run("n-02", {"3.12-slim": dict.fromkeys(tests, "error")}), META)
+        history.record(simple_run("n-03", {"3.12-slim": {**dict.fromkeys(tests, "passed"),
+                                                         "t::test_5": "failed"}}), META)
+        assert history.flaky_candidates() == (["t::test_5"], 0)
+        assert [o.run_id for o in history.observations(["t::test_0"])] == ["n-01", "n-03"]
+        assert {o.run_id for o in history.previous_observations(["3.12-slim"],
+                                                                before="n-03")} == {"n-01"}
+        # Shown as it was all the same.
+        assert [p.outcome for p in history.test_history("t::test_0").points] == \
+            ["passed", "error", "passed"]
 
 
 def test_durations_of_passing_tests_in_each_cells_recent_runs(tmp_path: Path) -> None:
@@ -193,7 +225,8 @@ def test_a_huge_test_name_is_kept_short_and_the_same_everywhere(tmp_path: Path) 
         [name] = history.test_names()
         assert len(name) <= 1000
         assert name.startswith("tests.test_x::test_xxx")
-        [seen] = history.observations()
+        assert history.flaky_candidates() == ([name], 0)
+        [seen] = history.observations([name])
         assert seen.test == name
 
 
