@@ -22,6 +22,7 @@ from .flaky import (
     is_incident,
     observations_of,
     outcome_text,
+    test_name,
 )
 from .quarantine import DEFAULT_CLEAN_RUNS, QuarantineEntry, QuarantineReport, apply_quarantine
 from .slowdown import Slowdown, Threshold, across_cells, against_history
@@ -51,21 +52,24 @@ def judge(run: RunResult, history: History | None, *,
     incidents = tuple(c.id for c in run.cells if is_incident(
         sum(1 for t in c.cases if outcome_text(t.outcome) in ("failed", "error")),
         len(c.cases)))
-    current = [o for o in observations_of(run, seq=_LATEST, packages=packages)
-               if o.cell not in incidents]
+    # Only tests that fail now, were rerun, failed before or ever flipped can have a
+    # verdict or a flip: the thousands that passed and pass are never looked at.
+    changed = {test_name(t.key) for c in run.cells if c.id not in incidents for t in c.cases
+               if t.flaky or outcome_text(t.outcome) in ("failed", "error")}
     earlier: list[Observation] = []
     previous: list[Observation] = []
     unexamined = 0
     if history is not None:
-        # The tests that can have flipped (those that failed, errored or were rerun),
-        # over the window; and every test's result in its cell's previous run.
         names, unexamined = history.flaky_candidates(last=last, before=run.run_id,
                                                      limit=limit)
         earlier = [o for o in history.observations(names, last=last, before=run.run_id)
                    if o.run_id != run.run_id]
-        previous = [o for o in history.previous_observations([c.id for c in run.cells],
-                                                             before=run.run_id)
-                    if o.run_id != run.run_id]
+        previous = [o for o in history.previous_observations(
+            [c.id for c in run.cells], before=run.run_id, tests=changed)
+            if o.run_id != run.run_id]
+        changed |= {o.test for o in previous} | set(names)
+    current = [o for o in observations_of(run, seq=_LATEST, packages=packages, tests=changed)
+               if o.cell not in incidents]
     flaky = find_flaky([*earlier, *current])
     return Judgement(flaky=tuple(flaky),
                      verdicts=tuple(classify(current, [*previous, *earlier], flaky)),

@@ -26,7 +26,7 @@ import enum
 import hashlib
 import itertools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -128,13 +128,16 @@ class Observation(NamedTuple):
 
 
 def observations_of(run: RunResult, *, seq: int,
-                    packages: Mapping[str, Mapping[str, str]] | None = None
-                    ) -> list[Observation]:
-    """The current run's observations (when it is not, or cannot be, in the history)."""
+                    packages: Mapping[str, Mapping[str, str]] | None = None,
+                    tests: Collection[str] | None = None) -> list[Observation]:
+    """The current run's observations (when it is not, or cannot be, in the history);
+    ``tests``: only those."""
     out = []
     for cell in run.cells:
         inputs = CellInputs.of(cell, (packages or {}).get(cell.id))
         for case in cell.cases:
+            if tests is not None and test_name(case.key) not in tests:
+                continue
             out.append(Observation(test=test_name(case.key), cell=cell.id, seq=seq,
                                    run_id=run.run_id, outcome=outcome_text(case.outcome),
                                    rerun=case.flaky, inputs=inputs))

@@ -135,8 +135,11 @@ def observations(db: sqlite3.Connection, tests: Collection[str], *, last: int | 
 
 
 def previous_observations(db: sqlite3.Connection, cells: Collection[str], *,
-                          before: str | None = None) -> list[Observation]:
-    """Every result of each cell's latest record (not an incident) before ``before``."""
+                          before: str | None = None,
+                          tests: Collection[str] | None = None) -> list[Observation]:
+    """Results of each cell's latest record (not an incident) before ``before``: every
+    one, or (``tests`` given) those that failed, errored or were rerun plus every result
+    of ``tests``: what a verdict on this run's changes needs."""
     high = window(db, None, before)[1]
     latest = []
     for cell_id in cells:
@@ -149,15 +152,22 @@ def previous_observations(db: sqlite3.Connection, cells: Collection[str], *,
     seqs = db.execute(f"SELECT min(run), max(run) FROM cell WHERE id IN ({marks})",  # noqa: S608
                       latest).fetchone()
     names = dict(db.execute("SELECT id, name FROM test").fetchall())
+    wanted = None if tests is None else set(tests)
+    ids = [i for i, n in names.items() if wanted is None or n in wanted]
     out = []
     for row_id, where in cell_rows(db, seqs[0], seqs[1], only=set(latest)).items():
-        # One seek per test: the cells' records may be far apart in time.
+        rows = {test_id: (outcome, rerun) for test_id, outcome, rerun in db.execute(
+            "SELECT test, outcome, rerun FROM result WHERE (outcome IN (1, 2) OR rerun = 1)"
+            " AND cell = ?", (row_id,))} if wanted is not None else {}  # the partial index
+        for test_id in ids:  # one seek each: the cells' records may be far apart in time
+            found = db.execute("SELECT outcome, rerun FROM result WHERE test = ? AND cell = ?",
+                               (test_id, row_id)).fetchone()
+            if found is not None:
+                rows[test_id] = found
         out += [Observation(test=names[test_id], cell=where.cell, seq=where.seq,
                             run_id=where.run_id, outcome=OUTCOMES.get(outcome, "error"),
                             rerun=bool(rerun), inputs=where.inputs)
-                for test_id, outcome, rerun in db.execute(
-                    "SELECT test, outcome, rerun FROM result WHERE test IN (SELECT id FROM test)"
-                    " AND cell = ?", (row_id,))]
+                for test_id, (outcome, rerun) in rows.items()]
     return out
 
 

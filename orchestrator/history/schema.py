@@ -13,8 +13,8 @@ benchmarks/history_bench.py for the figures):
   (test, cell). Clustering by test makes "a test over time" one range read, and
   since cell ids grow with time a new run appends at the end of each test's
   range and pruning the oldest run cuts at their start (one seek per test). A
-  partial index holds only the rare failed, errored or rerun rows, so "which
-  tests ever failed" costs nothing to ask.
+  partial index by cell holds only the rare failed, errored or rerun rows, so
+  "which tests failed in these runs" reads only those.
 
 Outcomes are small integers (0 passed, 1 failed, 2 error, 3 skipped; 0 and 1
 take no bytes in an SQLite record) and durations integer milliseconds.
@@ -88,7 +88,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             rerun INTEGER NOT NULL,
             duration_ms INTEGER NOT NULL,
             PRIMARY KEY (test, cell)) WITHOUT ROWID""",
-        "CREATE INDEX result_bad ON result (test) WHERE outcome IN (1, 2) OR rerun = 1",
+        "CREATE INDEX result_bad ON result (cell) WHERE outcome IN (1, 2) OR rerun = 1",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION

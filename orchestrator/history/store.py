@@ -276,11 +276,12 @@ class History:
         with self._guard() as db:
             return observe.observations(db, tests, last=last, before=before)
 
-    def previous_observations(self, cells: Collection[str], *,
-                              before: str | None = None) -> list[Observation]:
-        """Every result of each cell's latest record before run ``before``."""
+    def previous_observations(self, cells: Collection[str], *, before: str | None = None,
+                              tests: Collection[str] | None = None) -> list[Observation]:
+        """Results of each cell's latest record before run ``before``: all, or the failed,
+        errored and rerun ones plus those of ``tests``."""
         with self._guard() as db:
-            return observe.previous_observations(db, cells, before=before)
+            return observe.previous_observations(db, cells, before=before, tests=tests)
 
     def durations(self, cells: Collection[str], *, runs: int = 5,
                   before: str | None = None) -> dict[tuple[str, str], list[float]]:
