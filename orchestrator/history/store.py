@@ -12,7 +12,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,18 +98,29 @@ class History:
             raise translate(self.path, exc) from exc
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        if self.readonly:
-            raise HistoryError(self.path, "opened read-only")
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
         with self._guard() as db:
-            db.execute("BEGIN IMMEDIATE")
+            if db.in_transaction:  # nested: the outer one decides
+                yield db
+                return
+            db.execute(begin)
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One writer at a time: waits up to the busy timeout for another one."""
+        if self.readonly:
+            raise HistoryError(self.path, "opened read-only")
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One consistent snapshot for several queries (a writer may commit meanwhile)."""
+        return self._transaction("BEGIN")
 
     # -- writing -----------------------------------------------------------------------
 
@@ -191,7 +202,7 @@ class History:
         """Runs matching ``where`` (newest first in SQL, oldest first returned); with
         ``cells``, only runs with a cell whose id matches that glob, and only those cells."""
         out: list[RunRecord] = []
-        with self._guard() as db:
+        with self._read() as db:
             query = f"SELECT {_RUN_COLUMNS} FROM run WHERE {where} ORDER BY id DESC"  # noqa: S608
             runs = db.execute(query, params)  # ``where`` is one of this module's clauses
             for row in runs:
@@ -230,11 +241,11 @@ class History:
         cancelled) run of the same profile on the same branch, or, without a branch (no
         git, a detached HEAD), with the same matrix file hash; ``before``: a run id, to
         look only at runs recorded before it."""
-        with self._guard() as db:
+        with self._read() as db:
             high = observe.window(db, None, before)[1]
-        where = "cancelled IS NULL AND profile IS ? AND id <= ? AND " + (
-            "git_branch = ?" if branch else "matrix_hash = ?")
-        found = self._run_records(where, (profile, high, branch or matrix_hash), limit=1)
+            where = "cancelled IS NULL AND profile IS ? AND id <= ? AND " + (
+                "git_branch = ?" if branch else "matrix_hash = ?")
+            found = self._run_records(where, (profile, high, branch or matrix_hash), limit=1)
         return found[0] if found else None
 
     def test_names(self) -> list[str]:
@@ -248,7 +259,7 @@ class History:
         the last ``last`` runs (all when None), in cells matching the glob ``cells``."""
         pattern = "%" + substring.replace("\\", "\\\\").replace("%", "\\%") \
             .replace("_", "\\_") + "%"
-        with self._guard() as db:
+        with self._read() as db:
             matched = db.execute("SELECT id, name FROM test WHERE name LIKE ? ESCAPE '\\' "
                                  "ORDER BY name", (pattern,)).fetchall()
             shown = dict(matched[:max_tests])
@@ -267,24 +278,24 @@ class History:
     def flaky_candidates(self, *, last: int | None = None, before: str | None = None,
                          limit: int = 200) -> tuple[list[str], int]:
         """Tests that can have flipped, the most often failing first, and how many more."""
-        with self._guard() as db:
+        with self._read() as db:
             return observe.flaky_candidates(db, last=last, before=before, limit=limit)
 
     def observations(self, tests: Collection[str], *, last: int | None = None,
                      before: str | None = None) -> list[Observation]:
         """Every result of ``tests`` in the last ``last`` runs before run ``before``."""
-        with self._guard() as db:
+        with self._read() as db:
             return observe.observations(db, tests, last=last, before=before)
 
     def previous_observations(self, cells: Collection[str], *, before: str | None = None,
                               tests: Collection[str] | None = None) -> list[Observation]:
         """Results of each cell's latest record before run ``before``: all, or the failed,
         errored and rerun ones plus those of ``tests``."""
-        with self._guard() as db:
+        with self._read() as db:
             return observe.previous_observations(db, cells, before=before, tests=tests)
 
     def durations(self, cells: Collection[str], *, runs: int = 5,
                   before: str | None = None) -> dict[tuple[str, str], list[float]]:
         """(test, cell) -> passing times in the cell's last ``runs`` records, oldest first."""
-        with self._guard() as db:
+        with self._read() as db:
             return observe.durations(db, cells, runs=runs, before=before)
