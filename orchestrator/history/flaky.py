@@ -72,6 +72,8 @@ class CellInputs:
 
     @classmethod
     def of(cls, cell: CellResult, packages: Mapping[str, str] | None = None) -> CellInputs:
+        """``packages``: the caller's; else the cell's own record where it has one."""
+        packages = packages or getattr(cell, "packages", None) or None
         return cls(project=cell.project_digest, image=cell.image_digest,
                    interpreter=cell.interpreter.version,
                    packages=tuple(sorted(packages.items())) if packages is not None else None)

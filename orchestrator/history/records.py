@@ -16,7 +16,9 @@ class RunMeta:
     matrix_hash: str  # of matrix.yaml's bytes
     git_commit: str | None = None
     git_branch: str | None = None
-    packages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # cell -> pkgs
+    # cell id -> installed packages; a cell without an entry here uses its own record
+    # (CellResult.packages) where it has one
+    packages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     recorded_at: str = ""  # ISO 8601; default now
 
 

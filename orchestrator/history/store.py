@@ -43,10 +43,28 @@ def _packages_json(packages: Mapping[str, str]) -> str:
     return json.dumps(dict(items[:_MAX_PACKAGES]), separators=(",", ":"), sort_keys=True)
 
 
+def _packages_of(cell: CellResult, meta: RunMeta) -> Mapping[str, str] | None:
+    """The cell's installed packages: the caller's, else the cell's own record (main's
+    CellResult.packages), else unknown."""
+    return meta.packages.get(cell.id) or getattr(cell, "packages", None) or None
+
+
 def _cell_json(cell: CellResult) -> str:
     """The cell's results.json entry. Its cases are dropped first: to_json() would convert
-    every case with asdict() only to delete them (0.1 s per 2,000-test cell)."""
-    return json.dumps(replace(cell, cases=(), output_tail="").to_json(), separators=(",", ":"))
+    every case with asdict() only to delete them (0.1 s per 2,000-test cell); its packages
+    live in the packages table (a night's cells share one set)."""
+    data = replace(cell, cases=(), output_tail="").to_json()
+    data.pop("packages", None)
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _with_packages(cell: CellResult, packages: Mapping[str, str] | None) -> CellResult:
+    if packages is None or "packages" not in CellResult.__dataclass_fields__:
+        return cell
+    # A mapping, not a keyword: main's CellResult has ``packages``, this branch's has not
+    # yet (after the merge: ``replace(cell, packages=dict(packages))``).
+    changes: dict[str, Any] = {"packages": dict(packages)}
+    return replace(cell, **changes)
 
 
 def _results(cell: CellResult) -> dict[str, tuple[int, int, int]]:
@@ -144,7 +162,7 @@ class History:
             names = dict(db.execute("SELECT name, id FROM test").fetchall())
             rows: list[tuple[int, int, int, int, int]] = []
             for cell in run.cells:
-                packages = meta.packages.get(cell.id)
+                packages = _packages_of(cell, meta)
                 results = _results(cell)
                 cell_row = db.execute(
                     "INSERT INTO cell (run, cell_id, status, image_digest, interpreter,"
@@ -217,7 +235,9 @@ class History:
                     seq=row[0], run_id=row[1], started_at=row[2], finished_at=row[3],
                     duration_s=row[4], config=row[5], profile=row[6], matrix_hash=row[7],
                     git_commit=row[8], git_branch=row[9], cancelled=row[10], baseline=row[11],
-                    recorded_at=row[12], cells=tuple(c for c, _ in found),
+                    recorded_at=row[12],
+                    cells=tuple(_with_packages(c, sets.get(p) if p is not None else None)
+                                for c, p in found),
                     packages={c.id: sets[p] for c, p in found if p is not None}))
         return out[::-1]
 

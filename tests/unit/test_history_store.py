@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +13,7 @@ from orchestrator.compare import NEW_FAILURE, compare
 from orchestrator.history.records import RunMeta
 from orchestrator.history.schema import APPLICATION_ID, SCHEMA_VERSION
 from orchestrator.history.store import History
-from orchestrator.results import Attempt, Status
+from orchestrator.results import Attempt, CellResult, Status
 
 from .history_helpers import IMAGE, PROJECT, case, cell, run, simple_run
 
@@ -237,3 +238,18 @@ def test_a_run_read_back_from_results_json_keeps_its_failing_tests(tmp_path: Pat
         history.record(reloaded, META)
         assert [(p.test, p.outcome, p.rerun) for p in history.test_history("t::").points] == \
             [("t::bad", "failed", False), ("t::rerun", "passed", True)]
+
+
+@pytest.mark.skipif("packages" not in CellResult.__dataclass_fields__,
+                    reason="CellResult.packages comes with main's results.py (installed "
+                    "packages per cell); this branch predates it")
+def test_a_cells_own_packages_are_kept_and_given_back(tmp_path: Path) -> None:
+    changes: dict[str, Any] = {"packages": {"attrs": "24.2.0"}}
+    own = replace(cell("3.13-slim", (case("t::a"),)), **changes)
+    with History.open(tmp_path / "h.db") as history:
+        history.record(run("n-01", own), RunMeta(matrix_hash="m1"))
+        [back] = history.runs()
+        assert back.packages == {"3.13-slim": {"attrs": "24.2.0"}}
+        assert getattr(back.cells[0], "packages", None) == {"attrs": "24.2.0"}
+        [seen] = history.observations(["t::a"])
+        assert seen.inputs.packages == (("attrs", "24.2.0"),)
