@@ -46,6 +46,7 @@ from orchestrator.results import (  # noqa: E402
     Status,
     TestCase,
     TestCounts,
+    TestOutcome,
 )
 
 CELLS = [f"3.{m}-{v}" for m in range(10, 16) for v in ("slim", "bookworm", "alpine", "trixie")]
@@ -79,8 +80,8 @@ def synthetic_run(night: int, rng: random.Random, base: list[float]) -> RunResul
             if index == FLAKY + 1 and night >= DEFAULT_KEEP and python == "3.14":
                 seconds *= 3
             cases.append(TestCase(classname=classname, name=name, time=round(seconds, 4),
-                                  outcome=outcome))
-        failing = tuple(c.key for c in cases if c.outcome in ("failed", "error"))
+                                  outcome=TestOutcome(outcome)))
+        failing = tuple(c.key for c in cases if c.outcome.bad)
         cells.append(CellResult(
             id=cell_id, python=python, variant=variant,
             status=Status.FAILED if failing else Status.PASSED,

@@ -73,7 +73,7 @@ class CellInputs:
     @classmethod
     def of(cls, cell: CellResult, packages: Mapping[str, str] | None = None) -> CellInputs:
         """``packages``: the caller's; else the cell's own record where it has one."""
-        packages = packages or getattr(cell, "packages", None) or None
+        packages = packages or cell.packages or None
         return cls(project=cell.project_digest, image=cell.image_digest,
                    interpreter=cell.interpreter.version,
                    packages=tuple(sorted(packages.items())) if packages is not None else None)
@@ -233,7 +233,7 @@ def find_flaky(observations: Iterable[Observation], *,
     return sorted(out, key=lambda f: (-f.rate, -f.flips, f.test))
 
 
-class Verdict(str, enum.Enum):
+class Verdict(enum.StrEnum):
     """What became of a test in a cell since the cell's previous run."""
 
     BROKEN = "broken"  # passed before, fails now, and an input changed
@@ -241,9 +241,6 @@ class Verdict(str, enum.Enum):
     FLAKY = "flaky"  # changed with nothing changed, or passed on a rerun
     STILL_FAILING = "still failing"
     NEW_FAILURE = "failing, no earlier result"  # the cell or the test is new to the history
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, kw_only=True)

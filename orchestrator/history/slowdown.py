@@ -85,14 +85,11 @@ class Threshold:
         return after >= self.ratio * before and after - before >= self.min_seconds
 
 
-class Against(str, enum.Enum):
+class Against(enum.StrEnum):
     """What a slowdown is measured against."""
 
     CELL = "cell"  # another cell of the same run
     HISTORY = "history"  # the same cell's recent runs
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def _seconds(value: float) -> str:

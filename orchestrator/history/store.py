@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ _RUN_COLUMNS = ("id, run_id, started_at, finished_at, duration_s, config, profil
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _packages_json(packages: Mapping[str, str]) -> str:
@@ -44,9 +44,9 @@ def _packages_json(packages: Mapping[str, str]) -> str:
 
 
 def _packages_of(cell: CellResult, meta: RunMeta) -> Mapping[str, str] | None:
-    """The cell's installed packages: the caller's, else the cell's own record (main's
-    CellResult.packages), else unknown."""
-    return meta.packages.get(cell.id) or getattr(cell, "packages", None) or None
+    """The cell's installed packages: the caller's, else the cell's own record
+    (CellResult.packages), else unknown."""
+    return meta.packages.get(cell.id) or cell.packages or None
 
 
 def _cell_json(cell: CellResult) -> str:
@@ -59,12 +59,7 @@ def _cell_json(cell: CellResult) -> str:
 
 
 def _with_packages(cell: CellResult, packages: Mapping[str, str] | None) -> CellResult:
-    if packages is None or "packages" not in CellResult.__dataclass_fields__:
-        return cell
-    # A mapping, not a keyword: main's CellResult has ``packages``, this branch's has not
-    # yet (after the merge: ``replace(cell, packages=dict(packages))``).
-    changes: dict[str, Any] = {"packages": dict(packages)}
-    return replace(cell, **changes)
+    return cell if packages is None else replace(cell, packages=dict(packages))
 
 
 def _results(cell: CellResult) -> dict[str, tuple[int, int, int]]:

@@ -12,6 +12,7 @@ from orchestrator.results import (
     Status,
     TestCase,
     TestCounts,
+    TestOutcome,
 )
 
 PROJECT = "sha256:" + "a" * 64
@@ -22,7 +23,8 @@ VERSIONS = {"3.12": "3.12.1", "3.13": "3.13.0"}
 def case(key: str, outcome: str = "passed", time: float = 0.01, *,
          flaky: bool = False) -> TestCase:
     classname, _, name = key.rpartition("::")
-    return TestCase(classname=classname, name=name, outcome=outcome, time=time, flaky=flaky)
+    return TestCase(classname=classname, name=name, outcome=TestOutcome(outcome), time=time,
+                    flaky=flaky)
 
 
 def cell(cell_id: str, cases: tuple[TestCase, ...] = (), *, status: Status | None = None,

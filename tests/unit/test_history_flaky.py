@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import replace
 
 import pytest
@@ -16,6 +15,7 @@ from orchestrator.history.flaky import (
     observations_of,
     package_changes,
 )
+from orchestrator.results import TestOutcome
 
 from .history_helpers import case, cell, run
 
@@ -112,16 +112,9 @@ def test_package_changes_are_listed_and_capped() -> None:
     assert text == "p0 1 → 2, p1 1 → 2, p2 1 → 2, and 10 more"
 
 
-class Outcome(str, enum.Enum):
-    """TestCase.outcome may become a str-valued Enum (without a __str__ of its own)."""
-
-    PASSED = "passed"
-    FAILED = "failed"
-
-
 def test_observations_of_a_run_read_enum_outcomes() -> None:
-    tests = (replace(case("t::a"), outcome=Outcome.FAILED),
-             replace(case("t::b"), outcome=Outcome.PASSED))
+    tests = (replace(case("t::a"), outcome=TestOutcome.FAILED),
+             replace(case("t::b"), outcome=TestOutcome.PASSED))
     current = observations_of(run("n-09", cell("3.13-slim", tests)), seq=9,
                               packages={"3.13-slim": {"attrs": "23.1.0"}})
     assert [(o.test, o.outcome) for o in current] == [("t::a", "failed"), ("t::b", "passed")]

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.compare import NEW_FAILURE, compare
+from orchestrator.changes import Change
+from orchestrator.compare import compare
+from orchestrator.errors import Stage
 from orchestrator.history.records import RunMeta
 from orchestrator.history.schema import APPLICATION_ID, SCHEMA_VERSION
 from orchestrator.history.store import History
@@ -22,7 +24,7 @@ META = RunMeta(matrix_hash="m1", git_commit="c" * 40, git_branch="main")
 
 def test_a_run_comes_back_with_what_compare_needs(tmp_path: Path) -> None:
     path = tmp_path / ".tagmatrix" / "history.db"
-    tries = (Attempt(number=1, status=Status.ERROR, stage="pull", reason="429"),
+    tries = (Attempt(number=1, status=Status.ERROR, stage=Stage.PULL, reason="429"),
              Attempt(number=2, status=Status.FAILED))
     first = run("night-01", cell("3.12-slim", (case("t::a"), case("t::b", "failed"))),
                 cell("3.13-slim", (case("t::a", flaky=True),), attempts=tries))
@@ -47,7 +49,9 @@ def test_a_run_comes_back_with_what_compare_needs(tmp_path: Path) -> None:
                   cell("3.13-slim", (case("t::a"),)))
     compared = compare(tonight, back.to_result())
     assert compared.baseline == "night-01"
-    assert compared.cells[0].comparison["tests"][NEW_FAILURE] == ["t::a"]
+    comparison = compared.cells[0].comparison
+    assert comparison is not None
+    assert comparison.tests_of(Change.NEW_FAILURE) == ("t::a",)
 
 
 def test_prune_keeps_the_most_recent_runs_and_forgets_their_tests(tmp_path: Path) -> None:
