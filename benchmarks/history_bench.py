@@ -38,7 +38,8 @@ sys.path.insert(0, str(REPO))
 
 from orchestrator.history.analysis import judge, slowdowns  # noqa: E402
 from orchestrator.history.records import RunMeta  # noqa: E402
-from orchestrator.history.store import DEFAULT_KEEP, History  # noqa: E402
+from orchestrator.history.settings import DEFAULT_KEEP  # noqa: E402
+from orchestrator.history.store import History  # noqa: E402
 from orchestrator.results import (  # noqa: E402
     CellResult,
     Interpreter,

@@ -10,10 +10,14 @@ import enum
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .changes import Comparison
 from .errors import Stage
+
+if TYPE_CHECKING:  # imported where used: a value module stays cheap to import
+    from .insights import Insights
+    from .warnings_ledger import WarningRecord
 
 SCHEMA_VERSION = 1
 
@@ -215,11 +219,21 @@ class CellResult:
     failing_tests: tuple[str, ...] = ()  # test keys that failed or errored
     flaky_tests: tuple[str, ...] = ()
     comparison: Comparison | None = None  # against --baseline
+    warnings: tuple[WarningRecord, ...] | None = None  # the warnings ledger; None: not run
+    warnings_dropped: int = 0  # occurrences the ledger's caps left out
+    quarantined: tuple[str, ...] = ()  # failing tests a quarantine entry keeps from gating
 
     @property
     def ok(self) -> bool:
         """Whether this cell lets the run pass."""
-        return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating
+        return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating \
+            or self.released
+
+    @property
+    def released(self) -> bool:
+        """It failed only through quarantined tests: reported, but it does not gate."""
+        return self.status is Status.FAILED and bool(self.failing_tests) \
+            and set(self.failing_tests) <= set(self.quarantined)
 
     def to_json(self) -> dict[str, Any]:
         # field by field: asdict() would deep-copy every test case only to drop them
@@ -232,7 +246,9 @@ class CellResult:
             tests=asdict(self.tests), interpreter=asdict(self.interpreter),
             install=asdict(self.install), attempts=[a.to_json() for a in self.attempts],
             failing_tests=list(self.failing_tests), flaky_tests=list(self.flaky_tests),
-            comparison=self.comparison.to_json() if self.comparison else {})
+            comparison=self.comparison.to_json() if self.comparison else {},
+            warnings=None if self.warnings is None else [w.to_json() for w in self.warnings],
+            quarantined=list(self.quarantined))
         return data
 
     @classmethod
@@ -248,6 +264,11 @@ class CellResult:
         fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))
         fields["failing_tests"] = tuple(fields.get("failing_tests", ()))
         fields["flaky_tests"] = tuple(fields.get("flaky_tests", ()))
+        fields["quarantined"] = tuple(str(t) for t in fields.get("quarantined") or ())
+        if fields.get("warnings") is not None:
+            from .warnings_ledger import records_from
+
+            fields["warnings"] = records_from(fields["warnings"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in fields.items() if k in known})
 
@@ -273,6 +294,7 @@ class RunResult:
     profile: str | None = None
     cancelled: str | None = None  # the signal's name when the run was interrupted
     baseline: str | None = None  # run id of the results compared against (--baseline)
+    insights: Insights | None = None  # what the run history says (orchestrator/insights.py)
 
     @property
     def ok(self) -> bool:
@@ -298,7 +320,7 @@ class RunResult:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "config": self.config,
@@ -311,9 +333,14 @@ class RunResult:
             "cells": [c.to_json() for c in self.cells],
             "summary": self.summary(),
         }
+        if self.insights is not None:  # history, flaky, slowdowns, warnings_ledger, ...
+            data.update(self.insights.to_json())
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunResult:
+        from .insights import Insights
+
         return cls(
             run_id=data.get("run_id", ""),
             started_at=data.get("started_at", ""),
@@ -324,6 +351,7 @@ class RunResult:
             profile=data.get("profile"),
             cancelled=data.get("cancelled"),
             baseline=data.get("baseline"),
+            insights=Insights.from_json(data),
         )
 
 

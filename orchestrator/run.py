@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .celllog import now_iso
 from .cleanup import process_start, sweep
@@ -35,6 +36,9 @@ from .runlog import attach_run_log, detach
 from .scheduler import Options, Scheduler
 from .verdict import job_result
 
+if TYPE_CHECKING:
+    from .nightly import HistoryPlan
+
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +54,7 @@ class RunRequest:
     baseline: RunResult | None = None  # --baseline: compare with this earlier run
     cells: frozenset[str] | None = None  # --rerun-failed: only these cell ids
     locked: Lock | None = None  # --locked: base images by digest
+    history: HistoryPlan | None = None  # the run history (None: no insights, nothing kept)
 
 
 @dataclass
@@ -129,6 +134,10 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
                         cancelled=cancellation.signal_name)
         if request.baseline is not None:
             run = compare(run, request.baseline)
+        if request.history is not None:  # also for a cancelled run: what finished is kept
+            from .nightly import remember  # sqlite3 and the analyses: only when running
+
+            run = remember(run, config, request.history, request.baseline)
         write_reports(run, request.reports)
         if failure is not None:
             raise failure

@@ -30,6 +30,7 @@ from .jobs import PLANNED, Job
 from .results import Attempt, CellResult, Status, TestCase, TestCounts
 from .slots import Halt, Slots
 from .verdict import classify, job_result
+from .warnings_ledger import read_cell
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +258,8 @@ class Scheduler:
             failing_tests=tuple(redact(t) for t in result.failing_tests),
             flaky_tests=tuple(redact(t) for t in result.flaky_tests),
             reason=redact(result.reason), cases=tuple(_redacted(c, redact) for c in result.cases),
+            warnings=None if result.warnings is None
+            else tuple(w.redacted(redact) for w in result.warnings),
             # its own time: its builds and its tests, not the queue
             duration_s=round(sum(a.duration_s for a in attempts), 3),
             output_tail=cell_log.output_excerpt())
@@ -300,6 +303,7 @@ class Scheduler:
             finally:
                 self.engine.remove(started)
             verdict = classify(job, execution)
+            ledger, dropped = read_cell(execution.warnings, job.id)
             cell_log.section(f"result: {verdict.status}"
                              + (f" ({verdict.reason})" if verdict.reason else ""))
             result = replace(
@@ -316,7 +320,8 @@ class Scheduler:
                 project_digest=image.project_digest,
                 interpreter=execution.interpreter,
                 packages=dict(execution.packages), install=execution.install,
-                started_at=execution.started_at, finished_at=execution.finished_at)
+                started_at=execution.started_at, finished_at=execution.finished_at,
+                warnings=ledger, warnings_dropped=dropped)
             own_s += execution.run_s
         except EngineUnavailable as exc:
             # this engine's queued cells will not start; running ones fail on their own

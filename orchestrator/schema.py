@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .history.settings import SCHEMA as HISTORY_SCHEMA
+
 _SCALAR = {"type": ["string", "number", "boolean"]}
 _COMMAND = {
     "description": "A command: a string (split like a shell would) or a list of arguments.",
@@ -218,6 +220,7 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "allow_failure": {"type": "array", "items": _SELECTOR},
+    **HISTORY_SCHEMA,  # history, quarantine, slowdown
 }
 
 

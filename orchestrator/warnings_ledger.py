@@ -13,13 +13,15 @@ will break, while older interpreters have had them for a while.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .container.tagmatrix_warnings import MAX_LISTED_TESTS, MAX_MESSAGE, MAX_WARNINGS
 
+log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 2 * 1024 * 1024  # the plugin writes at most 1 MiB
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?((?:a|b|rc)\d*)?")
 _TAG = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?(?:-?(rc|a\d|b\d)\S*)?")
@@ -44,6 +46,17 @@ class WarningRecord:
     @property
     def key(self) -> tuple[str, str, str]:
         return self.category, self.message, f"{self.filename}:{self.lineno}"
+
+    def to_json(self) -> dict[str, Any]:
+        """As the plugin writes it (and as :func:`records_from` reads it back)."""
+        return {"category": self.category, "message": self.message,
+                "filename": self.filename, "lineno": self.lineno, "count": self.count,
+                "tests": list(self.tests), "test_count": self.test_count}
+
+    def redacted(self, redact: Callable[[str], str]) -> WarningRecord:
+        """Secrets a warning's message or a test id carried never reach a report."""
+        return replace(self, message=redact(self.message),
+                       tests=tuple(redact(t) for t in self.tests))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,8 +89,17 @@ def parse_cell_warnings(data: bytes, *, cell: str, python: str,
         raise InvalidLedger(f"warnings file is not JSON: {exc}") from exc
     if not isinstance(document, dict) or not isinstance(document.get("warnings"), list):
         raise InvalidLedger("warnings file has no 'warnings' list")
+    records = records_from(document["warnings"])
+    return CellWarnings(cell=cell, python=python, interpreter=interpreter,
+                        warnings=records, dropped=_count(document.get("dropped")))
+
+
+def records_from(items: Any) -> tuple[WarningRecord, ...]:
+    """Warnings as the plugin (or results.json) lists them; untrusted: checked, clipped."""
+    if not isinstance(items, list):
+        return ()
     records = []
-    for item in document["warnings"][:MAX_WARNINGS]:
+    for item in items[:MAX_WARNINGS]:
         if not isinstance(item, dict) or not isinstance(item.get("message"), str):
             continue
         listed = item.get("tests")
@@ -89,8 +111,20 @@ def parse_cell_warnings(data: bytes, *, cell: str, python: str,
             lineno=_count(item.get("lineno")), count=max(_count(item.get("count")), 1),
             tests=tuple(_text(t, 500) for t in tests[:MAX_LISTED_TESTS] if isinstance(t, str)),
             test_count=_count(item.get("test_count"))))
-    return CellWarnings(cell=cell, python=python, interpreter=interpreter,
-                        warnings=tuple(records), dropped=_count(document.get("dropped")))
+    return tuple(records)
+
+
+def read_cell(data: bytes | None, cell: str) -> tuple[tuple[WarningRecord, ...] | None, int]:
+    """A cell's ledger file as the engine brought it: (warnings, occurrences dropped);
+    (None, 0) when there is none or it is refused (logged: the cell's result stands)."""
+    if data is None:
+        return None, 0
+    try:
+        found = parse_cell_warnings(data, cell=cell, python="")
+    except InvalidLedger as exc:
+        log.warning("cell %s: warnings ledger ignored: %s", cell, exc)
+        return None, 0
+    return found.warnings, found.dropped
 
 
 @dataclass(frozen=True, order=True)
@@ -127,20 +161,43 @@ class LedgerEntry:
     tests: tuple[str, ...]  # some of the tests that hit it
     count: int  # times it was raised, over all cells
     new: bool  # first seen on the newest stable interpreter, or only on pre-releases
+    test_count: int = 0  # distinct tests that hit it (in the cell where most did)
 
     @property
     def first_seen(self) -> str:
         return self.pythons[0] if self.pythons else "?"
 
-    def describe(self) -> str:
-        return f"{self.category}: {self.message} ({self.location}), first seen on " \
-               f"{self.first_seen}; on {', '.join(self.pythons)}; {self.count} time(s)"
+    def describe(self, width: int = 100) -> str:
+        """``first seen on 3.12: DeprecationWarning: datetime.datetime.utcnow() is
+        deprecated… (src/pkg/clock.py:14, 7 tests)``."""
+        message = self.message.split("\n", 1)[0]
+        if len(message) > width or "\n" in self.message:
+            message = message[:width].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
+        tests = self.test_count or len(self.tests)
+        return f"first seen on {self.first_seen}: {self.category}: {message} " \
+               f"({self.location}, {tests} test{'s' if tests != 1 else ''})"
+
+    @property
+    def key(self) -> str:
+        """How a warning is recognised in another run."""
+        return f"{self.category}: {self.message} ({self.location})"
 
     def to_json(self) -> dict[str, Any]:
         return {"category": self.category, "message": self.message,
                 "location": self.location, "pythons": list(self.pythons),
                 "first_seen": self.first_seen, "cells": list(self.cells),
-                "tests": list(self.tests), "count": self.count, "new": self.new}
+                "tests": list(self.tests), "test_count": self.test_count, "count": self.count,
+                "new": self.new}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LedgerEntry:
+        return cls(category=str(data["category"]), message=str(data["message"]),
+                   location=str(data["location"]),
+                   pythons=tuple(str(p) for p in data["pythons"]),
+                   cells=tuple(str(c) for c in data["cells"]),
+                   tests=tuple(str(t) for t in data.get("tests", ())),
+                   count=int(data["count"]), new=bool(data.get("new")),
+                   test_count=int(data.get("test_count", 0)))
 
 
 def build_ledger(cells: Sequence[CellWarnings]) -> list[LedgerEntry]:
@@ -155,9 +212,10 @@ def build_ledger(cells: Sequence[CellWarnings]) -> list[LedgerEntry]:
     for cell in cells:
         for record in cell.warnings:
             entry = merged.setdefault(record.key, {"cells": [], "minors": set(), "tests": [],
-                                                   "count": 0, "labels": set()})
+                                                   "count": 0, "labels": set(), "most": 0})
             entry["cells"].append(cell.cell)
             entry["count"] += record.count
+            entry["most"] = max(entry["most"], record.test_count, len(record.tests))
             minor = minors[cell.cell]
             if minor is not None:
                 entry["minors"].add(minor)
@@ -176,7 +234,8 @@ def build_ledger(cells: Sequence[CellWarnings]) -> list[LedgerEntry]:
         out.append((first, LedgerEntry(
             category=category, message=message, location=location, pythons=tuple(names),
             cells=tuple(sorted(set(entry["cells"]))), tests=tuple(entry["tests"][:20]),
-            count=entry["count"], new=new)))
+            count=entry["count"], new=new,
+            test_count=max(entry["most"], len(entry["tests"])))))
     out.sort(key=lambda p: (not p[1].new, -(p[0].major if p[0] else 0),
                             -(p[0].minor if p[0] else 0), -p[1].count, p[1].category,
                             p[1].message, p[1].location))

@@ -39,6 +39,7 @@ class Judgement:
     verdicts: tuple[TestVerdict, ...]
     incidents: tuple[str, ...] = ()  # cells of this run that failed as a whole (not judged)
     unexamined: int = 0  # failing tests past the limit, not looked at for flakiness
+    known: tuple[FlakyTest, ...] = ()  # flaky before this run: what the history knew
 
 
 def judge(run: RunResult, history: History | None, *,
@@ -73,7 +74,8 @@ def judge(run: RunResult, history: History | None, *,
     flaky = find_flaky([*earlier, *current])
     return Judgement(flaky=tuple(flaky),
                      verdicts=tuple(classify(current, [*previous, *earlier], flaky)),
-                     incidents=incidents, unexamined=unexamined)
+                     incidents=incidents, unexamined=unexamined,
+                     known=tuple(find_flaky(earlier)))
 
 
 def slowdowns(run: RunResult, history: History | None, *,

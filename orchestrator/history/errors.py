@@ -1,10 +1,21 @@
-"""Why a history cannot be used. Both carry the CLI's exit code 2 (a file to fix)."""
+"""Why a history cannot be used (both carry the CLI's exit code 2: a file to fix), and how
+the history's settings report a mistake."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import TagmatrixError
+from ..errors import ConfigError, TagmatrixError
+from ..source import KeyPath, format_path
+
+# How a settings parser makes its errors: the config reader's adds file:line:column.
+ErrorFactory = Callable[[KeyPath, str, str | None], ConfigError]
+
+
+def unlocated(path: KeyPath, message: str, hint: str | None = None) -> ConfigError:
+    """A ConfigError naming the key only (for values that come from no file)."""
+    return ConfigError(message, key=format_path(path), hint=hint)
 
 
 class HistoryError(TagmatrixError):

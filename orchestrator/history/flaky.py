@@ -160,6 +160,11 @@ class Flip:
         return {"cell": self.cell, "before": self.before, "after": self.after,
                 "from": self.was, "to": self.now}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Flip:
+        return cls(cell=str(data["cell"]), before=data.get("before"), after=str(data["after"]),
+                   was=str(data["from"]), now=str(data["to"]))
+
 
 @dataclass(frozen=True, kw_only=True)
 class FlakyTest:
@@ -171,16 +176,29 @@ class FlakyTest:
     comparisons: int  # chances to flip: consecutive unchanged runs, plus reruns
     runs: int  # distinct runs in which it passed or failed in those cells
     evidence: tuple[Flip, ...]  # the most recent flips
+    flipped_runs: int = 0  # distinct runs in which it flipped
 
     @property
     def rate(self) -> float:
         return self.flips / self.comparisons if self.comparisons else 0.0
 
+    def describe(self) -> str:
+        """``flaky in 4 of the last 20 runs``."""
+        return f"flaky in {self.flipped_runs} of the last {self.runs} runs"
+
     def to_json(self) -> dict[str, Any]:
         """The entry of results.json's top-level ``flaky`` list."""
         return {"test": self.test, "cells": list(self.cells), "flips": self.flips,
                 "runs": self.runs, "rate": round(self.rate, 4),
+                "comparisons": self.comparisons, "flipped_runs": self.flipped_runs,
                 "evidence": [f.to_json() for f in self.evidence]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FlakyTest:
+        return cls(test=str(data["test"]), cells=tuple(str(c) for c in data["cells"]),
+                   flips=int(data["flips"]), comparisons=int(data["comparisons"]),
+                   runs=int(data["runs"]), flipped_runs=int(data.get("flipped_runs", 0)),
+                   evidence=tuple(Flip.from_json(f) for f in data.get("evidence", ())))
 
 
 def _series(observations: Iterable[Observation]) -> dict[tuple[str, str], list[Observation]]:
@@ -197,6 +215,7 @@ def _series(observations: Iterable[Observation]) -> dict[tuple[str, str], list[O
 class _Tally:
     cells: set[str] = field(default_factory=set)
     flips: list[tuple[int, Flip]] = field(default_factory=list)  # (run order, flip)
+    flipped: set[int] = field(default_factory=set)  # run order of the runs with a flip
     comparisons: int = 0
     runs: set[int] = field(default_factory=set)
 
@@ -221,6 +240,7 @@ def find_flaky(observations: Iterable[Observation], *,
         if flips:
             tally.cells.add(cell)
             tally.flips += flips
+            tally.flipped.update(seq for seq, _ in flips)
             tally.runs.update(o.seq for o in points)
     out = []
     for test, tally in tallies.items():
@@ -229,7 +249,8 @@ def find_flaky(observations: Iterable[Observation], *,
         ordered = [flip for _, flip in sorted(tally.flips, key=lambda p: p[0])]
         out.append(FlakyTest(test=test, cells=tuple(sorted(tally.cells)), flips=len(ordered),
                              comparisons=tally.comparisons, runs=len(tally.runs),
-                             evidence=tuple(ordered[-max_evidence:])))
+                             evidence=tuple(ordered[-max_evidence:]),
+                             flipped_runs=len(tally.flipped)))
     return sorted(out, key=lambda f: (-f.rate, -f.flips, f.test))
 
 
@@ -260,6 +281,14 @@ class TestVerdict:
         return {"test": self.test, "cell": self.cell, "verdict": self.verdict.value,
                 "previous_run": self.previous_run, "changes": list(self.changes),
                 "flaky_rate": self.flaky_rate}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestVerdict:
+        rate = data.get("flaky_rate")
+        return cls(test=str(data["test"]), cell=str(data["cell"]),
+                   verdict=Verdict(data["verdict"]), previous_run=data.get("previous_run"),
+                   changes=tuple(str(c) for c in data.get("changes", ())),
+                   flaky_rate=float(rate) if rate is not None else None)
 
 
 def classify(current: Iterable[Observation], previous: Iterable[Observation],

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
 from ..matrix import Cell, Selector
 from ..results import CellResult, RunResult, Status
+from ..source import KeyPath
+from .errors import ErrorFactory, unlocated
 from .flaky import PASSED, SKIPPED, Observation
 
 DEFAULT_CLEAN_RUNS = 5  # passes in a row before an entry is suggested for removal
@@ -57,7 +58,10 @@ class QuarantineEntry:
         return f"quarantine[{self.index}] {self.test}{where} until {self.until.isoformat()}"
 
 
-def _date(value: Any, key: str) -> dt.date:
+SelectorReader = Callable[[list[Any], KeyPath], tuple[Selector, ...]]
+
+
+def _date(value: Any, path: KeyPath, error: ErrorFactory) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -67,41 +71,46 @@ def _date(value: Any, key: str) -> dt.date:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ConfigError(f"{value!r} is not a date", key=key, hint="write it as 2026-12-31")
+    raise error(path, f"{value!r} is not a date", "write it as 2026-12-31")
 
 
-def parse_quarantine(data: Any, *, key: str = "quarantine") -> tuple[QuarantineEntry, ...]:
-    """The ``quarantine:`` list, checked; a ConfigError names the entry and key."""
+def parse_quarantine(data: Any, *, error: ErrorFactory = unlocated,
+                     selectors: SelectorReader | None = None) -> tuple[QuarantineEntry, ...]:
+    """The ``quarantine:`` list, checked; errors name the entry and key (``error``: how
+    they are made, e.g. the config reader's, with file:line:column)."""
+    at: KeyPath = ("quarantine",)
     if data is None:
         return ()
     if not isinstance(data, list):
-        raise ConfigError("must be a list of {test, until, cells?, reason?}", key=key)
+        raise error(at, "must be a list of {test, until, cells?, reason?}", None)
+    read_cells = selectors or (lambda entries, path: _selectors(entries, path, error))
     out = []
     for i, entry in enumerate(data):
-        where = f"{key}[{i}]"
+        where: KeyPath = (*at, i)
         if not isinstance(entry, dict):
-            raise ConfigError("must be a mapping {test, until, cells?, reason?}", key=where)
+            raise error(where, "must be a mapping {test, until, cells?, reason?}", None)
         unknown = sorted(set(entry) - {"test", "until", "cells", "reason"})
         if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r}", key=where,
-                              hint="known: test, until, cells, reason")
+            raise error(where, f"unknown key {unknown[0]!r}", "known: test, until, cells, reason")
         test = entry.get("test")
         if not isinstance(test, str) or not test.strip():
-            raise ConfigError("needs a test glob", key=f"{where}.test",
-                              hint='e.g. test: "tests.test_net::test_timeout*"')
+            raise error((*where, "test"), "needs a test glob",
+                        'e.g. test: "tests.test_net::test_timeout*"')
         if "until" not in entry:
-            raise ConfigError("needs an end date: a quarantine must not last forever",
-                              key=f"{where}.until", hint="until: 2026-12-31")
-        selectors = entry.get("cells", [])
-        if not isinstance(selectors, list):
-            raise ConfigError("must be a list of selectors", key=f"{where}.cells")
-        out.append(QuarantineEntry(test=test.strip(), until=_date(entry["until"], f"{where}.until"),
-                                   cells=_selectors(selectors, f"{where}.cells"),
+            raise error((*where, "until"), "needs an end date: a quarantine must not last "
+                        "forever", "until: 2026-12-31")
+        cells = entry.get("cells", [])
+        if not isinstance(cells, list):
+            raise error((*where, "cells"), "must be a list of selectors", None)
+        out.append(QuarantineEntry(test=test.strip(),
+                                   until=_date(entry["until"], (*where, "until"), error),
+                                   cells=read_cells(cells, (*where, "cells")),
                                    reason=str(entry.get("reason", "")), index=i))
     return tuple(out)
 
 
-def _selectors(entries: Sequence[Any], key: str) -> tuple[Selector, ...]:
+def _selectors(entries: Sequence[Any], path: KeyPath, error: ErrorFactory
+               ) -> tuple[Selector, ...]:
     out = []
     for i, entry in enumerate(entries):
         try:
@@ -110,8 +119,8 @@ def _selectors(entries: Sequence[Any], key: str) -> tuple[Selector, ...]:
             else:
                 out.append(Selector.parse(entry if isinstance(entry, str) else f"{entry!r}"))
         except ValueError as exc:
-            raise ConfigError(f"bad selector: {exc}", key=f"{key}[{i}]",
-                              hint="use key=glob[,key=glob] or a glob on cell ids") from exc
+            raise error((*path, i), f"bad selector: {exc}",
+                        "use key=glob[,key=glob] or a glob on cell ids") from exc
     return tuple(out)
 
 

@@ -31,13 +31,14 @@ notice are reported. ``before`` is:
 from __future__ import annotations
 
 import enum
-import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import median, median_low
 from typing import Any
 
-from ..errors import ConfigError
 from ..results import CellResult, RunResult
+from ..source import KeyPath
+from .errors import ErrorFactory, unlocated
 from .flaky import PASSED, outcome_text
 
 _DRIFT_MIN_BASELINE = 0.010  # seconds: below this a ratio is timer noise
@@ -55,13 +56,14 @@ class Threshold:
     min_history: int = 3
 
     @classmethod
-    def from_mapping(cls, data: Any, *, key: str = "slowdown") -> Threshold:
-        """From the config mapping; a ConfigError names the key that is wrong."""
+    def from_mapping(cls, data: Any, *, error: ErrorFactory = unlocated) -> Threshold:
+        """From the config mapping; errors name the key that is wrong (``error``: how they
+        are made, e.g. the config reader's, with file:line:column)."""
+        at: KeyPath = ("slowdown",)
         if data is None:
             return cls()
         if not isinstance(data, dict):
-            raise ConfigError("must be a mapping", key=key,
-                              hint="e.g. {ratio: 2.0, min_seconds: 0.5}")
+            raise error(at, "must be a mapping", "e.g. {ratio: 2.0, min_seconds: 0.5}")
         defaults = cls()
         values: dict[str, Any] = {}
         for name, low in (("ratio", 1.0), ("min_seconds", 0.0), ("history_runs", 1),
@@ -69,16 +71,15 @@ class Threshold:
             value = data.get(name, getattr(defaults, name))
             kind = int if isinstance(getattr(defaults, name), int) else (int, float)
             if isinstance(value, bool) or not isinstance(value, kind) or value < low:
-                raise ConfigError(f"must be a number of at least {low}, not {value!r}",
-                                  key=f"{key}.{name}")
+                raise error((*at, name), f"must be a number of at least {low}, not {value!r}",
+                            None)
             values[name] = value
         unknown = sorted(set(data) - set(values))
         if unknown:
-            raise ConfigError(f"unknown key {unknown[0]!r}", key=key,
-                              hint="known: ratio, min_seconds, history_runs, min_history")
+            raise error(at, f"unknown key {unknown[0]!r}",
+                        "known: ratio, min_seconds, history_runs, min_history")
         if values["min_history"] > values["history_runs"]:
-            raise ConfigError("min_history cannot exceed history_runs",
-                              key=f"{key}.min_history")
+            raise error((*at, "min_history"), "cannot exceed history_runs", None)
         return cls(**values)
 
     def slower(self, before: float, after: float) -> bool:
@@ -132,6 +133,18 @@ class Slowdown:
                 "ratio": round(self.ratio, 2) if self.before_s > 0 else None,
                 "runs": self.runs, "drift": round(self.drift, 2)}
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Slowdown:
+        return cls(test=str(data["test"]), cell=str(data["cell"]),
+                   against=Against(data["against"]), baseline_cell=data.get("baseline_cell"),
+                   before_s=float(data["before_s"]), after_s=float(data["after_s"]),
+                   runs=int(data.get("runs", 0)), drift=float(data.get("drift", 1.0)))
+
+    def rounded(self) -> Slowdown:
+        """As results.json keeps it, so a report rendered again reads the same."""
+        return replace(self, before_s=round(self.before_s, 3), after_s=round(self.after_s, 3),
+                       drift=round(self.drift, 2))
+
 
 def _passing_times(cell: CellResult) -> dict[str, float]:
     return {c.key: c.time for c in cell.cases if outcome_text(c.outcome) == PASSED}
@@ -151,7 +164,7 @@ def across_cells(run: RunResult, threshold: Threshold) -> list[Slowdown]:
     for test, points in times.items():
         if len(points) < 2:
             continue
-        before, baseline_cell = statistics.median_low(sorted(points))
+        before, baseline_cell = median_low(sorted(points))
         found += [Slowdown(test=test, cell=cell_id, against=Against.CELL,
                            baseline_cell=baseline_cell, before_s=before, after_s=after)
                   for after, cell_id in points if threshold.slower(before, after)]
@@ -163,7 +176,7 @@ def drift(pairs: Sequence[tuple[float, float]]) -> float:
     ratios = [after / before for before, after in pairs if before >= _DRIFT_MIN_BASELINE]
     if len(ratios) < _DRIFT_MIN_TESTS:
         return 1.0
-    return max(statistics.median(ratios), 1.0)
+    return max(median(ratios), 1.0)
 
 
 def against_history(run: RunResult, history: Mapping[tuple[str, str], Sequence[float]],
@@ -176,7 +189,7 @@ def against_history(run: RunResult, history: Mapping[tuple[str, str], Sequence[f
         for test, after in _passing_times(cell).items():
             earlier = list(history.get((test, cell.id), ()))[-threshold.history_runs:]
             if len(earlier) >= threshold.min_history:
-                pairs.append((test, statistics.median(earlier), after, len(earlier)))
+                pairs.append((test, median(earlier), after, len(earlier)))
         factor = drift([(before, after) for _, before, after, _ in pairs])
         found += [Slowdown(test=test, cell=cell.id, against=Against.HISTORY, baseline_cell=None,
                            before_s=before, after_s=after, runs=runs, drift=factor)

@@ -24,9 +24,8 @@ from .errors import HistoryError
 from .flaky import Observation, outcome_text, test_name
 from .records import HistoryPoint, Recorded, RunMeta, RunRecord, TestHistory
 from .schema import DEFAULT_TIMEOUT, open_connection, translate
+from .settings import DEFAULT_KEEP
 
-DEFAULT_KEEP = 200  # runs kept; older ones are pruned when a run is recorded
-DEFAULT_PATH = Path(".tagmatrix") / "history.db"  # relative to matrix.yaml's folder
 _CODES = {text: code for code, text in observe.OUTCOMES.items()}
 _RANK = {"skipped": 0, "passed": 1, "failed": 2, "error": 3}  # which duplicate wins
 _MAX_PACKAGES = 5000
@@ -245,6 +244,11 @@ class History:
         """The last ``last`` runs (all when None), oldest first; ``cells``: a glob on cell
         ids, keeping only runs with such cells, and only those cells."""
         return self._run_records("1", (), limit=last, cells=cells)
+
+    def count(self) -> int:
+        """How many runs the history holds."""
+        with self._guard() as db:
+            return int(db.execute("SELECT count(*) FROM run").fetchone()[0])
 
     def cell_history(self, cells: str, *, last: int | None = 20) -> list[RunRecord]:
         """The cells matching the glob ``cells`` over the last ``last`` runs that had them."""

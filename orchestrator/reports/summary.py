@@ -148,6 +148,10 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
                 console.print(Text(f"      {message}", style="dim"))
         if len(failing) > 50:
             console.print(f"  ... and {len(failing) - 50} more (see junit.xml)")
+    if run.insights is not None:  # what the run history says (reports/nightly.py)
+        from . import nightly
+
+        nightly.print_terminal(run, console)
     style = "green" if run.ok else "red"
     console.print(Text(verdict_line(run), style=f"bold {style}"))
     if reports:
@@ -198,6 +202,10 @@ def markdown(run: RunResult) -> str:
         for test, message, where in failing[:200]:
             out.append(f"| `{_md(test)}` | {', '.join(f'`{w}`' for w in where)} | "
                        f"{_md(message)} |")
+    if run.insights is not None:  # what the run history says (reports/nightly.py)
+        from . import nightly
+
+        out += nightly.markdown(run)
     return "\n".join(out) + "\n"
 
 

@@ -40,6 +40,7 @@ def test_a_flip_with_nothing_changed_is_flaky_with_its_evidence() -> None:
         [("n-01", "n-02", "passed", "failed"), ("n-02", "n-03", "failed", "passed")]
     assert flaky.to_json() == {
         "test": "t::a", "cells": ["3.13-slim"], "flips": 2, "runs": 5, "rate": 0.5,
+        "comparisons": 4, "flipped_runs": 2,
         "evidence": [{"cell": "3.13-slim", "before": "n-01", "after": "n-02",
                       "from": "passed", "to": "failed"},
                      {"cell": "3.13-slim", "before": "n-02", "after": "n-03",

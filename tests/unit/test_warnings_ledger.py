@@ -73,9 +73,12 @@ def test_warnings_are_merged_across_cells_the_newest_first() -> None:
     ]
     assert ledger[1].location == "<stdlib>/ast.py:587"
     assert ledger[1].cells == ("3.13-slim", "3.14-rc-slim")
-    assert ledger[2].describe() == (
-        "DeprecationWarning: datetime.utcnow() is deprecated (pkg/mod.py:10), first seen on "
-        "3.12; on 3.12, 3.13, 3.14 (pre-release); 6 time(s)")
+    assert ledger[2].describe() == ("first seen on 3.12: DeprecationWarning: datetime.utcnow() "
+                                    "is deprecated (pkg/mod.py:10, 1 test)")
+    assert ledger[2].describe(width=10) == ("first seen on 3.12: DeprecationWarning: "
+                                            "datetime.u\N{HORIZONTAL ELLIPSIS} (pkg/mod.py:10, "
+                                            "1 test)")
+    assert ledger[1].test_count == 1  # test_b, in two cells
     assert ledger[0].to_json()["first_seen"] == "3.14 (pre-release)"
 
 
@@ -83,3 +86,15 @@ def test_nothing_is_new_when_only_one_interpreter_ran() -> None:
     ledger = build_ledger([_cell("3.13-slim", "3.13", "3.13.0", _warning("a")),
                            _cell("3.13-alpine", "3.13", "", _warning("a"))])
     assert [(e.new, e.pythons, e.count) for e in ledger] == [(False, ("3.13",), 2)]
+
+
+def test_tests_are_counted_once_across_cells_and_past_the_listed_ones() -> None:
+    ledger = build_ledger([
+        _cell("3.12-slim", "3.12", "3.12.1", _warning("w", tests=("t::a", "t::b"))),
+        _cell("3.13-slim", "3.13", "3.13.0", _warning("w", tests=("t::b", "t::c"))),
+        _cell("3.14-slim", "3.14", "3.14.0", {**_warning("w"), "test_count": 40})])
+    assert ledger[0].test_count == 40  # the cell that counted past the listed ones
+    [entry] = build_ledger([
+        _cell("3.12-slim", "3.12", "3.12.1", _warning("w", tests=("t::a", "t::b"))),
+        _cell("3.13-slim", "3.13", "3.13.0", _warning("w", tests=("t::b", "t::c")))])
+    assert entry.test_count == 3  # t::b once
