@@ -157,18 +157,8 @@ def measure(folder: Path) -> dict[str, Any]:
     return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(REPO / "reports" / "history-bench.json"))
-    parser.add_argument("--folder", help="where the history is built (default: a temp dir)")
-    args = parser.parse_args()
-    if args.folder:
-        figures = measure(Path(args.folder))
-    else:
-        with tempfile.TemporaryDirectory(prefix="history-bench-") as folder:
-            figures = measure(Path(folder))
-    figures["machine"] = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                          "cpus": os.cpu_count()}
+def report(figures: dict[str, Any]) -> None:
+    """The figures as ``make bench`` and this script print them."""
     print(f"history at the limit: {figures['runs']} runs x {figures['cells']} cells x "
           f"{figures['tests']} tests = {figures['result_rows']:,} results "
           f"(filled in {figures['fill_s']} s)")
@@ -187,6 +177,21 @@ def main() -> int:
     print(f"found: {figures['flaky_tests']} flaky tests (12 made flaky); verdicts: "
           f"{'; '.join(figures['verdicts'])}")
     print("slowdowns: " + "; ".join(figures["slowdowns"]))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "reports" / "history-bench.json"))
+    parser.add_argument("--folder", help="where the history is built (default: a temp dir)")
+    args = parser.parse_args()
+    if args.folder:
+        figures = measure(Path(args.folder))
+    else:
+        with tempfile.TemporaryDirectory(prefix="history-bench-") as folder:
+            figures = measure(Path(folder))
+    figures["machine"] = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+                          "cpus": os.cpu_count()}
+    report(figures)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")

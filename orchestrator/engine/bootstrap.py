@@ -49,17 +49,17 @@ info = {"version": sys.version.split()[0], "executable": sys.executable,
                    + ".%06dZ" % int((now % 1) * 1e6)}
 with open(os.path.join(d, "interpreter.json"), "w") as f:
     json.dump(info, f)
-p = job.get("plugin")
-if p:
+plugin = job.get("plugin")
+if plugin:
     # A pytest plugin of tagmatrix's (the warnings ledger), loaded by PYTEST_ADDOPTS "-p":
     # its folder goes first on the tests' PYTHONPATH, its output into our folder.
     pd = os.path.join(d, "plugins")
     os.makedirs(pd, exist_ok=True)
-    with open(os.path.join(pd, p["name"] + ".py"), "w", encoding="utf-8") as f:
-        f.write(p["source"])
+    with open(os.path.join(pd, plugin["name"] + ".py"), "w", encoding="utf-8") as f:
+        f.write(plugin["source"])
     os.environ["PYTHONPATH"] = os.pathsep.join(
         x for x in (pd, os.environ.get("PYTHONPATH")) if x)
-    os.environ[p["env"]] = os.path.join(d, p["output"])
+    os.environ[plugin["env"]] = os.path.join(d, plugin["output"])
 sys.stdout.flush()
 if job.get("setup"):
     import subprocess
@@ -100,8 +100,8 @@ if job.get("frame"):
     if path and os.path.isfile(path) and os.path.getsize(path) <= job["max_junit"]:
         with open(path, "rb") as f:
             payload["junit"] = base64.b64encode(f.read()).decode()
-    path = p and os.path.join(d, p["output"])
-    if path and os.path.isfile(path) and os.path.getsize(path) <= p["max_bytes"]:
+    path = plugin and os.path.join(d, plugin["output"])
+    if path and os.path.isfile(path) and os.path.getsize(path) <= plugin["max_bytes"]:
         with open(path, "rb") as f:
             payload["warnings"] = base64.b64encode(f.read()).decode()
     out = base64.b64encode(json.dumps(payload).encode()).decode()

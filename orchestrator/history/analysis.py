@@ -71,11 +71,13 @@ def judge(run: RunResult, history: History | None, *,
         changed |= {o.test for o in previous} | set(names)
     current = [o for o in observations_of(run, seq=_LATEST, packages=packages, tests=changed)
                if o.cell not in incidents]
-    flaky = find_flaky([*earlier, *current])
+    # each cell's previous result counts too: a test's first flip is its first evidence
+    before = list({(o.test, o.cell, o.seq): o for o in [*earlier, *previous]}.values())
+    flaky = find_flaky([*before, *current])
     return Judgement(flaky=tuple(flaky),
-                     verdicts=tuple(classify(current, [*previous, *earlier], flaky)),
+                     verdicts=tuple(classify(current, before, flaky)),
                      incidents=incidents, unexamined=unexamined,
-                     known=tuple(find_flaky(earlier)))
+                     known=tuple(find_flaky(before)))
 
 
 def slowdowns(run: RunResult, history: History | None, *,

@@ -122,7 +122,8 @@ def _mark(status: str) -> Text:
 def _runs(console: Console, runs: Sequence[RunRecord], path: str, total: int) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{path}: the last {len(runs)} of {total} runs", title_justify="left")
+    console.print(f"{path}: the last {len(runs)} of {total} runs")
+    table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("#", "run", "started", "profile", "branch", "commit", "cells", "failing tests"):
         table.add_column(name, overflow="fold")
     for record in runs:

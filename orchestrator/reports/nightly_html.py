@@ -21,6 +21,9 @@ CSS = """
 .strip span { display: inline-block; width: 14px; height: 14px; border-radius: 2px;
               border: 1px solid rgba(0,0,0,.15); }
 .strip span.now { outline: 2px solid #1f2328; outline-offset: 1px; }
+.strip span.passed { background: #2da44e; } .strip span.failed { background: #cf222e; }
+.strip span.error { background: #8250df; } .strip span.timeout { background: #bf8700; }
+.strip span.cancelled { background: #bc4c00; } .strip span.skipped { background: #afb8c1; }
 table.history td, table.slow td, table.ledger td, table.flaky td { font-size: 13px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.test { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px;
