@@ -41,7 +41,7 @@ table.slow tbody { display: none; }
 #slow-seconds:checked ~ .sorter label[for=slow-seconds],
 #slow-test:checked ~ .sorter label[for=slow-test],
 #slow-cell:checked ~ .sorter label[for=slow-cell] { background: #1f2328; color: #fff; }
-.bar { display: inline-block; height: 10px; background: #bf8700; vertical-align: middle;
+.bar { display: inline-block; height: 10px; background: #0969da; vertical-align: middle;
        margin-left: 6px; }
 tr.new-warning td { background: #fff1c2; }
 """
@@ -149,7 +149,7 @@ def _ledger(insights: Insights) -> str:
     for entry in insights.ledger:
         fresh = entry.new or entry.key in new
         flag = "new since the baseline" if entry.key in new else \
-            "newest interpreter only" if entry.new else ""
+            "first seen on the newest interpreter" if entry.new else ""
         rows.append(f'<tr{" class=new-warning" if fresh else ""}>'
                     f"<td>{_text(entry.first_seen)}</td><td>{_text(', '.join(entry.pythons))}</td>"
                     f"<td><code>{_text(entry.category)}</code> {_text(entry.message)}"
