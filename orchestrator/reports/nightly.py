@@ -152,3 +152,16 @@ def markdown(run: RunResult) -> list[str]:
         out += [f"| `{_md(cell)}` | {''.join(ICON[s] for s in points)} |"
                 for cell, points in found]
     return out
+
+
+def github_annotations(run: RunResult) -> list[tuple[str, str, str]]:
+    """(level, title, text) for GitHub: failed gates beyond ``failures`` as errors, tests
+    that do not gate and expired quarantine entries as warnings."""
+    insights = run.insights
+    if insights is None:
+        return []
+    out = [("error", f"tagmatrix --fail-on {r.gate}", "; ".join(r.findings[:10]))
+           for r in evaluate(run) if r.failed and r.gate is not Gate.FAILURES]
+    out += [("warning", f"not gating in {e.cell}", f"{e.test}: {e.why}") for e in insights.held]
+    out += [("warning", "tagmatrix quarantine", text) for text in insights.expired]
+    return out

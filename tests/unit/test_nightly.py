@@ -258,3 +258,14 @@ def test_the_history_command_shows_runs_cells_and_tests(
         ["passed", "failed", "passed"]
     assert main(["history", "--history", str(tmp_path / "none.db")]) == 2
     assert "no history here yet" in capsys.readouterr().err
+
+
+def test_github_annotations_say_what_does_not_gate_and_which_gate_failed() -> None:
+    from orchestrator.reports.github import commands
+    from tests.fixtures import history_run
+
+    lines = commands(history_run(), token="t")
+    assert "::warning title=not gating in 3.13-slim::tests.test_a::test_two: flaky in 3 of " \
+           "the last 7 runs" in lines
+    assert [line.split("::")[1] for line in lines if "--fail-on" in line] == \
+        ["error title=tagmatrix --fail-on slowdowns"]
