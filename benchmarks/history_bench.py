@@ -141,8 +141,9 @@ def measure(folder: Path) -> dict[str, Any]:
         figures["test_query_50_points"] = len(wide.points)
         figures["baseline_s"], _ = _median(lambda: history.baseline(
             branch="main", matrix_hash="m", profile="nightly", before=last.run_id))
-        figures["judge_s"], judged = _median(lambda: judge(last, history,
-                                                           packages=_meta(0).packages), 3)
+        # the packages the last runs were recorded with (_meta of DEFAULT_KEEP)
+        last_packages = _meta(DEFAULT_KEEP).packages
+        figures["judge_s"], judged = _median(lambda: judge(last, history, packages=last_packages), 3)
         figures["flaky_tests"] = len(judged.flaky)
         figures["verdicts"] = sorted({f"{v.verdict}: {v.test}" for v in judged.verdicts})
         figures["slowdowns_s"], slow = _median(lambda: slowdowns(last, history), 3)

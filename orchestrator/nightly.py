@@ -168,6 +168,9 @@ def _insights(run: RunResult, config: Config, plan: HistoryPlan, history: Histor
         judged = judge(run, None)
         slow = slowdowns(run, None, threshold=threshold)
         held = quarantine(run, config.history.quarantine, None, today=dt.date.today())
+    for entry in held.expired:
+        log.warning("%s: expired, quarantines nothing: remove it or move the date",
+                    entry.describe())
     by_cell: dict[str, list[str]] = {}
     for item in held.held:
         by_cell.setdefault(item.cell, []).append(item.test)

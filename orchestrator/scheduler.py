@@ -30,7 +30,6 @@ from .jobs import PLANNED, Job
 from .results import Attempt, CellResult, Status, TestCase, TestCounts
 from .slots import Halt, Slots
 from .verdict import classify, job_result
-from .warnings_ledger import read_cell
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +302,8 @@ class Scheduler:
             finally:
                 self.engine.remove(started)
             verdict = classify(job, execution)
+            from .warnings_ledger import read_cell  # only when cells run
+
             ledger, dropped = read_cell(execution.warnings, job.id)
             cell_log.section(f"result: {verdict.status}"
                              + (f" ({verdict.reason})" if verdict.reason else ""))

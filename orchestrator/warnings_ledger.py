@@ -19,8 +19,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .container.tagmatrix_warnings import MAX_LISTED_TESTS, MAX_MESSAGE, MAX_WARNINGS
-
 log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 2 * 1024 * 1024  # the plugin writes at most 1 MiB
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?((?:a|b|rc)\d*)?")
@@ -96,6 +94,9 @@ def parse_cell_warnings(data: bytes, *, cell: str, python: str,
 
 def records_from(items: Any) -> tuple[WarningRecord, ...]:
     """Warnings as the plugin (or results.json) lists them; untrusted: checked, clipped."""
+    # the plugin's own caps (imported here: the module sets itself up for a container)
+    from .container.tagmatrix_warnings import MAX_LISTED_TESTS, MAX_MESSAGE, MAX_WARNINGS
+
     if not isinstance(items, list):
         return ()
     records = []

@@ -23,7 +23,6 @@ have shown one (consecutive runs of a cell with unchanged inputs, plus reruns).
 from __future__ import annotations
 
 import enum
-import hashlib
 import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
@@ -52,6 +51,8 @@ def test_name(key: str) -> str:
     is the container's; a name ends up in every row's index), unique by a digest."""
     if len(key) <= MAX_NAME:
         return key
+    import hashlib  # rarely needed: every command that reads matrix.yaml imports this module
+
     digest = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
     return f"{key[:MAX_NAME - 30]}…[{digest}]"
 

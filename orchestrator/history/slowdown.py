@@ -33,7 +33,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from statistics import median, median_low
 from typing import Any
 
 from ..results import CellResult, RunResult
@@ -156,6 +155,7 @@ def _order(found: list[Slowdown]) -> list[Slowdown]:
 
 def across_cells(run: RunResult, threshold: Threshold) -> list[Slowdown]:
     """Tests slower in one cell than in the run's median cell, the most seconds lost first."""
+    import statistics  # here: config imports this module for Threshold, every command pays
     times: dict[str, list[tuple[float, str]]] = {}
     for cell in run.cells:
         for test, seconds in _passing_times(cell).items():
@@ -164,7 +164,7 @@ def across_cells(run: RunResult, threshold: Threshold) -> list[Slowdown]:
     for test, points in times.items():
         if len(points) < 2:
             continue
-        before, baseline_cell = median_low(sorted(points))
+        before, baseline_cell = statistics.median_low(sorted(points))
         found += [Slowdown(test=test, cell=cell_id, against=Against.CELL,
                            baseline_cell=baseline_cell, before_s=before, after_s=after)
                   for after, cell_id in points if threshold.slower(before, after)]
@@ -173,23 +173,27 @@ def across_cells(run: RunResult, threshold: Threshold) -> list[Slowdown]:
 
 def drift(pairs: Sequence[tuple[float, float]]) -> float:
     """How much slower a cell ran than its history, overall (>= 1; see the module)."""
+    import statistics
+
     ratios = [after / before for before, after in pairs if before >= _DRIFT_MIN_BASELINE]
     if len(ratios) < _DRIFT_MIN_TESTS:
         return 1.0
-    return max(median(ratios), 1.0)
+    return max(statistics.median(ratios), 1.0)
 
 
 def against_history(run: RunResult, history: Mapping[tuple[str, str], Sequence[float]],
                     threshold: Threshold) -> list[Slowdown]:
     """Tests slower than in their cell's recent runs; ``history``: (test, cell id) ->
     passing times, oldest first (:meth:`History.durations`)."""
+    import statistics
+
     found = []
     for cell in run.cells:
         pairs = []
         for test, after in _passing_times(cell).items():
             earlier = list(history.get((test, cell.id), ()))[-threshold.history_runs:]
             if len(earlier) >= threshold.min_history:
-                pairs.append((test, median(earlier), after, len(earlier)))
+                pairs.append((test, statistics.median(earlier), after, len(earlier)))
         factor = drift([(before, after) for _, before, after, _ in pairs])
         found += [Slowdown(test=test, cell=cell.id, against=Against.HISTORY, baseline_cell=None,
                            before_s=before, after_s=after, runs=runs, drift=factor)
