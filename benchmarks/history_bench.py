@@ -143,7 +143,8 @@ def measure(folder: Path) -> dict[str, Any]:
             branch="main", matrix_hash="m", profile="nightly", before=last.run_id))
         # the packages the last runs were recorded with (_meta of DEFAULT_KEEP)
         last_packages = _meta(DEFAULT_KEEP).packages
-        figures["judge_s"], judged = _median(lambda: judge(last, history, packages=last_packages), 3)
+        figures["judge_s"], judged = _median(
+            lambda: judge(last, history, packages=last_packages), 3)
         figures["flaky_tests"] = len(judged.flaky)
         figures["verdicts"] = sorted({f"{v.verdict}: {v.test}" for v in judged.verdicts})
         figures["slowdowns_s"], slow = _median(lambda: slowdowns(last, history), 3)
