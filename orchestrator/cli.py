@@ -210,11 +210,13 @@ def cmd_tags(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from .gates import evaluate, failed
     from .reportio import rerender
 
     run = rerender(Path(args.reports))
     print_terminal(run, console, reports=args.reports)
-    return ExitCode.OK if run.ok else ExitCode.FAILED
+    # the run's own gates (results.json keeps its --fail-on): the same exit code again
+    return ExitCode.FAILED if failed(evaluate(run)) else ExitCode.OK
 
 
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:

@@ -21,6 +21,7 @@ from orchestrator.history.errors import HistoryError
 from orchestrator.history.store import History
 from orchestrator.insights import Exemption, Gate
 from orchestrator.nightly import checkout, prepare, remember
+from orchestrator.reportio import write_reports
 from orchestrator.reports import nightly_html, summary
 from orchestrator.results import RunResult, Status
 from orchestrator.warnings_ledger import WarningRecord
@@ -97,6 +98,9 @@ def test_a_flaky_test_stops_gating_regressions_once_the_history_knows_it(
     assert (flaky.test, flaky.flips) == ("t::flaky", 3)
     # with --fail-on failures a failing flaky test still fails the run
     assert failed(evaluate(previous, parse_fail_on(None)))
+    # `tagmatrix report` renders it again and exits as the run did (its gates are kept)
+    write_reports(previous, tmp_path / "reports", step_summary=False)
+    assert main(["report", "--reports", str(tmp_path / "reports")]) == 0
 
 
 def test_quarantine_keeps_a_failure_from_gating_and_says_so(tmp_path: Path) -> None:
