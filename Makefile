@@ -65,7 +65,7 @@ libraries: install lab
 bench-startup: install
 	$(BIN)/python benchmarks/bench.py --only startup $(BENCH_ARGS)
 
-## bench-history: only the run history at its retention limit (no Docker, no lab; ~2 minutes)
+## bench-history: only the run history at its retention limit (no Docker, no lab; 2-4 minutes)
 bench-history: install
 	$(BIN)/python benchmarks/bench.py --only history $(BENCH_ARGS)
 
