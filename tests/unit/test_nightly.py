@@ -273,3 +273,20 @@ def test_github_annotations_say_what_does_not_gate_and_which_gate_failed() -> No
            "the last 7 runs" in lines
     assert [line.split("::")[1] for line in lines if "--fail-on" in line] == \
         ["error title=tagmatrix --fail-on slowdowns"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--fail-on", "new-warnings"], "--fail-on new-warnings needs --baseline RESULTS_JSON"),
+    (["--fail-on", "regressions"], "--fail-on regressions needs --baseline RESULTS_JSON"),
+    (["--baseline", "auto", "--no-history"], "--baseline auto reads the run history"),
+    (["--fail-on", "failures,regressions"], "exclude each other"),
+    (["--fail-on", "speed"], "--fail-on 'speed': not one of failures, regressions, "
+                             "slowdowns, new-warnings"),
+])
+def test_run_refuses_gates_it_cannot_decide_before_running(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+        message: str) -> None:
+    _config(tmp_path)
+    assert main(["run", "-f", str(tmp_path / "matrix.yaml"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / ".tagmatrix").exists()  # refused before the history was touched
