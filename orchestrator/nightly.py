@@ -132,6 +132,10 @@ def remember(run: RunResult, config: Config, plan: HistoryPlan,
         run, insights = _insights(run, config, plan, history, baseline)
         if plan.path is not None:
             note = _record(run, plan, history, problem)
+    except Exception:  # a bug here must not cost the run its reports
+        log.exception("the run history's analyses failed: the reports are written without "
+                      "them")
+        return run
     finally:
         if history is not None:
             history.close()

@@ -290,3 +290,15 @@ def test_run_refuses_gates_it_cannot_decide_before_running(
     assert main(["run", "-f", str(tmp_path / "matrix.yaml"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / ".tagmatrix").exists()  # refused before the history was touched
+
+
+def test_a_bug_in_the_analyses_costs_the_run_nothing_but_its_insights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import orchestrator.nightly
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(orchestrator.nightly, "_insights", broken)
+    night = _night("n-01", "passed")
+    assert _remember(_config(tmp_path), night) == night
