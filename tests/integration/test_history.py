@@ -154,9 +154,11 @@ def test_a_test_slower_on_one_interpreter_is_a_slowdown_there_only(
     assert outcome.code == 1, outcome.err  # every cell passed; the slowdown gate failed
     data = outcome.results()
     assert [c["status"] for c in data["cells"]] == ["passed"] * 3
-    [slow] = data["slowdowns"]
-    assert (slow["test"], slow["cell"], slow["against"], slow["baseline_cell"]) == \
-        ("tests.test_speed::test_sleeps", "3.12-slim", "cell", "3.11-slim")
+    # only test_sleeps is slow on purpose (a loaded machine may add another: not asserted)
+    [slow] = [s for s in data["slowdowns"] if s["test"] == "tests.test_speed::test_sleeps"]
+    assert (slow["cell"], slow["against"]) == ("3.12-slim", "cell")
+    # the median cell of the run: one of the two fast ones, whichever was slower tonight
+    assert slow["baseline_cell"] in ("3.11-slim", "3.13-slim")
     assert slow["ratio"] >= 4
     summary = (outcome.reports / "summary.md").read_text()
     assert "tests.test_speed::test_sleeps: 3.12-slim takes " in summary
