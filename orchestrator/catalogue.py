@@ -32,8 +32,19 @@ def cache_dir() -> Path:
 
 
 def cache_file(registry: str, repository: str) -> Path:
+    """One file per registry and repository, under the user's own folder (a cache
+    directory shared between users still gives each their own lists)."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{registry}__{repository}")
-    return cache_dir() / "tags" / f"{name}.json"
+    return cache_dir() / "tags" / f"uid-{os.getuid()}" / f"{name}.json"
+
+
+def forget_all() -> list[Path]:
+    """Drop every refreshed list of this user; returns what was removed."""
+    folder = cache_dir() / "tags" / f"uid-{os.getuid()}"
+    removed = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    for path in removed:
+        path.unlink()
+    return removed
 
 
 def _source(registry: str, repository: str, when: str) -> str:

@@ -9,52 +9,22 @@ are replaced before anything reaches the disk, including across chunk borders.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .redact import Redactor
+
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_KEEP = 32 * 1024
 FLUSH_INTERVAL = 0.25  # seconds: `tail -f` on a cell log sees output this late at most
-REDACTED = b"***"
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Redactor:
-    """Replaces secret values in a byte stream, even when split across chunks."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self.secrets = sorted({s.encode() for s in secrets if s}, key=len, reverse=True)
-        self.hold = max((len(s) for s in self.secrets), default=1) - 1
-        self.pending = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        if not self.secrets:
-            return chunk
-        data = self.pending + chunk
-        for secret in self.secrets:
-            data = data.replace(secret, REDACTED)
-        # Keep back what could be the start of a secret completed by the next chunk.
-        cut = len(data) - self.hold if self.hold else len(data)
-        cut = max(cut, 0)
-        self.pending = data[cut:]
-        return data[:cut]
-
-    def flush(self) -> bytes:
-        data, self.pending = self.pending, b""
-        for secret in self.secrets:
-            data = data.replace(secret, REDACTED)
-        return data
-
-    def text(self, value: str) -> str:
-        for secret in self.secrets:
-            value = value.replace(secret.decode(), REDACTED.decode())
-        return value
 
 
 class CellLog:
@@ -69,7 +39,9 @@ class CellLog:
         self.max_bytes = max_bytes
         self.keep = keep
         self.redactor = Redactor(secrets)
-        self._file = path.open("wb")
+        # never through a link a test or a checkout planted where the log goes
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        self._file = os.fdopen(fd, "wb")
         self.flush_interval = flush_interval
         self._flushed = time.monotonic()
         self._lock = threading.Lock()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine import Janitor, Leftover, LeftoverKind
-from .labels import LABEL_HOST, LABEL_PID, LABEL_PID_START
+from .labels import LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_PROJECT
 
 
 def process_start(pid: int) -> str:
@@ -78,15 +78,28 @@ def decide(leftovers: list[Leftover], *, all_hosts: bool = False,
 
 
 def sweep(janitor: Janitor, *, all_hosts: bool = False, images: bool = False,
-          dry_run: bool = False) -> Decision:
+          project: str | None = None, dry_run: bool = False) -> Decision:
     """Remove (or, ``dry_run``, only decide) what dead runs left on an engine: the
     start of every run and `tagmatrix clean` share this. ``images``: the build cache
-    too (images carry no run, so all of tagmatrix's go, unless in use)."""
+    too — of ``project`` only (its label), or of every project when None — except the
+    images of a project a live run is using (and the engine keeps any image a
+    container uses)."""
     found = janitor.leftovers(images=images)
     decision = decide([i for i in found if i.kind is not LeftoverKind.IMAGE],
                       all_hosts=all_hosts)
-    remove = (*decision.remove, *(i for i in found if i.kind is LeftoverKind.IMAGE))
+    live = {item.labels.get(LABEL_PROJECT) for item, why in decision.keep
+            if item.run_id and "still running" in why}
+    remove: list[Leftover] = list(decision.remove)
+    keep = list(decision.keep)
+    for item in (i for i in found if i.kind is LeftoverKind.IMAGE):
+        owner = item.labels.get(LABEL_PROJECT)
+        if project is not None and owner != project:
+            continue  # another project's build cache: not ours to touch
+        if owner in live:
+            keep.append((item, "a live run of its project uses it"))
+        else:
+            remove.append(item)
     if not dry_run:
         for item in remove:  # services first: they own their tasks' containers
             janitor.remove_leftover(item)
-    return Decision(remove, decision.keep)
+    return Decision(tuple(remove), tuple(keep))

@@ -20,17 +20,18 @@ from typing import Any
 from rich.console import Console
 
 from . import __version__
-from .config import Config, load_config
+from .config import Config, load_config, read_image
 from .errors import Cancelled, ExitCode, TagmatrixError, UsageError
 from .matrix import Selector
 from .plan import check_selection, make_plan
 from .progress import progress_for
 from .reports import history_view
 from .reports.summary import print_terminal
-from .results import RunResult, Status, load_results
+from .results import Gate, RunResult, Status, load_results
 from .run import Cancellation, RunRequest, execute
 from .runlog import attach_stderr, detach
 from .schema import schema
+from .settings import MAX_PARALLEL
 
 
 def _selectors(texts: Sequence[str] | None) -> tuple[Selector, ...]:
@@ -86,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--locked", nargs="?", const="", metavar="LOCK",
                      help="build from the digests in matrix.lock (default: next to the "
                           "matrix file); fail if one is gone")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run holds the reports folder, wait for it (default: "
+                          "stop at once, naming it)")
     run.add_argument("--rerun-failed", nargs="?", const="", metavar="RESULTS_JSON",
                      help="run only the cells that failed, errored or timed out in a "
                           "previous run (default: the reports folder's results.json)")
@@ -110,11 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also runs started on other hosts (their liveness cannot be "
                             "checked from here)")
     clean.add_argument("--images", action="store_true",
-                       help="also the project images tagmatrix built (the build cache)")
+                       help="also the images tagmatrix built for the -f file's project (the "
+                            "build cache)")
+    clean.add_argument("--all-projects", action="store_true",
+                       help="with --images: every project's images, other users' included")
     clean.add_argument("--dry-run", action="store_true", help="only list what would go")
 
     report = sub.add_parser("report", help="re-render every report from results.json")
     report.add_argument("--reports", default="reports", help="the folder (default: ./reports)")
+    report.add_argument("--exit-code", action="store_true",
+                        help="exit 1 when the run had a failing gating cell (default: 0 once "
+                             "the reports are written)")
 
     tags = sub.add_parser("tags", help="the catalogue of published python image tags")
     tags.add_argument("-f", "--file", default="matrix.yaml",
@@ -176,10 +186,15 @@ def cmd_tags(args: argparse.Namespace, console: Console) -> int:
     path = Path(args.file)
     registry, repository = "docker.io", "library/python"
     if path.is_file():
-        config = load_config(path)
-        registry, repository = config.image.registry, config.image.repository
+        image = read_image(path)
+        registry, repository = image.registry, image.repository
     elif args.file != "matrix.yaml":
         raise UsageError(f"{path}: no such file")
+    elif args.builtin:  # no matrix file here: back to the built-in list everywhere
+        removed = store.forget_all()
+        console.print("built-in catalogue for every registry"
+                      + (f" ({len(removed)} refreshed list(s) removed)" if removed else ""))
+        return 0
     if args.builtin:
         dropped = store.forget(registry, repository)
         console.print(f"{registry}/{repository}: built-in catalogue"
@@ -210,27 +225,33 @@ def cmd_tags(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    from .gates import evaluate, failed
     from .reportio import rerender
 
     run = rerender(Path(args.reports))
     print_terminal(run, console, reports=args.reports)
-    # the run's own gates (results.json keeps its --fail-on): the same exit code again
-    return ExitCode.FAILED if failed(evaluate(run)) else ExitCode.OK
+    if args.exit_code and not run.gate_passed:
+        return ExitCode.FAILED
+    return ExitCode.OK
 
 
 def cmd_clean(args: argparse.Namespace, console: Console) -> int:
     from .cleanup import sweep
     from .engine.factory import connect
+    from .labels import project_id
     from .settings import DEFAULT_ENGINES
 
-    engines = load_config(Path(args.file)).engines if args.file else DEFAULT_ENGINES
+    if args.images and not (args.file or args.all_projects):
+        raise UsageError("--images removes a project's build cache: name the project with "
+                         "-f matrix.yaml, or say --all-projects")
+    config = load_config(Path(args.file)) if args.file else None
+    engines = config.engines if config else DEFAULT_ENGINES
+    project = None if args.all_projects or config is None else project_id(config.project)
     verb = "would remove" if args.dry_run else "removed"
     for settings in engines:
         engine = connect(settings, workers=1, pull="never")
         try:
             decision = sweep(engine, all_hosts=args.all_hosts, images=args.images,
-                             dry_run=args.dry_run)
+                             project=project, dry_run=args.dry_run)
             for item in decision.remove:
                 console.print(f"{verb} {item.kind} {item.name or item.id[:12]}"
                               + (f" (run {item.run_id})" if item.run_id else ""))
@@ -249,10 +270,19 @@ def cmd_lock(args: argparse.Namespace, console: Console) -> int:
     config = _load(args)
     only = _selectors(args.only)
     check_selection(config, only)
+    path = Path(args.output) if args.output else lock_path(config)
+    virtual = next((r for r in ("/proc", "/sys", "/dev") if path.resolve().is_relative_to(r)),
+                   None)
+    if virtual or (path.exists() and (path.is_symlink() or not path.is_file())):
+        raise UsageError(f"-o {path}: not a regular file (refusing to replace it)")
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
+        raise UsageError(f"-o {path}: {path.parent} is not a folder this user can write")
     plan = make_plan(config, config.catalogue, only=only)
     found = resolve(config, plan.jobs)
-    path = Path(args.output) if args.output else lock_path(config)
-    write(found, path)
+    try:
+        write(found, path)
+    except OSError as exc:
+        raise UsageError(f"-o {path}: cannot write it ({exc.strerror})") from exc
     for tag, digest in sorted(found.digests.items()):
         console.print(f"  {tag:32} {digest}")
     console.print(f"{path}: {len(found.digests)} images pinned "
@@ -268,16 +298,17 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .engine.factory import connect  # imports the docker SDK: only when running
-    from .gates import evaluate, failed, parse_fail_on
-    from .insights import Gate
+    from .gates import parse_fail_on
+    from .insights import Check
     from .nightly import prepare
 
     config = _load(args)
     parallel = args.parallel or config.parallel
-    if parallel < 1:
-        raise UsageError("--parallel must be at least 1")
-    fail_on = parse_fail_on(args.fail_on)
-    compared = [g for g in (Gate.REGRESSIONS, Gate.NEW_WARNINGS) if g in fail_on]
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise UsageError(f"--parallel {parallel}: must be between 1 and {MAX_PARALLEL}")
+    gate, checks = parse_fail_on(args.fail_on)
+    compared = ([Gate.REGRESSIONS.value] if gate is Gate.REGRESSIONS else []) + \
+        [c.value for c in checks if c is Check.NEW_WARNINGS]
     if compared and not args.baseline:
         raise UsageError(f"--fail-on {compared[0]} needs --baseline RESULTS_JSON "
                          "(or --baseline auto)")
@@ -301,12 +332,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from .lock import read as read_lock
 
         locked = read_lock(Path(args.locked) if args.locked else lock_path(config))
-    history, found = prepare(config, fail_on=fail_on, auto_baseline=args.baseline == "auto",
+    history, found = prepare(config, gate=gate, checks=checks,
+                             auto_baseline=args.baseline == "auto",
                              path=None if args.no_history else history_view.history_file(
                                  config, args.history))
     if args.baseline == "auto":
         baseline = found
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
+                         wait=args.wait, gate=gate,
                          only=_selectors(args.only), engine=args.engine, baseline=baseline,
                          cells=cells, locked=locked, history=history)
     cancellation = Cancellation()
@@ -328,7 +361,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         print("\n".join(commands(result)), flush=True)
     if result.cancelled:
         raise Cancelled(result.cancelled)
-    return ExitCode.FAILED if failed(evaluate(result, fail_on)) else ExitCode.OK
+    return ExitCode.OK if result.gate_passed else ExitCode.FAILED
 
 
 def _results(path: Path, flag: str) -> RunResult:
@@ -350,13 +383,15 @@ def _install_signal_handlers(cancellation: Cancellation) -> dict[int, Any]:
             # behind (their labels let `tagmatrix clean` or the next run remove them).
             print(f"\ntagmatrix: {name} again: exiting now; `tagmatrix clean` removes "
                   "what is left", file=sys.stderr, flush=True)
-            os._exit(ExitCode.SIGINT if signum == signal.SIGINT else ExitCode.SIGTERM)
+            os._exit(Cancelled(name).exit_code)
         print(f"\ntagmatrix: {name}: cancelling (killing running containers)...",
               file=sys.stderr, flush=True)
         cancellation.cancel(name)
 
     previous: dict[int, Any] = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP: the terminal closed or the SSH session dropped; like SIGTERM, the run stops
+    # cleanly (containers removed, reports written) instead of dying at once
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         previous[signum] = signal.signal(signum, handler)
     return previous
 

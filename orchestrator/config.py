@@ -18,6 +18,7 @@ from typing import Any
 from .errors import ConfigError, UsageError
 from .history.settings import HistorySettings, read_settings
 from .matrix import Cell, ExpansionError, MatrixSpec, Selector, expand
+from .names import registry_problem, repository_problem
 from .project import ProjectInfo
 from .reader import Reader, split_command, text_of
 from .schema import schema
@@ -27,11 +28,13 @@ from .settings import (
     DEFAULT_ENGINES,
     DEFAULT_LOG_MAX_BYTES,
     DEFAULT_TEST_TIMEOUT,
+    MAX_CELLS,
     BuildSettings,
     EngineSettings,
     ImageSettings,
     InstallSettings,
     Limits,
+    Network,
     TestSettings,
 )
 from .source import KeyPath, Source
@@ -55,6 +58,7 @@ class Config:
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     retries: int = 2
     limits: Limits = field(default_factory=Limits)
+    network: Network = Network.BRIDGE
     install: InstallSettings = field(default_factory=InstallSettings)
     # What the project folder declares (read, never executed); None: not read (tests)
     project_info: ProjectInfo | None = None
@@ -117,6 +121,36 @@ def _python_paths(data: Mapping[str, Any]) -> list[KeyPath]:
     return paths
 
 
+def check_image(source: Source, image: ImageSettings) -> None:
+    """Image references follow Docker's grammar: a typo fails here, not at pull time."""
+    problem = registry_problem(image.registry)
+    if problem:
+        raise ConfigError(problem, location=source.location(("image", "registry")),
+                          key="image.registry", hint="e.g. docker.io or 127.0.0.1:5000")
+    found = repository_problem(image.repository)
+    if found:
+        message, fix = found
+        raise ConfigError(message, location=source.location(("image", "repository")),
+                          key="image.repository",
+                          hint=f"did you mean '{fix}'?" if fix else "e.g. library/python")
+
+
+def read_image(path: Path) -> ImageSettings:
+    """Only a matrix file's image settings (registry, repository), checked by their own
+    grammar and nothing else: `tags --builtin` must work even when the file no longer
+    validates against the catalogue it is about to drop."""
+    from .yamlsource import load
+
+    source = load(path)
+    data: dict[str, Any] = source.data if isinstance(source.data, dict) else {}
+    found = data.get("image")
+    section: dict[str, Any] = found if isinstance(found, dict) else {}
+    image = ImageSettings(registry=str(section.get("registry", "docker.io")),
+                          repository=str(section.get("repository", "library/python")))
+    check_image(source, image)
+    return image
+
+
 def load_config(path: Path | str, *, profile: str | None = None,
                 catalogue: Catalogue | None = None) -> Config:
     """Load and validate ``path``, applying ``profile`` when given.
@@ -126,7 +160,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
     """
     # the YAML loader and jsonschema load here, not when config is imported: a value
     # module must stay cheap to import (plan, engines and --version need no YAML)
-    from .validation import check_float_trap, check_schema
+    from .validation import check_finite, check_float_trap, check_schema
     from .yamlsource import load
 
     file = Path(path)
@@ -153,6 +187,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         source = _overlay(source, profile)
     data: dict[str, Any] = source.data
     check_float_trap(source, _python_paths(data))
+    check_finite(source, data)
     check_schema(source, data, schema())
 
     image_section = data.get("image", {})
@@ -162,6 +197,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         pull=image_section.get("pull", "missing"),
         check_tags=image_section.get("check_tags", True),
     )
+    check_image(source, image)
     if image.official and image.check_tags:
         if catalogue is None:
             from .catalogue import catalogue_for
@@ -170,13 +206,17 @@ def load_config(path: Path | str, *, profile: str | None = None,
     else:
         catalogue = None
     reader = Reader(source, catalogue)
-    spec = reader.matrix(data["matrix"])
+    spec = reader.matrix(data["matrix"], int(data.get("max_cells", MAX_CELLS)))
     try:
         cells = expand(spec)
     except ExpansionError as exc:
         where: KeyPath = ("matrix", exc.section) if exc.index is None else \
             ("matrix", exc.section, exc.index)
         raise reader.error(where, str(exc)) from exc
+    reader.check_selectors(data.get("allow_failure", []), ("allow_failure",), tuple(cells))
+    for name, entry in (data.get("engines") or {}).items():
+        reader.check_selectors(entry.get("cells", []), ("engines", name, "cells"),
+                               tuple(cells))
     if not cells:
         raise reader.error(("matrix",), "the matrix expands to no cells",
                            "check exclude: it removes every combination")
@@ -212,6 +252,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
         log_max_bytes=int(data.get("logs", {}).get("max_bytes", DEFAULT_LOG_MAX_BYTES)),
         retries=int(data.get("retries", 2)),
         limits=reader.limits(data.get("limits", {})),
+        network=Network(data.get("network", "bridge")),
         install=InstallSettings().merged(install_pairs),
         project_info=info,
         engines=reader.engines(data.get("engines", {})),

@@ -19,8 +19,9 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # bad configuration or usage, a stale lock, an unusable history file
     ENGINE = 3  # an engine or registry cannot be reached, or was lost mid-run
     INTERNAL = 4  # a bug in tagmatrix; the message names where
+    SIGHUP = 129  # cancelled by SIGHUP (the terminal closed)
     SIGINT = 130  # cancelled by SIGINT (Ctrl-C)
-    SIGTERM = 143  # cancelled by SIGTERM (a CI cancel), or SIGHUP
+    SIGTERM = 143  # cancelled by SIGTERM (a CI cancel)
 
 
 class Stage(enum.StrEnum):
@@ -133,6 +134,7 @@ class CellError(TagmatrixError):
         super().__init__(message, hint=hint)
         self.stage = stage
         self.retryable = retryable
+        self.image_digest = ""  # the base image's, when the engine got that far
 
 
 class ImageNotFound(CellError):
@@ -144,8 +146,9 @@ class BuildFailed(CellError):
 
 
 class Cancelled(TagmatrixError):
-    """The run was interrupted (SIGINT 130; SIGTERM and SIGHUP 143)."""
+    """The run was interrupted (SIGHUP 129, SIGINT 130, SIGTERM 143)."""
 
     def __init__(self, signal_name: str = "SIGINT") -> None:
         super().__init__(f"run cancelled by {signal_name}")
-        self.exit_code = ExitCode.SIGINT if signal_name == "SIGINT" else ExitCode.SIGTERM
+        self.exit_code = {"SIGHUP": ExitCode.SIGHUP, "SIGINT": ExitCode.SIGINT}.get(
+            signal_name, ExitCode.SIGTERM)

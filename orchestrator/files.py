@@ -1,16 +1,36 @@
 """Write report files atomically: a temporary file in the same folder, then rename.
 
 A crash or a kill never leaves half a junit.xml: readers see the old file or
-the new one (compare pypa/build's ``_write_report``).
+the new one (compare pypa/build's ``_write_report``). The rename replaces a
+symbolic link at the destination instead of following it, and the file gets the
+permissions the umask allows (mkstemp's 0600 would hide reports from CI artifact
+uploaders and web servers running as another user).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+@functools.cache
+def umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        found = re.search(r"^Umask:\s*([0-7]+)", Path("/proc/self/status").read_text(),
+                          re.MULTILINE)
+    except OSError:
+        found = None
+    if found:
+        return int(found[1], 8)
+    current = os.umask(0o022)  # no /proc: read it by setting it (once, at first use)
+    os.umask(current)
+    return current
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -19,6 +39,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     payload = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()

@@ -1,101 +1,83 @@
-"""``--fail-on``: which of the run's findings fail it (pure; the CLI maps it to the exit code).
+"""``--fail-on``: the run's gate and the checks added to it (pure; results.py's
+``RunResult.gate_passed`` decides the exit code from them).
 
-- ``failures`` (the default): a gating cell failed, errored or timed out; a cell whose
-  only failing tests are quarantined does not gate;
-- ``regressions``: only what newly fails against ``--baseline`` (a file or ``auto``),
-  leaving out tests the history knows as flaky and quarantined tests;
-- ``slowdowns``: a test of a gating cell got slower than ``slowdown:`` allows;
-- ``new-warnings``: a warning that no cell of the baseline raised.
+- ``failures`` (the default gate): a gating cell failed, errored or timed out; a cell
+  whose only failing tests are quarantined does not gate;
+- ``regressions`` (the other gate): only what newly fails against ``--baseline`` (a
+  file or ``auto``), leaving out tests the history knows as flaky and quarantined ones;
+- ``slowdowns`` (a check): a test of a gating cell got slower than ``slowdown:`` allows;
+- ``new-warnings`` (a check): a warning that no cell of the baseline raised.
 
-``failures`` and ``regressions`` exclude each other; the other two add to either.
+The two gates exclude each other; the checks add to either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .changes import Change
 from .errors import UsageError
-from .insights import Exemption, Gate, Insights
-from .results import RunResult, Status
+from .insights import Check
+from .results import Gate, RunResult
+
+_KNOWN = ", ".join([*(g.value for g in Gate), *(c.value for c in Check)])
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """One gate: whether it fails the run, and the findings that make it fail."""
+    """The gate or one check: whether it fails the run, and what it found."""
 
-    gate: Gate
+    name: str  # a Gate's or a Check's value
     failed: bool
     findings: tuple[str, ...] = ()
 
 
-def parse_fail_on(values: Iterable[str] | None) -> tuple[Gate, ...]:
-    """``--fail-on`` values (repeatable, comma-separated) as gates, ``failures`` unless
-    ``regressions`` is chosen; a usage error for an unknown or contradictory one."""
-    chosen: list[Gate] = []
-    known = ", ".join(g.value for g in Gate)
+def parse_fail_on(values: Iterable[str] | None) -> tuple[Gate, tuple[Check, ...]]:
+    """``--fail-on`` values (repeatable, comma-separated): the gate (``failures`` unless
+    ``regressions`` is given) and the checks; a usage error for an unknown or
+    contradictory value."""
+    gates: list[Gate] = []
+    checks: list[Check] = []
     for value in values or ():
         for part in (p.strip() for p in value.split(",") if p.strip()):
-            try:
-                gate = Gate(part)
-            except ValueError as exc:
-                raise UsageError(f"--fail-on {part!r}: not one of {known}") from exc
-            if gate not in chosen:
-                chosen.append(gate)
-    if Gate.FAILURES in chosen and Gate.REGRESSIONS in chosen:
+            if part in {g.value for g in Gate}:
+                gates += [Gate(part)] if Gate(part) not in gates else []
+            elif part in {c.value for c in Check}:
+                checks += [Check(part)] if Check(part) not in checks else []
+            else:
+                raise UsageError(f"--fail-on {part!r}: not one of {_KNOWN}")
+    if len(gates) > 1:
         raise UsageError("--fail-on failures and regressions exclude each other",
                          hint="failures: any failing gating cell; regressions: only new "
                               "failures against --baseline")
-    if Gate.REGRESSIONS not in chosen and Gate.FAILURES not in chosen:
-        chosen.insert(0, Gate.FAILURES)
-    return tuple(chosen)
+    return (gates[0] if gates else Gate.FAILURES), tuple(checks)
 
 
-def evaluate(run: RunResult, fail_on: Sequence[Gate] | None = None) -> list[GateResult]:
-    """Every chosen gate (``fail_on``: else the run's own, else failures) on ``run``."""
-    insights = run.insights or Insights()
-    gates = tuple(fail_on) if fail_on is not None else insights.fail_on
-    out = []
-    for gate in gates:
-        findings = _findings(gate, run, insights)
-        out.append(GateResult(gate, bool(findings), tuple(findings)))
-    return out
-
-
-def _findings(gate: Gate, run: RunResult, insights: Insights) -> list[str]:
-    gating = {c.id for c in run.cells if c.gating}
-    match gate:
-        case Gate.FAILURES:
-            return [f"{c.id}: {c.status}" for c in run.cells if not c.ok]
-        case Gate.REGRESSIONS:
-            return regressions(run, insights)
-        case Gate.SLOWDOWNS:
-            return [s.describe() for s in insights.slowdowns if s.cell in gating]
-        case Gate.NEW_WARNINGS:
-            return [f"new warning: {k}" for k in insights.new_warnings or ()]
-    raise AssertionError(gate)  # pragma: no cover - every Gate is matched above
-
-
-def regressions(run: RunResult, insights: Insights) -> list[str]:
-    """New failures of gating cells against the baseline, but for flaky and quarantined
-    tests (``insights.held``)."""
-    exempt = insights.exempt((Exemption.FLAKY, Exemption.QUARANTINE))
+def regressions(run: RunResult) -> list[str]:
+    """The new failures that gate: of gating cells, but for tests held (flaky,
+    quarantined); a cell that newly fails for itself (an error) is one too."""
+    held = run.insights.exempt() if run.insights is not None else set()
     found = []
-    for cell in run.cells:
+    for cell in run.regressed():
         comparison = cell.comparison
-        if not cell.gating or comparison is None or not comparison.regressed:
-            continue
-        tests = [t for t in comparison.tests_of(Change.NEW_FAILURE) if (t, cell.id) not in exempt]
+        assert comparison is not None  # regressed() keeps only compared cells
+        tests = [t for t in comparison.tests_of(Change.NEW_FAILURE) if (t, cell.id) not in held]
         found += [f"{cell.id}: {t}: new failure" for t in tests]
-        if comparison.cell is Change.NEW_FAILURE and not tests:
-            # the cell newly fails: only through exempt tests, or for itself (an error)
-            excused = cell.status is Status.FAILED and bool(cell.failing_tests) and all(
-                (t, cell.id) in exempt for t in cell.failing_tests)
-            if not excused:
-                found.append(f"{cell.id}: new failure ({cell.status})")
+        if not tests:
+            found.append(f"{cell.id}: new failure ({cell.status})")
     return found
 
 
-def failed(results: Sequence[GateResult]) -> bool:
-    return any(r.failed for r in results)
+def evaluate(run: RunResult) -> list[GateResult]:
+    """The run's gate, then every check it asked for, with their findings."""
+    if run.gate is Gate.REGRESSIONS:
+        found = regressions(run)
+    else:
+        found = [f"{c.id}: {c.status}" for c in run.cells if not c.ok]
+    out = [GateResult(run.gate.value, bool(found), tuple(found))]
+    if run.insights is not None:
+        for check in run.insights.checks:
+            findings = run.insights.findings(check, run)
+            out.append(GateResult(check.value, bool(findings), tuple(findings)))
+    return out

@@ -3,7 +3,8 @@
 Built by :mod:`orchestrator.nightly` after the cells ran; carried on
 ``RunResult.insights``; written as top-level keys of results.json (``history``,
 ``flaky``, ``verdicts``, ``incidents``, ``slowdowns``, ``warnings_ledger``,
-``new_warnings``, ``quarantine``, ``not_gating``, ``gates``) and read back from
+``new_warnings``, ``quarantine``, ``not_gating``, ``gates``: the checks ``--fail-on``
+added to the run's ``gate``) and read back from
 there by ``tagmatrix report``, so a report renders the same from either.
 """
 
@@ -12,24 +13,26 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from .history.flaky import FlakyTest, TestVerdict
 from .history.slowdown import Slowdown, Threshold
 from .warnings_ledger import LedgerEntry
+
+if TYPE_CHECKING:
+    from .results import RunResult
 
 log = logging.getLogger(__name__)
 
 STRIP_RUNS = 10  # outcomes per cell shown over time (this run included)
 
 
-class Gate(enum.StrEnum):
-    """What ``--fail-on`` can fail a run for (several may be given)."""
+class Check(enum.StrEnum):
+    """What ``--fail-on`` can add to the run's gate (``results.Gate``: failures or
+    regressions); each fails the run when it finds something."""
 
-    FAILURES = "failures"  # any failing gating cell (the default)
-    REGRESSIONS = "regressions"  # only new failures against the baseline
-    SLOWDOWNS = "slowdowns"  # a test slower than slowdown: {ratio, min_seconds}
-    NEW_WARNINGS = "new-warnings"  # a warning the baseline did not have
+    SLOWDOWNS = "slowdowns"  # a gating cell's test slower than slowdown: {ratio, min_seconds}
+    NEW_WARNINGS = "new-warnings"  # a warning no cell of the baseline raised
 
 
 class Exemption(enum.StrEnum):
@@ -116,12 +119,27 @@ class Insights:
     held: tuple[Exempt, ...] = ()  # failing tests that do not gate
     expired: tuple[str, ...] = ()  # quarantine entries past their date
     removable: tuple[str, ...] = ()  # quarantine entries whose tests pass again
-    fail_on: tuple[Gate, ...] = (Gate.FAILURES,)
+    checks: tuple[Check, ...] = ()  # --fail-on slowdowns, new-warnings
     threshold: Threshold = field(default_factory=Threshold)
 
-    def exempt(self, kinds: tuple[Exemption, ...]) -> set[tuple[str, str]]:
-        """(test, cell) pairs held for one of ``kinds``."""
-        return {(e.test, e.cell) for e in self.held if e.kind in kinds}
+    def exempt(self) -> set[tuple[str, str]]:
+        """(test, cell) pairs that do not gate (``held``)."""
+        return {(e.test, e.cell) for e in self.held}
+
+    def findings(self, check: Check, run: RunResult) -> list[str]:
+        """What ``check`` finds in ``run`` (its gating cells)."""
+        gating = {c.id for c in run.cells if c.gating}
+        match check:
+            case Check.SLOWDOWNS:
+                return [s.describe() for s in self.slowdowns if s.cell in gating]
+            case Check.NEW_WARNINGS:
+                return [f"new warning: {k}" for k in self.new_warnings or ()]
+            case _:
+                assert_never(check)
+
+    def failed_checks(self, run: RunResult) -> list[tuple[Check, str]]:
+        """(check, finding) of every check asked for that found something."""
+        return [(check, found) for check in self.checks for found in self.findings(check, run)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,7 +152,7 @@ class Insights:
             "new_warnings": None if self.new_warnings is None else list(self.new_warnings),
             "quarantine": {"expired": list(self.expired), "removable": list(self.removable)},
             "not_gating": [e.to_json() for e in self.held],
-            "gates": {"fail_on": [g.value for g in self.fail_on],
+            "gates": {"checks": [c.value for c in self.checks],
                       "slowdown": {"ratio": self.threshold.ratio,
                                    "min_seconds": self.threshold.min_seconds,
                                    "history_runs": self.threshold.history_runs,
@@ -162,7 +180,7 @@ class Insights:
                 held=tuple(Exempt.from_json(e) for e in data.get("not_gating", ())),
                 expired=tuple(str(e) for e in quarantine.get("expired", ())),
                 removable=tuple(str(e) for e in quarantine.get("removable", ())),
-                fail_on=tuple(Gate(g) for g in gates.get("fail_on", ("failures",))),
+                checks=tuple(Check(c) for c in gates.get("checks", ())),
                 threshold=Threshold(**gates["slowdown"]) if "slowdown" in gates else Threshold())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             log.warning("results.json: the history's part is unreadable (%s): left out", exc)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .matrix import Cell
-from .settings import EnvVar, Limits, ProjectKind, Resolution
+from .settings import EnvVar, Limits, Network, ProjectKind, Resolution
 from .tags import InterpreterCheck
 
 
@@ -30,6 +30,8 @@ SKIPPED = JobState.SKIPPED
 # Where tagmatrix keeps its own files inside a container.
 CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa: S108 - in the container
 WORKDIR = {"linux": "/usr/src/app", "windows": "C:\\src\\app"}
+# Mount mode: the checkout, bound read-only here, copied to the workdir by the bootstrap.
+MOUNT_DIR = {"linux": "/tagmatrix/project", "windows": "C:\\tagmatrix-project"}
 # Where a cell image keeps the installer, its record and the project's artifact.
 INSTALL_DIR = {"linux": "/tmp/tagmatrix-install", "windows": "C:\\tagmatrix-install"}  # noqa: S108
 DIST_DIR = {"linux": "/tmp/tagmatrix-dist", "windows": "C:\\tagmatrix-dist"}  # noqa: S108
@@ -106,6 +108,7 @@ class Job:
     gating: bool = True
     engine: str = ""  # where it runs (see routing)
     limits: Limits = field(default_factory=Limits)
+    network: Network = Network.BRIDGE
     expected_version: str | None = None  # what the catalogue says the tag holds
     interpreter: InterpreterCheck | None = None  # what the cell must prove it ran
     excludes: tuple[str, ...] = ()  # left out of the project's fingerprint and contexts

@@ -8,7 +8,9 @@ older tools a bare ``<testsuite>``: both are accepted, nested suites too.
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 from xml.etree.ElementTree import Element
 
@@ -18,6 +20,7 @@ from defusedxml import DefusedXmlException
 from .results import TestCase, TestOutcome
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_CASES = 300_000  # test cases kept from one cell (packaging's suite has 64,204)
 _MAX_TEXT = 64 * 1024  # per failure body / system-out kept from one test
 
 
@@ -84,28 +87,47 @@ def _dedupe(cases: list[TestCase]) -> list[TestCase]:
     return out
 
 
-def parse_junit(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[TestCase]:
+def _iter_cases(data: bytes, max_cases: int) -> Iterator[Element]:
+    """Each <testcase> as it completes, parsed incrementally: a processed case is dropped
+    from its parent at once, so memory follows the cases kept, not the XML."""
+    stack: list[Element] = []
+    count = 0
+    for event, element in SafeET.iterparse(io.BytesIO(data), events=("start", "end"),
+                                           forbid_dtd=True):
+        if event == "start":
+            if not stack and element.tag not in ("testsuites", "testsuite"):
+                raise InvalidResults(f"not JUnit: the root element is <{element.tag}>")
+            stack.append(element)
+            continue
+        stack.pop()
+        if element.tag == "testcase":
+            count += 1
+            if count > max_cases:
+                raise InvalidResults(f"JUnit file has more than {max_cases} test cases "
+                                     "(tagmatrix's cap)")
+            yield element
+            if stack:
+                stack[-1].remove(element)
+
+
+def parse_junit(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                max_cases: int = MAX_CASES) -> list[TestCase]:
     """Per-test cases from JUnit bytes; :class:`InvalidResults` explains any refusal."""
     if len(data) > max_bytes:
         raise InvalidResults(f"JUnit file is {len(data)} bytes, over the {max_bytes}-byte cap")
     if not data.strip():
         raise InvalidResults("JUnit file is empty")
     try:
-        root = SafeET.fromstring(data, forbid_dtd=True)
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        # Invalid UTF-8 from a test's output: repaired visibly (U+FFFD) before parsing.
+        data = data.decode("utf-8", errors="replace").encode("utf-8")
+    try:
+        return _dedupe([_case(e) for e in _iter_cases(data, max_cases)])
     except DefusedXmlException as exc:
         raise InvalidResults(f"JUnit file refused as unsafe XML ({type(exc).__name__})") from exc
     except SafeET.ParseError as exc:
-        # Invalid UTF-8 from a test's output: repair it visibly, then retry once.
-        repaired = data.decode("utf-8", errors="replace").encode("utf-8")
-        if repaired == data:
-            raise InvalidResults(f"JUnit file is not well-formed XML: {exc}") from exc
-        try:
-            root = SafeET.fromstring(repaired, forbid_dtd=True)
-        except (SafeET.ParseError, DefusedXmlException) as again:
-            raise InvalidResults(f"JUnit file is not well-formed XML: {again}") from again
-    if root.tag not in ("testsuites", "testsuite"):
-        raise InvalidResults(f"not JUnit: the root element is <{root.tag}>")
-    return _dedupe([_case(e) for e in root.iter("testcase")])
+        raise InvalidResults(f"JUnit file is not well-formed XML: {exc}") from exc
 
 
 def parse_cell_suite(data: bytes, cell_id: str) -> tuple[list[TestCase], str]:

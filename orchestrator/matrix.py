@@ -17,11 +17,13 @@ unrelated parts of the matrix change, and are safe as file names.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from .envvar import EnvVar
 from .tags import tag_for
 
 PRIMARY_AXES = ("python", "variant")
@@ -34,20 +36,20 @@ class Overrides:
     """Per-cell settings set by include entries."""
 
     timeout: float | None = None
-    env: tuple[tuple[str, str], ...] = ()
+    env: tuple[EnvVar, ...] = ()  # a secret keeps its flag (and is redacted)
     command: tuple[str, ...] | None = None
     # install: keys (validated values, see settings.InstallSettings), each replacing
     # the top-level value
     install: tuple[tuple[str, object], ...] = ()
 
     def merged(self, later: Overrides) -> Overrides:
-        env = dict(self.env)
-        env.update(later.env)
+        env = {e.name: e for e in self.env}
+        env.update((e.name, e) for e in later.env)
         install = dict(self.install)
         install.update(later.install)
         return Overrides(
             timeout=later.timeout if later.timeout is not None else self.timeout,
-            env=tuple(env.items()),
+            env=tuple(env.values()),
             command=later.command if later.command is not None else self.command,
             install=tuple(install.items()),
         )
@@ -113,11 +115,20 @@ def _slug(value: str) -> str:
     return _UNSAFE.sub("_", value).strip("_") or "_"
 
 
+MAX_ID = 100  # cell ids name files (logs/<id>.log) and containers: bounded
+
+
 def cell_id(values: Mapping[str, str], identity: Sequence[str]) -> str:
-    """``3.12-slim`` plus the values of the identity axes: ``3.12-slim-min``."""
+    """``3.12-slim`` plus the values of the identity axes: ``3.12-slim-min``. A long id
+    keeps its head and ends with a digest of the whole, so it stays unique and fits a
+    file name."""
     parts = [_slug(tag_for(values.get("python", ""), values.get("variant", "")))]
     parts.extend(_slug(values[k]) for k in identity if k in values and k not in PRIMARY_AXES)
-    return "-".join(parts)
+    found = "-".join(parts)
+    if len(found) <= MAX_ID:
+        return found
+    digest = hashlib.sha256(found.encode()).hexdigest()[:12]
+    return f"{found[:MAX_ID - 13].rstrip('-._')}-{digest}"
 
 
 def _matches_exactly(values: Mapping[str, str], entry: Sequence[tuple[str, str]]) -> bool:

@@ -27,8 +27,8 @@ from .history.errors import HistoryError, HistoryUnwritable
 from .history.git import GitInfo, read_git
 from .history.records import RunMeta
 from .history.store import History
-from .insights import STRIP_RUNS, Exempt, Exemption, Gate, HistoryNote, Insights, StripPoint
-from .results import RunResult
+from .insights import STRIP_RUNS, Check, Exempt, Exemption, HistoryNote, Insights, StripPoint
+from .results import Gate, RunResult
 from .warnings_ledger import CellWarnings, LedgerEntry, build_ledger
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ class HistoryPlan:
     path: Path | None  # None: --no-history
     keep: int
     meta: RunMeta  # the matrix file's hash, the commit and branch
-    fail_on: tuple[Gate, ...] = (Gate.FAILURES,)
+    gate: Gate = Gate.FAILURES  # --fail-on failures | regressions
+    checks: tuple[Check, ...] = ()  # --fail-on slowdowns, new-warnings
     baseline: str | None = None  # the run --baseline auto found
     problem: str = ""  # found before the run: the history cannot be written
 
@@ -71,8 +72,9 @@ def checkout(folder: Path, environ: dict[str, str] | None = None) -> GitInfo:
     return GitInfo(commit=found.commit, branch=branch)
 
 
-def prepare(config: Config, *, path: Path | None, fail_on: Sequence[Gate],
-            auto_baseline: bool) -> tuple[HistoryPlan, RunResult | None]:
+def prepare(config: Config, *, path: Path | None, gate: Gate = Gate.FAILURES,
+            checks: Sequence[Check] = (), auto_baseline: bool = False
+            ) -> tuple[HistoryPlan, RunResult | None]:
     """The history's plan for a run, and the ``--baseline auto`` run (None: none found).
 
     Raises HistoryError (exit 2) for a history that is damaged, foreign or newer, so
@@ -82,8 +84,8 @@ def prepare(config: Config, *, path: Path | None, fail_on: Sequence[Gate],
     git = checkout(config.file.parent)
     meta = RunMeta(matrix_hash=matrix_hash(config), git_commit=git.commit,
                    git_branch=git.branch)
-    plan = HistoryPlan(path=path, keep=config.history.keep, meta=meta,
-                       fail_on=tuple(fail_on))
+    plan = HistoryPlan(path=path, keep=config.history.keep, meta=meta, gate=gate,
+                       checks=tuple(checks))
     if path is None:
         return plan, None
     problem = ""
@@ -184,7 +186,7 @@ def _insights(run: RunResult, config: Config, plan: HistoryPlan, history: Histor
                      why=f"quarantined until {h.entry.until.isoformat()}"
                          + (f" ({h.entry.reason})" if h.entry.reason else ""))
               for h in held.held]
-    if Gate.REGRESSIONS in plan.fail_on:
+    if plan.gate is Gate.REGRESSIONS:
         exempt += _flaky_exemptions(run, judged, {(e.test, e.cell) for e in exempt})
     ledger = build_ledger([CellWarnings(cell=c.id, python=c.python,
                                         interpreter=c.interpreter.version, warnings=c.warnings,
@@ -196,7 +198,7 @@ def _insights(run: RunResult, config: Config, plan: HistoryPlan, history: Histor
         new_warnings=new_warnings(ledger, baseline), held=tuple(exempt),
         expired=tuple(e.describe() + ": expired, quarantines nothing" for e in held.expired),
         removable=tuple(r.describe() for r in held.removable),
-        fail_on=plan.fail_on, threshold=threshold)
+        checks=plan.checks, threshold=threshold)
 
 
 def _flaky_exemptions(run: RunResult, judged: Judgement,

@@ -306,8 +306,7 @@ def make_plan(
                     else f"{CONTAINER_DIR[platform]}\\junit.xml"
                 pytest_junit = True
         env = {e.name: e for e in config.test.env}
-        for name, value in cell.overrides.env:
-            env[name] = EnvVar(name=name, value=value)
+        env.update((e.name, e) for e in cell.overrides.env)
         for key, value in cell.values().items():
             env.setdefault(f"MATRIX_{key.upper()}", EnvVar(name=f"MATRIX_{key.upper()}",
                                                            value=value))
@@ -327,6 +326,7 @@ def make_plan(
             timeout=cell.overrides.timeout or config.test.timeout,
             gating=not any(s.matches(cell) for s in config.allow_failure),
             limits=config.limits,
+            network=config.network,
             engine=routed.engine or "",
             expected_version=resolved,
             interpreter=InterpreterCheck(cell.python, newest),

@@ -304,3 +304,33 @@ def unpinned_from(text: str) -> tuple[int, str] | None:
         if words and words[0].upper() == "FROM":
             return None if _PYTHON_ARG.search(line) else (start + 1, " ".join(words))
     return None
+
+
+MOUNT_SCAN_LIMIT = 200_000  # entries walked when checking a folder to bind-mount
+_SYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker",
+                 "/var/lib/containerd", "/etc", "/boot")
+
+
+def mount_problem(root: Path) -> str | None:
+    """Why ``root`` must not be bind-mounted into test containers: it is a system
+    folder, or holds a socket anywhere below it (a Docker or containerd socket would
+    hand the tests the engine; read-only does not stop connect())."""
+    resolved = root.resolve()
+    if resolved == Path("/") or any(resolved == Path(p) or Path(p) in resolved.parents
+                                    for p in _SYSTEM_ROOTS):
+        return f"{resolved} is a system folder"
+    seen = 0
+    for folder, dirs, files in os.walk(resolved):
+        for name in (*dirs, *files):
+            seen += 1
+            if seen > MOUNT_SCAN_LIMIT:
+                return (f"{resolved} holds more than {MOUNT_SCAN_LIMIT} entries; tagmatrix "
+                        "cannot check it for sockets")
+            try:
+                mode = (Path(folder) / name).lstat().st_mode
+            except OSError:
+                continue
+            if stat.S_ISSOCK(mode):
+                return f"{Path(folder) / name} is a socket"
+        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+    return None

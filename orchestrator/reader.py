@@ -9,7 +9,9 @@ selectors, requirement strings, and what the install section names in the projec
 from __future__ import annotations
 
 import difflib
+import json
 import logging
+import math
 import os
 import shlex
 from collections.abc import Mapping
@@ -20,14 +22,25 @@ from .errors import ConfigError
 from .matrix import (
     OVERRIDE_KEYS,
     PRIMARY_AXES,
+    Cell,
     IncludeEntry,
     MatrixSpec,
     Overrides,
     Selector,
 )
-from .project import ProjectError, ProjectInfo, read_text, requirement_files, unpinned_from
+from .names import MAX_VALUE, axis_problem
+from .project import (
+    ProjectError,
+    ProjectInfo,
+    mount_problem,
+    read_text,
+    requirement_files,
+    unpinned_from,
+)
 from .settings import (
     DEFAULT_ENGINES,
+    MAX_CELLS,
+    MAX_MEMORY,
     EngineSettings,
     EngineType,
     EnvVar,
@@ -40,6 +53,9 @@ from .source import KeyPath, Mark, Source, format_path
 from .tags import Catalogue, TagSyntaxError, UnknownVersion, parse_variant, parse_version
 
 log = logging.getLogger(__name__)
+
+# Standalone words a shell would act on; in a command string they are a mistake.
+_SHELL_OPERATORS = frozenset({"&&", "||", "|", ";", ">", ">>", "<", "&", "2>&1", "2>", "|&"})
 
 
 def split_command(value: str | list[str]) -> tuple[str, ...]:
@@ -81,6 +97,9 @@ class Reader:
             raise self.error(path, str(exc), hint) from exc
 
     def command(self, value: str | list[str], path: KeyPath) -> tuple[str, ...]:
+        """A command: a string is split like a shell would split it, but not run by one
+        (no &&, pipes, redirections or $VARIABLES: those would reach the program as
+        arguments); a list is taken as it is."""
         try:
             parts = split_command(value)
         except ValueError as exc:  # shlex: "No closing quotation"
@@ -88,6 +107,12 @@ class Reader:
                              "balance the quotes, or write the command as a list") from exc
         if not parts:
             raise self.error(path, "the command is empty")
+        if isinstance(value, str):
+            shell = next((p for p in parts if p in _SHELL_OPERATORS), None)
+            if shell is not None:
+                raise self.error(path, f"{shell!r} is shell syntax, and commands are not run "
+                                 "by a shell (it would reach the program as an argument)",
+                                 f'write it as a list: ["sh", "-c", {json.dumps(value)}]')
         return parts
 
     def limits(self, section: Mapping[str, Any]) -> Limits:
@@ -96,9 +121,13 @@ class Reader:
         if memory < 6 * 1024**2:  # the engine's own minimum
             raise self.error(("limits", "memory"), f"{memory} bytes is below Docker's "
                              "minimum of 6 MiB", "use a size like 512m or 4g")
+        if memory > MAX_MEMORY:
+            raise self.error(("limits", "memory"), f"{memory} bytes is more than 1 TiB per "
+                             "container", "use a size like 512m or 4g")
         cpus = section.get("cpus")
         return Limits(memory=memory, nano_cpus=int(cpus * 1e9) if cpus else None,
-                      pids=int(section.get("pids", default.pids)))
+                      pids=int(section.get("pids", default.pids)),
+                      cap_add=tuple(section.get("cap_add", ())))
 
     def env(self, mapping: Mapping[str, Any], path: KeyPath) -> tuple[EnvVar, ...]:
         out = []
@@ -117,7 +146,7 @@ class Reader:
                 out.append(EnvVar(name=name, value=text_of(self.source, (*path, name), value)))
         return tuple(out)
 
-    def matrix(self, section: Mapping[str, Any]) -> MatrixSpec:
+    def matrix(self, section: Mapping[str, Any], max_cells: int = MAX_CELLS) -> MatrixSpec:
         axes: list[tuple[str, tuple[str, ...]]] = []
         for name, values in section.items():
             if name in ("include", "exclude"):
@@ -125,8 +154,15 @@ class Reader:
             if name in OVERRIDE_KEYS:
                 raise self.error(("matrix", name), f"'{name}' is reserved for per-cell settings "
                                  "and cannot be an axis", "rename the axis")
+            problem = axis_problem(name) if name not in PRIMARY_AXES else None
+            if problem:
+                raise self.error(("matrix", name), problem, "rename the axis, e.g. deps")
             texts = tuple(text_of(self.source, ("matrix", name, i), v)
                           for i, v in enumerate(values))
+            for i, text in enumerate(texts):
+                if len(text) > MAX_VALUE or "\n" in text or "\r" in text:
+                    raise self.error(("matrix", name, i), f"a matrix value is one line of at "
+                                     f"most {MAX_VALUE} characters")
             if name in PRIMARY_AXES:
                 for i, text in enumerate(texts):
                     self.check_tag_part(("matrix", name, i), text, name)
@@ -134,6 +170,11 @@ class Reader:
                 raise self.error(("matrix", name), "lists the same value twice")
             axes.append((name, texts))
         names = [n for n, _ in axes]
+        size = math.prod(len(v) for _, v in axes) + len(section.get("include", []))
+        if size > max_cells:
+            raise self.error(("matrix",), f"the axes make {size} combinations, more than "
+                             f"max_cells ({max_cells})", "narrow the axes, or raise "
+                             "max_cells: if you mean it")
         has_include = bool(section.get("include"))
         if "python" not in names and not has_include:
             raise self.error(("matrix",), "no 'python' axis",
@@ -154,13 +195,18 @@ class Reader:
             path: KeyPath = ("matrix", "include", i)
             values = tuple((k, text_of(self.source, (*path, k), v)) for k, v in entry.items()
                            if k not in OVERRIDE_KEYS)
+            for k, _ in values:
+                near = difflib.get_close_matches(k, names, n=1, cutoff=0.75)
+                if k not in names and near:
+                    raise self.error((*path, k), f"include key '{k}' is not an axis: it would "
+                                     f"add a value '{k}' to the cells it matches",
+                                     f"did you mean '{near[0]}'?")
             for k, v in values:
                 if k in PRIMARY_AXES:
                     self.check_tag_part((*path, k), v, k)
             overrides = Overrides(
                 timeout=float(entry["timeout"]) if "timeout" in entry else None,
-                env=tuple((e.name, e.value) for e in self.env(entry.get("env", {}),
-                                                                 (*path, "env"))),
+                env=self.env(entry.get("env", {}), (*path, "env")),
                 command=self.command(entry["command"], (*path, "command"))
                 if "command" in entry else None,
                 install=self.install(entry.get("install", {}), (*path, "install")),
@@ -239,14 +285,31 @@ class Reader:
                                  "(build.mode image without build.dockerfile)",
                                  "install the project in your Dockerfile, or in mount mode "
                                  "with build.setup")
-        if build.get("mode") == "mount" and any(
-                sock.exists() and project in sock.parents
-                for sock in (Path("/var/run/docker.sock"), Path("/run/docker.sock"),
-                             project / "docker.sock")):
-            raise self.error(("project",), "refusing to bind-mount a folder that holds the "
-                             "Docker socket into test containers",
-                             "point project at your checkout, not at a system folder")
+        problem = mount_problem(project) if build.get("mode") == "mount" else None
+        if problem:
+            raise self.error(("project",), f"refusing to bind-mount it into test containers: "
+                             f"{problem}", "point project at your checkout; remove sockets "
+                             "from it (or use build.mode: image)")
         return project, info, pairs
+
+    def check_selectors(self, entries: list[Any], path: KeyPath,
+                        cells: tuple[Cell, ...]) -> None:
+        """A selector key no cell has never matches: a typo, refused with a suggestion.
+        An id glob that matches no cell is warned about (a profile may narrow the matrix)."""
+        keys = sorted({k for cell in cells for k in cell.values()})
+        for i, (entry, selector) in enumerate(zip(entries, self.selectors(entries, path),
+                                                  strict=True)):
+            for key, _ in selector.pairs:
+                if key not in keys:
+                    close = difflib.get_close_matches(key, keys, n=1)
+                    at = (*path, i, key) if isinstance(entry, dict) else (*path, i)
+                    raise self.error(at, f"no cell has a key '{key}', so this selector never "
+                                     "matches", f"did you mean '{close[0]}'?" if close
+                                     else "keys: " + ", ".join(keys))
+            if selector.id_glob is not None and not any(selector.matches(c) for c in cells):
+                location = self.source.location((*path, i))
+                log.warning("%s: %s: %r matches no cell of the matrix", location,
+                            format_path((*path, i)), selector.id_glob)
 
     def selectors(self, entries: list[Any],
                   path: KeyPath = ("allow_failure",)) -> tuple[Selector, ...]:

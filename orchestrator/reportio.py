@@ -10,6 +10,7 @@ from pathlib import Path
 from .errors import UsageError
 from .files import atomic_write, write_json
 from .junit_in import InvalidResults, parse_cell_suite
+from .reportdir import ReportsFolder
 from .reports import html, junit, summary
 from .results import RunResult, Status, load_results
 
@@ -32,8 +33,9 @@ def write_reports(run: RunResult, reports: Path, *, step_summary: bool = True) -
             handle.write(text)
 
 
-def rerender(reports: Path) -> RunResult:
-    """`tagmatrix report`: every report again from results.json and cells/<id>.xml."""
+def read_back(reports: Path) -> RunResult:
+    """A run as its reports hold it: results.json and each cell's cases and output from
+    cells/<id>.xml. Untrusted input: read with caps, ids checked (see results.py)."""
     try:
         run = load_results(reports / "results.json")
     except FileNotFoundError as exc:
@@ -44,7 +46,7 @@ def rerender(reports: Path) -> RunResult:
     cells = []
     for cell in run.cells:
         path = reports / "cells" / f"{cell.id}.xml"
-        if not path.is_file():
+        if not path.is_file() or path.is_symlink():
             cells.append(cell)
             continue
         try:
@@ -54,9 +56,34 @@ def rerender(reports: Path) -> RunResult:
             cells.append(cell)
             continue
         cells.append(replace(cell, cases=tuple(cases), output_tail=output))
-    run = replace(run, cells=tuple(cells))
-    write_reports(run, reports, step_summary=False)
+    return replace(run, cells=tuple(cells))
+
+
+def rerender(reports: Path) -> RunResult:
+    """`tagmatrix report`: every report again from results.json and cells/<id>.xml."""
+    folder = ReportsFolder(reports)
+    folder.lock("report", wait=False)
+    try:
+        run = read_back(reports)
+        write_reports(run, reports, step_summary=False)
+    finally:
+        folder.unlock()
     return run
+
+
+def merge_rerun(run: RunResult, reports: Path) -> RunResult:
+    """A --rerun-failed run merged into the folder's previous run: its cells replace
+    theirs, the others stay as they were (their files too)."""
+    if not (reports / "results.json").is_file():
+        return run
+    try:
+        previous = read_back(reports)
+    except UsageError as exc:
+        log.warning("not merging the rerun into the previous results: %s", exc)
+        return run
+    fresh = {c.id: c for c in run.cells}
+    cells = [fresh.pop(c.id, c) for c in previous.cells]
+    return replace(run, cells=(*cells, *fresh.values()))
 
 
 def previous_durations(reports: Path) -> dict[str, float]:

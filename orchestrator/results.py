@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
-from .changes import Comparison
+from .changes import Change, Comparison
 from .errors import Stage
 
 if TYPE_CHECKING:  # imported where used: a value module stays cheap to import
@@ -20,6 +21,8 @@ if TYPE_CHECKING:  # imported where used: a value module stays cheap to import
     from .warnings_ledger import WarningRecord
 
 SCHEMA_VERSION = 1
+# what matrix.cell_id makes: a slug that is a file name, never a path
+_CELL_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
 
 class Status(enum.StrEnum):
@@ -229,6 +232,19 @@ class CellResult:
         return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating \
             or self.released
 
+    def excused(self, held: set[tuple[str, str]]) -> bool:
+        """Whether its new failures are only tests that do not gate: ``held`` (test, cell)
+        pairs; a cell that newly fails for itself (an error) is never excused."""
+        comparison = self.comparison
+        if comparison is None:
+            return False
+        if any((t, self.id) not in held for t in comparison.tests_of(Change.NEW_FAILURE)):
+            return False
+        if comparison.cell is Change.NEW_FAILURE:
+            return self.status is Status.FAILED and bool(self.failing_tests) and all(
+                (t, self.id) in held for t in self.failing_tests)
+        return True
+
     @property
     def released(self) -> bool:
         """It failed only through quarantined tests: reported, but it does not gate."""
@@ -253,7 +269,14 @@ class CellResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CellResult:
+        """From results.json: untrusted input (a file anyone may hand to `report`): a
+        cell id must be what tagmatrix makes (it names files), a log path its own."""
         fields = dict(data)
+        cell_id = fields.get("id")
+        if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id):
+            raise ValueError(f"{str(cell_id)[:80]!r} is not a cell id")
+        if fields.get("log") not in ("", f"logs/{cell_id}.log"):
+            fields["log"] = ""
         fields["status"] = Status(fields["status"])
         fields["stage"] = _stage(fields.get("stage"))
         fields["comparison"] = Comparison.from_json(fields.get("comparison"))
@@ -264,7 +287,11 @@ class CellResult:
         fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))
         fields["failing_tests"] = tuple(fields.get("failing_tests", ()))
         fields["flaky_tests"] = tuple(fields.get("flaky_tests", ()))
-        fields["quarantined"] = tuple(str(t) for t in fields.get("quarantined") or ())
+        held = fields.get("quarantined")
+        fields["quarantined"] = tuple(_text(t) for t in held[:MAX_PACKAGES]) \
+            if isinstance(held, list) else ()
+        if not isinstance(fields.get("warnings_dropped", 0), int):
+            fields["warnings_dropped"] = 0
         if fields.get("warnings") is not None:
             from .warnings_ledger import records_from
 
@@ -281,6 +308,13 @@ def _install_json(data: Any) -> dict[str, Any]:
                                 "requires": data.get("requires", [])}}
 
 
+class Gate(enum.StrEnum):
+    """What decides a run's exit code (``--fail-on``)."""
+
+    FAILURES = "failures"  # any gating cell that failed, errored or timed out
+    REGRESSIONS = "regressions"  # only new failures against the baseline
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     """All cells of a run, in plan order."""
@@ -294,11 +328,35 @@ class RunResult:
     profile: str | None = None
     cancelled: str | None = None  # the signal's name when the run was interrupted
     baseline: str | None = None  # run id of the results compared against (--baseline)
+    gate: Gate = Gate.FAILURES
     insights: Insights | None = None  # what the run history says (orchestrator/insights.py)
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.cells) and self.cancelled is None
+
+    @property
+    def gate_passed(self) -> bool:
+        """Whether the run exits 0: by its gate (a cancelled run never passes), and by the
+        further checks ``--fail-on`` asked for (insights.py: slowdowns, new warnings)."""
+        if self.cancelled is not None:
+            return False
+        if self.insights is not None and self.insights.failed_checks(self):
+            return False
+        match self.gate:
+            case Gate.FAILURES:
+                return self.ok
+            case Gate.REGRESSIONS:
+                return not self.regressed()
+            case _:
+                assert_never(self.gate)
+
+    def regressed(self) -> list[CellResult]:
+        """Gating cells with a new failure against the baseline, but for tests that do not
+        gate (known as flaky, quarantined: ``insights.held``)."""
+        held = self.insights.exempt() if self.insights is not None else set()
+        return [c for c in self.cells if c.gating and c.comparison is not None
+                and c.comparison.regressed and not c.excused(held)]
 
     def summary(self) -> dict[str, Any]:
         by_status = {s.value: 0 for s in Status}
@@ -330,6 +388,7 @@ class RunResult:
             "duration_s": round(self.duration_s, 3),
             "cancelled": self.cancelled,
             "baseline": self.baseline,
+            "gate": self.gate.value,
             "cells": [c.to_json() for c in self.cells],
             "summary": self.summary(),
         }
@@ -351,6 +410,8 @@ class RunResult:
             profile=data.get("profile"),
             cancelled=data.get("cancelled"),
             baseline=data.get("baseline"),
+            gate=Gate(data["gate"]) if data.get("gate") in {g.value for g in Gate}
+            else Gate.FAILURES,
             insights=Insights.from_json(data),
         )
 

@@ -24,14 +24,23 @@ from .engines import EngineFactory, connect_all, targets_of
 from .errors import EngineUnavailable, InternalError, Stage
 from .events import EventSink, ignore
 from .jobs import PLANNED, Plan
-from .labels import LABEL_HOST, LABEL_MANAGED, LABEL_PID, LABEL_PID_START, LABEL_RUN
+from .labels import (
+    LABEL_HOST,
+    LABEL_MANAGED,
+    LABEL_PID,
+    LABEL_PID_START,
+    LABEL_PROJECT,
+    LABEL_RUN,
+    project_id,
+)
 from .lock import Lock
 from .lock import check as check_lock
 from .matrix import Selector
 from .plan import make_plan
-from .reportio import previous_durations, write_reports
+from .reportdir import ReportsFolder
+from .reportio import merge_rerun, previous_durations, write_reports
 from .reports import summary
-from .results import CellResult, RunResult, Status
+from .results import CellResult, Gate, RunResult, Status
 from .runlog import attach_run_log, detach
 from .scheduler import Options, Scheduler
 from .verdict import job_result
@@ -54,6 +63,8 @@ class RunRequest:
     baseline: RunResult | None = None  # --baseline: compare with this earlier run
     cells: frozenset[str] | None = None  # --rerun-failed: only these cell ids
     locked: Lock | None = None  # --locked: base images by digest
+    wait: bool = False  # --wait: for another run that holds the reports folder
+    gate: Gate = Gate.FAILURES  # --fail-on
     history: HistoryPlan | None = None  # the run history (None: no insights, nothing kept)
 
 
@@ -74,11 +85,13 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def run_labels(run_id: str) -> dict[str, str]:
-    """Labels on every container of the run: who owns it, to clean up after crashes."""
+def run_labels(run_id: str, project: str = "") -> dict[str, str]:
+    """Labels on every container of the run: who owns it, to clean up after crashes, and
+    whose project it is (`clean --images` keeps a live run's images)."""
     pid = os.getpid()
-    return {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(pid),
-            LABEL_PID_START: process_start(pid), LABEL_HOST: socket.gethostname()}
+    labels = {LABEL_MANAGED: "true", LABEL_RUN: run_id, LABEL_PID: str(pid),
+              LABEL_PID_START: process_start(pid), LABEL_HOST: socket.gethostname()}
+    return {**labels, LABEL_PROJECT: project} if project else labels
 
 
 def execute(request: RunRequest, *, engine_factory: EngineFactory,
@@ -90,12 +103,12 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
     others'.
     """
     config = request.config
-    request.reports.mkdir(parents=True, exist_ok=True)
-    handler = attach_run_log(request.reports)
     run_id = new_run_id()
+    folder, handler = _open_folder(request, run_id)
     started_at, clock = now_iso(), time.monotonic()
     events = on_event or ignore
-    ctx = RunContext(run_id=run_id, labels=run_labels(run_id), cancel=cancellation.event)
+    ctx = RunContext(run_id=run_id, labels=run_labels(run_id, project_id(config.project)),
+                     cancel=cancellation.event)
     failure: InternalError | None = None
     try:
         log.info("run %s: %s (profile %s), %d cells, parallel %d", run_id, config.file,
@@ -131,14 +144,16 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
                         duration_s=time.monotonic() - clock,
                         cells=tuple(results[job.id] for job in plan.jobs),
                         config=str(config.file), profile=config.profile,
-                        cancelled=cancellation.signal_name)
+                        cancelled=cancellation.signal_name, gate=request.gate)
         if request.baseline is not None:
             run = compare(run, request.baseline)
-        if request.history is not None:  # also for a cancelled run: what finished is kept
-            from .nightly import remember  # sqlite3 and the analyses: only when running
-
-            run = remember(run, config, request.history, request.baseline)
+        # also for a cancelled run; before a rerun merges: only the cells that ran are kept
+        run = _with_history(request, run)
+        if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
+            run = merge_rerun(run, request.reports)
         write_reports(run, request.reports)
+        for stale in folder.remove_stale(c.id for c in run.cells):
+            log.info("removed %s: its cell is not part of this run", stale)
         if failure is not None:
             raise failure
         lost = [s.engine_lost for s in schedulers if s.engine_lost is not None]
@@ -150,6 +165,30 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
         return run
     finally:
         detach(handler)
+        folder.unlock()
+
+
+def _open_folder(request: RunRequest,
+                 run_id: str) -> tuple[ReportsFolder, logging.Handler]:
+    """The reports folder checked, locked for this run, and its run log attached."""
+    folder = ReportsFolder(request.reports, project=request.config.project)
+    folder.lock(run_id, wait=request.wait)
+    try:
+        folder.prepare()
+        folder.writable()
+        return folder, attach_run_log(request.reports)
+    except BaseException:
+        folder.unlock()
+        raise
+
+
+def _with_history(request: RunRequest, run: RunResult) -> RunResult:
+    """``run`` with what its history says, recorded there (orchestrator/nightly.py)."""
+    if request.history is None:
+        return run
+    from .nightly import remember  # sqlite3 and the analyses: only when running
+
+    return remember(run, request.config, request.history, request.baseline)
 
 
 def _sweep(engines: dict[str, FullEngine]) -> None:
@@ -183,14 +222,21 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
                 ctx: RunContext, events: EventSink) -> list[Scheduler]:
     config = request.config
     settings = {e.name: e for e in config.engines}
-    secret_values = tuple(e.value for e in config.test.env if e.secret)
+    # every secret of every cell (test.env and include entries' env): each cell's log and
+    # result is redacted of all of them
+    secret_values = tuple(sorted({e.value for j in plan.jobs for e in j.env if e.secret}))
     expected = previous_durations(request.reports)
     schedulers = []
     for name, engine in engines.items():
         jobs = [j for j in plan.jobs if j.state is PLANNED and j.engine == name]
         if not jobs:
             continue
-        parallel = settings[name].parallel or request.parallel
+        asked = settings[name].parallel or request.parallel
+        parallel = min(asked, len(jobs))  # more slots than cells would only idle
+        cpus = engine.info().cpus
+        if cpus and parallel > 2 * cpus:
+            log.warning("engine %s: parallel %d is more than twice its %d CPUs: cells will "
+                        "slow each other down", name, parallel, cpus)
         schedulers.append(Scheduler(
             engine, jobs, reports=request.reports, ctx=ctx,
             options=Options(parallel=parallel, log_max_bytes=config.log_max_bytes,

@@ -8,12 +8,19 @@ from typing import TextIO
 
 from concurrent_log_handler import ConcurrentRotatingFileHandler
 
+from .errors import UsageError
+
 ROOT = "orchestrator"
 
 
 def attach_run_log(reports: Path) -> logging.Handler:
-    """reports/tagmatrix.log through concurrent-log-handler: runs sharing the folder
-    append safely, and the file rotates instead of growing without bound."""
+    """reports/tagmatrix.log through concurrent-log-handler: it rotates instead of
+    growing without bound, and `tagmatrix report` may log while a run appends. Neither
+    the log nor the handler's lock file may be a link (the handler would follow it)."""
+    for name in ("tagmatrix.log", ".__tagmatrix.lock"):
+        if (reports / name).is_symlink():
+            raise UsageError(f"{reports / name} is a symbolic link; tagmatrix does not write "
+                             "through links", hint="remove the link")
     handler = ConcurrentRotatingFileHandler(str(reports / "tagmatrix.log"),
                                             maxBytes=10 * 1024 * 1024, backupCount=3,
                                             encoding="utf-8")

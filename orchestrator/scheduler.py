@@ -15,7 +15,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -27,7 +26,7 @@ from .engine import Ending, Engine, Execution, PreparedImage, RunContext, Starte
 from .errors import CellError, EngineUnavailable, Stage
 from .events import EventSink, Progress, ignore
 from .jobs import PLANNED, Job
-from .results import Attempt, CellResult, Status, TestCase, TestCounts
+from .results import Attempt, CellResult, Status, TestCounts
 from .slots import Halt, Slots
 from .verdict import classify, job_result
 
@@ -224,10 +223,22 @@ class Scheduler:
 
     def _run_job(self, job: Job) -> CellResult | None:
         """All attempts at one cell; only infrastructure errors are tried again. None:
-        the run stopped before the cell's turn (settled by _unstarted)."""
+        the run stopped before the cell's turn (settled by _unstarted). Whatever goes
+        wrong in a cell's path ends that cell as ``error``; its slot is never kept."""
         if self._stopped() is not None:
             self.slots.withdraw(job.id)
             return None
+        try:
+            return self._attempts(job)
+        except Exception as exc:  # a bug, or an unusable log file: this cell, not the run
+            log.exception("cell %s: internal error", job.id)
+            self.slots.withdraw(job.id)
+            result = job_result(job, Status.ERROR, f"internal error: {type(exc).__name__}: "
+                                                   f"{exc}", Stage.INTERNAL)
+            self.on_event(job.id, result.status, result.reason)
+            return result
+
+    def _attempts(self, job: Job) -> CellResult:
         self.on_event(job.id, Progress.WAITING, "")
         cell_log = self._log_for(job)
         attempts: list[Attempt] = []
@@ -251,17 +262,14 @@ class Scheduler:
                 self.slots.enqueue(job.id, self._priority(job))
         finally:
             cell_log.close()
-        redact = cell_log.redactor.text
         result = replace(
-            result, attempts=tuple(replace(a, reason=redact(a.reason)) for a in attempts),
-            failing_tests=tuple(redact(t) for t in result.failing_tests),
-            flaky_tests=tuple(redact(t) for t in result.flaky_tests),
-            reason=redact(result.reason), cases=tuple(_redacted(c, redact) for c in result.cases),
-            warnings=None if result.warnings is None
-            else tuple(w.redacted(redact) for w in result.warnings),
+            result, attempts=tuple(attempts),
             # its own time: its builds and its tests, not the queue
             duration_s=round(sum(a.duration_s for a in attempts), 3),
             output_tail=cell_log.output_excerpt())
+        # every text that can reach a report (test names and classnames, messages,
+        # the interpreter's and the install's records, reasons) without a secret
+        result = cell_log.redactor.value(result)
         self.on_event(job.id, result.status, result.reason)
         return result
 
@@ -284,8 +292,8 @@ class Scheduler:
 
     def _attempt(self, job: Job, cell_log: CellLog, number: int) -> tuple[CellResult, bool]:
         """One try; returns its result and whether an infrastructure fault may pass."""
-        started_at = now_iso()
-        result = job_result(job, Status.ERROR, "")
+        started_at, clock = now_iso(), time.monotonic()
+        result = replace(job_result(job, Status.ERROR, ""), engine=self.engine.name)
         retryable = False
         own_s = 0.0
         try:
@@ -332,7 +340,11 @@ class Scheduler:
             cell_log.note(f"error: {exc.message}")
         except CellError as exc:
             status = Status.CANCELLED if self.ctx.cancel.is_set() else Status.ERROR
-            result = replace(result, status=status, reason=exc.message, stage=exc.stage)
+            result = replace(result, status=status, reason=exc.message, stage=exc.stage,
+                             image_digest=result.image_digest or exc.image_digest)
+            if exc.stage in (Stage.PULL, Stage.BUILD, Stage.PUSH):
+                own_s = time.monotonic() - clock  # the build it tried, for the reports
+                result = replace(result, build_s=round(own_s, 3))
             retryable = exc.retryable and status is Status.ERROR
             cell_log.note(f"error: {exc.message}")
         except Exception as exc:  # one cell's bug must not lose the other cells' results
@@ -351,10 +363,3 @@ def backoff(attempt: int, base: float) -> float:
     so retries of many cells hit a rate-limited registry at different moments."""
     ceiling = min(60.0, base * 2.0 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
-
-
-def _redacted(case: TestCase, redact: Callable[[str], str]) -> TestCase:
-    """Secrets the tests printed or asserted on never reach a report."""
-    return replace(case, name=redact(case.name), message=redact(case.message),
-                   text=redact(case.text), system_out=redact(case.system_out),
-                   system_err=redact(case.system_err))

@@ -11,6 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from .history.settings import SCHEMA as HISTORY_SCHEMA
+from .settings import (
+    ADDABLE_CAPABILITIES,
+    DROPPED_CAPABILITIES,
+    MAX_CELLS,
+    MAX_PARALLEL,
+    MAX_TIMEOUT,
+)
 
 _SCALAR = {"type": ["string", "number", "boolean"]}
 _COMMAND = {
@@ -39,7 +46,8 @@ _ENV = {
     "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
     "additionalProperties": {"oneOf": [_SCALAR, _SECRET]},
 }
-_TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "description": "Seconds."}
+_TIMEOUT = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT,
+            "description": "Seconds (at most a week)."}
 _AXIS = {
     "type": "array",
     "minItems": 1,
@@ -134,10 +142,13 @@ _TOP_LEVEL: dict[str, Any] = {
             "dockerfile": {"type": "string", "minLength": 1,
                            "description": "Relative to the project; gets build args "
                                           "PYTHON_IMAGE and PYTHON_TAG."},
-            "args": {"type": "object", "additionalProperties": _SCALAR},
+            "args": {"type": "object", "additionalProperties": _SCALAR,
+                     "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                     "description": "Build args for build.dockerfile (names are case-sensitive: "
+                                    "axes are offered upper-case, as MATRIX_<AXIS> and <AXIS>)."},
             "timeout": _TIMEOUT,
             "setup": _COMMAND,
-            "parallel": {"type": "integer", "minimum": 1,
+            "parallel": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL,
                          "description": "Images built at once (default: as many as "
                                         "cells run at once)."},
         },
@@ -154,7 +165,13 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "install": _INSTALL,
-    "parallel": {"type": "integer", "minimum": 1},
+    "network": {"enum": ["bridge", "none"],
+                "description": "The test containers' network: bridge (default; the package "
+                               "index and the host's services on the bridge gateway are "
+                               "reachable) or none (loopback only)."},
+    "parallel": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL},
+    "max_cells": {"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                  "description": f"Refuse a matrix of more cells (default {MAX_CELLS})."},
     "engines": {
         "type": "object",
         "description": "Named engines; cells go to one of the right platform, or pinned by "
@@ -178,7 +195,7 @@ _TOP_LEVEL: dict[str, Any] = {
                     {"type": "object", "additionalProperties": False, "properties": {
                         "ca_cert": {"type": "string"}, "client_cert": {"type": "string"},
                         "client_key": {"type": "string"}, "verify": {"type": "boolean"}}}]},
-                "parallel": {"type": "integer", "minimum": 1},
+                "parallel": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL},
                 "registry": {"type": "string", "minLength": 1,
                              "description": "Swarm: where built images are pushed for the "
                                             "nodes."},
@@ -200,9 +217,13 @@ _TOP_LEVEL: dict[str, Any] = {
                 {"type": "integer", "minimum": 6291456},
                 {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmMgG]?[bB]?$"}],
                 "description": "Bytes, or a size like 512m or 4g (default 4g; no swap)."},
-            "cpus": {"type": "number", "exclusiveMinimum": 0,
+            "cpus": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024,
                      "description": "CPUs (default: no limit)."},
-            "pids": {"type": "integer", "minimum": 16,
+            "cap_add": {"type": "array", "uniqueItems": True,
+                        "items": {"enum": list(ADDABLE_CAPABILITIES)},
+                        "description": "Capabilities to give the tests back (default: "
+                                       + ", ".join(DROPPED_CAPABILITIES) + " are dropped)."},
+            "pids": {"type": "integer", "minimum": 16, "maximum": 4_194_304,
                      "description": "Process limit (default 4096)."},
         },
     },
@@ -213,7 +234,7 @@ _TOP_LEVEL: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "max_bytes": {"type": "integer", "minimum": 1024,
+            "max_bytes": {"type": "integer", "minimum": 1024, "maximum": 64 * 1024**3,
                           "description": "Cap of each cell's log file; past it the file "
                                          "says so and further output is only counted "
                                          "(default 256 MiB)."},

@@ -6,30 +6,50 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .envvar import EnvVar
 from .matrix import Selector
+
+__all__ = ["EnvVar"]  # re-exported: settings values import it from here
 
 DEFAULT_COMMAND = ("python", "-m", "pytest")
 DEFAULT_TEST_TIMEOUT = 600.0
 DEFAULT_BUILD_TIMEOUT = 1800.0
 DEFAULT_LOG_MAX_BYTES = 256 * 1024 * 1024
+MAX_TIMEOUT = 7 * 24 * 3600.0  # a cell or a build may take a week, not forever
+MAX_PARALLEL = 256  # cells at once on one engine (more is a typo, or a fork bomb)
+MAX_CELLS = 10_000  # a matrix larger than this needs max_cells: to say so
+MAX_MEMORY = 1024**4  # 1 TiB per container
 
 
-@dataclass(frozen=True, kw_only=True)
-class EnvVar:
-    """One environment variable for the test container."""
+# Capabilities of Docker's default set that tests do not need: raw sockets (spoofing on
+# the bridge), device nodes, audit writes, file capabilities, chroot.
+DROPPED_CAPABILITIES = ("AUDIT_WRITE", "MKNOD", "NET_RAW", "SETFCAP", "SYS_CHROOT")
+# What limits.cap_add may give back: the dropped ones, and a few a test suite may need
+# (a debugger's ptrace, its own network namespace, locked memory, priorities). Never
+# SYS_ADMIN or the like: a test container is never privileged.
+ADDABLE_CAPABILITIES = (*DROPPED_CAPABILITIES, "IPC_LOCK", "NET_ADMIN", "SYS_NICE",
+                        "SYS_PTRACE")
 
-    name: str
-    value: str
-    secret: bool = False
+
+class Network(enum.StrEnum):
+    """The test containers' network (``network:``)."""
+
+    BRIDGE = "bridge"  # the engine's default bridge: the package index, other hosts
+    NONE = "none"  # loopback only: tests reach nothing, not the host's services either
 
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """Resource limits of each test container."""
+    """Resource limits and privileges of each test container."""
 
     memory: int = 4 * 1024**3  # bytes; swap is not allowed on top
     nano_cpus: int | None = None
     pids: int = 4096
+    cap_add: tuple[str, ...] = ()  # given back from DROPPED_CAPABILITIES (or ADDABLE)
+
+    @property
+    def cap_drop(self) -> tuple[str, ...]:
+        return tuple(c for c in DROPPED_CAPABILITIES if c not in self.cap_add)
 
 
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}

@@ -42,7 +42,10 @@ class Source:
 
 
 def format_path(path: KeyPath) -> str:
-    """``("matrix", "python", 0)`` -> ``matrix.python[0]``."""
+    """``("matrix", "python", 0)`` -> ``matrix.python[0]`` (a very deep path is shortened
+    in the middle)."""
+    if len(path) > 12:
+        return f"{format_path(path[:6])}…{format_path(path[-3:])}"
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))

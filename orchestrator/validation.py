@@ -9,6 +9,7 @@ did-you-mean from :func:`difflib.get_close_matches`.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,10 @@ def _error_to_config(source: Source, error: ValidationError) -> ConfigError:
     if validator == "uniqueItems":
         return ConfigError("lists the same value twice", location=location, key=key,
                            hint="remove the duplicate")
+    if validator in ("maximum", "exclusiveMaximum"):
+        bound = "at most" if validator == "maximum" else "less than"
+        return ConfigError(f"must be {bound} {expected}, got {error.instance}",
+                           location=location, key=key)
     if validator in ("minimum", "exclusiveMinimum"):
         bound = "at least" if validator == "minimum" else "greater than"
         return ConfigError(f"must be {bound} {expected}, got {error.instance}",
@@ -158,3 +163,16 @@ def _lookup(data: Any, path: KeyPath) -> Any:
     for part in path:
         data = data[part]
     return data
+
+
+def check_finite(source: Source, data: Any, path: KeyPath = ()) -> None:
+    """YAML's .nan and .inf pass every comparison a schema makes: refuse them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(f"{data} is not a finite number", location=source.location(path),
+                          key=format_path(path), hint="write a number of seconds, e.g. 600")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_finite(source, value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            check_finite(source, value, (*path, index))

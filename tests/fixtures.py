@@ -7,6 +7,7 @@ from dataclasses import replace
 from orchestrator.errors import Stage
 from orchestrator.results import (
     CellResult,
+    Gate,
     Interpreter,
     RunResult,
     Status,
@@ -69,14 +70,7 @@ def history_run() -> RunResult:
     (ratios in another order than their tests' names), a warnings ledger, quarantine."""
     from orchestrator.history.flaky import FlakyTest, Flip, TestVerdict, Verdict
     from orchestrator.history.slowdown import Against, Slowdown
-    from orchestrator.insights import (
-        Exempt,
-        Exemption,
-        Gate,
-        HistoryNote,
-        Insights,
-        StripPoint,
-    )
+    from orchestrator.insights import Check, Exempt, Exemption, HistoryNote, Insights, StripPoint
     from orchestrator.warnings_ledger import LedgerEntry
 
     run = sample_run()
@@ -114,5 +108,5 @@ def history_run() -> RunResult:
                      why="flaky in 3 of the last 7 runs"),),
         removable=("quarantine[0] tests.test_net::* until 2026-12-31: passed in each of the "
                    "last 5 runs (1 test(s)); consider removing it",),
-        fail_on=(Gate.REGRESSIONS, Gate.SLOWDOWNS))
-    return replace(run, insights=insights)
+        checks=(Check.SLOWDOWNS,))
+    return replace(run, gate=Gate.REGRESSIONS, insights=insights)

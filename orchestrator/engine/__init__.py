@@ -66,6 +66,7 @@ class EngineInfo:
     arch: str
     version: str
     api_version: str = ""
+    cpus: int = 0  # what the engine reports (a Swarm: its first node's host)
     oses: tuple[str, ...] = ()  # every platform it can run (a Swarm may mix); () = (os,)
     node: str = ""  # host name of the engine (a Swarm engine reports per task)
     description: str = ""

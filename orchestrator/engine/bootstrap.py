@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..container import WARNINGS_PLUGIN, WARNINGS_PLUGIN_NAME
-from ..jobs import Job
+from ..jobs import MOUNT_DIR, WORKDIR, Job
 
 FRAME_BEGIN = "@@tagmatrix-frame-begin@@"
 FRAME_END = "@@tagmatrix-frame-end@@"
@@ -39,9 +39,24 @@ if job.get("gate"):
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+if sys.platform.startswith("linux"):
+    # no_new_privs for the tests and all they start (setuid binaries stay unprivileged),
+    # on every engine: a Swarm service cannot ask for it before Docker API 1.44
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    except Exception as e:
+        sys.stderr.write("[tagmatrix] cannot set no_new_privs: %r\n" % (e,))
 now = time.time()
 d = job["dir"]
 os.makedirs(d, exist_ok=True)
+if job.get("copy"):
+    # mount mode: the checkout is bound read-only; the tests run on a copy of it
+    import shutil
+    c = job["copy"]
+    shutil.copytree(c["from"], c["to"], symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(*c["skip"]))
+    os.chdir(c["to"])
 name = sys.implementation.name
 info = {"version": sys.version.split()[0], "executable": sys.executable,
         "implementation": {"cpython": "CPython", "pypy": "PyPy"}.get(name, name),
@@ -66,9 +81,9 @@ if job.get("setup"):
     sys.stderr.write("[tagmatrix] setup: %s\n" % " ".join(job["setup"]))
     sys.stderr.flush()
     code = subprocess.call(job["setup"])
-    with open(os.path.join(d, "setup.json"), "w") as f:
-        json.dump({"exit_code": code}, f)
-    if code:
+    if code:  # only a failed setup leaves setup.json: a test exiting 252 is a test
+        with open(os.path.join(d, "setup.json"), "w") as f:
+            json.dump({"exit_code": code}, f)
         sys.exit(252)
 record = None
 if job.get("packages"):
@@ -141,16 +156,22 @@ def warnings_plugin() -> dict[str, Any]:
 def job_env(*, directory: str, command: Sequence[str], setup: Sequence[str] | None,
             junit: str | None = None, frame: bool = False, gate: bool = False,
             max_junit: int = 64 * 1024 * 1024, install_record: str | None = None,
-            warnings: bool = False) -> str:
+            copy: dict[str, object] | None = None, warnings: bool = False) -> str:
     """The ``TAGMATRIX_JOB`` value for one container (``gate``: wait for "go" on stdin;
+    ``copy``: mount mode's read-only checkout to copy into the workdir first;
     ``warnings``: ship the warnings ledger's pytest plugin)."""
     return json.dumps({
         "dir": directory, "command": list(command), "setup": list(setup) if setup else None,
         "frame": frame, "gate": gate, "junit": junit, "max_junit": max_junit,
         "begin": FRAME_BEGIN, "end": FRAME_END, "packages": True,
-        "install_record": install_record,
+        "install_record": install_record, "copy": copy,
         "plugin": warnings_plugin() if warnings else None,
     })
+
+
+# Left out of mount mode's copy of the checkout, as out of build contexts.
+COPY_SKIP = (".git", ".hg", ".svn", ".tagmatrix", ".tox", ".nox", ".venv", "__pycache__",
+             "*.egg-info", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis")
 
 
 def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[str, str]:
@@ -160,14 +181,15 @@ def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[
     if job.pytest_junit and job.junit_path:
         addopts.append(f"--junitxml={job.junit_path}")
         addopts.append(f"-p {WARNINGS_PLUGIN_NAME}")  # the warnings ledger (job_env ships it)
-    if job.mount is not None:
-        # Keep root-owned caches out of the user's bind-mounted checkout.
-        env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-        addopts.append("-p no:cacheprovider")
     if any(addopts[1:]):
         env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
+    copy: dict[str, object] | None = None
+    if job.mount is not None:
+        skip = [*COPY_SKIP, *(e for e in job.excludes if "/" not in e and "*" not in e)]
+        copy = {"from": MOUNT_DIR[job.platform], "to": WORKDIR[job.platform],
+                "skip": sorted(set(skip))}
     env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
                                    setup=job.setup, gate=gate, frame=frame,
                                    junit=job.junit_path, install_record=job.install_record,
-                                   warnings=job.pytest_junit)
+                                   copy=copy, warnings=job.pytest_junit)
     return env

@@ -25,8 +25,15 @@ import requests
 
 from ..celllog import CellLog
 from ..errors import CellError, Stage
-from ..jobs import WORKDIR, BuildSpec, Job
-from ..labels import LABEL_BUILD_KEY, LABEL_CELL, LABEL_MANAGED, LABEL_RUN
+from ..jobs import MOUNT_DIR, WORKDIR, BuildSpec, Job
+from ..labels import (
+    LABEL_BUILD_KEY,
+    LABEL_CELL,
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    LABEL_RUN,
+    project_id,
+)
 from . import (
     Ending,
     EngineInfo,
@@ -78,6 +85,7 @@ class DockerEngine:
             self._info = EngineInfo(
                 name=self.name,
                 api_version=api_version,
+                cpus=int(data.get("NCPU") or 0),
                 os=str(data.get("OSType", "linux")),
                 arch=str(data.get("Architecture", "")),
                 version=str(data.get("ServerVersion", "")),
@@ -99,18 +107,13 @@ class DockerEngine:
             return PreparedImage(reference=base.reference, id=base.id, base=base,
                                  size=base.size, workdir=WORKDIR[job.platform],
                                  project_digest=self.images.fingerprint(project, job.excludes))
-        labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key}
-        project_image = ""
-        if spec.project is not None:
-            built = spec.project
-            project_image, name = self.images.project(
-                built, ctx.open_log, {LABEL_MANAGED: "true"}, ctx.cancel,
-                lambda project_log: self.images.base(built.base_image, self.pull, project_log))
-            log.note(f"project image {project_image[:19]} ({built.kind}; its build: logs/{name})")
-        previous = self._image_id(spec.tag)
-        image_id, cached = self.images.build(spec, log, labels, ctx.cancel, project_image)
-        if previous and previous != image_id:
-            self._drop_replaced(previous)
+        labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key,
+                  LABEL_PROJECT: project_id(spec.context)}
+        try:
+            image_id, cached = self._build(spec, log, labels, ctx)
+        except CellError as exc:
+            exc.image_digest = exc.image_digest or base.digest  # the reports show it
+            raise
         data = self.images.inspect_built(image_id)
         elapsed = time.monotonic() - started
         log.note(f"built {spec.tag} ({image_id[:19]}) in {elapsed:.1f} s"
@@ -120,6 +123,22 @@ class DockerEngine:
             workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
             build_s=elapsed, cached=cached,
             project_digest=self.images.fingerprint(spec.context, spec.excludes))
+
+    def _build(self, spec: BuildSpec, log: CellLog, labels: dict[str, str],
+               ctx: RunContext) -> tuple[str, bool]:
+        project_image = ""
+        if spec.project is not None:
+            built = spec.project
+            project_image, name = self.images.project(
+                built, ctx.open_log, {LABEL_MANAGED: "true",
+                                      LABEL_PROJECT: project_id(built.context)}, ctx.cancel,
+                lambda project_log: self.images.base(built.base_image, self.pull, project_log))
+            log.note(f"project image {project_image[:19]} ({built.kind}; its build: logs/{name})")
+        previous = self._image_id(spec.tag)
+        image_id, cached = self.images.build(spec, log, labels, ctx.cancel, project_image)
+        if previous and previous != image_id:
+            self._drop_replaced(previous)
+        return image_id, cached
 
     def _image_id(self, reference: str) -> str:
         try:
@@ -142,13 +161,18 @@ class DockerEngine:
     def _create(self, job: Job, image: PreparedImage, ctx: RunContext) -> str:
         binds: dict[str, Mapping[str, str]] | None = None
         if job.mount is not None:
-            binds = {str(job.mount): {"bind": WORKDIR[job.platform], "mode": "rw"}}
+            # read-only: the bootstrap copies it to the workdir, so nothing a test writes
+            # (a setuid binary, a git hook) reaches the checkout
+            binds = {str(job.mount): {"bind": MOUNT_DIR[job.platform], "mode": "ro"}}
         with self.errors.errors(Stage.RUN, "create container"):
             # Never privileged, never the Docker socket; no privilege escalation
-            # (setuid) inside; memory without swap on top so an OOM is an OOM.
+            # (setuid) inside; capabilities tests do not need dropped; memory without
+            # swap on top so an OOM is an OOM.
             limits = job.limits
             host_config = self.api.create_host_config(
                 binds=binds, privileged=False, security_opt=["no-new-privileges:true"],
+                cap_drop=list(limits.cap_drop), cap_add=list(limits.cap_add) or None,
+                network_mode=str(job.network),
                 mem_limit=limits.memory, memswap_limit=limits.memory,
                 nano_cpus=limits.nano_cpus, pids_limit=limits.pids,
                 log_config=LOG_CONFIG[job.platform])

@@ -11,6 +11,7 @@ cannot make us read anything else.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -114,7 +115,7 @@ class ContainerFiles:
         interpreter, tests_started = interpreter_of(files.get("interpreter.json", b""))
         packages, install = packages_of(files.get("packages.json", b""))
         setup_failed = bool(job.setup) and ending.exit_code == SETUP_FAILED_EXIT \
-            and "setup.json" in files
+            and _failed_setup(files.get("setup.json"))
         if job.junit_path and not setup_failed and not junit_error:
             if job.pytest_junit:  # asked of pytest, in our own folder
                 junit = files.get("junit.xml")
@@ -139,3 +140,11 @@ class ContainerFiles:
             run_s=ending.run_s, junit=junit, junit_error=junit_error,
             setup_failed=setup_failed, interpreter=interpreter, packages=packages,
             install=install, warnings=files.get(WARNINGS_FILE))
+
+
+def _failed_setup(raw: bytes | None) -> bool:
+    """setup.json exists only when the setup command failed (see bootstrap.py)."""
+    try:
+        return raw is not None and int(json.loads(raw).get("exit_code", 0)) != 0
+    except (ValueError, TypeError, AttributeError):
+        return False

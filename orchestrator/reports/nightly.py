@@ -16,10 +16,10 @@ from rich.text import Text
 
 from ..gates import evaluate
 from ..history.flaky import FlakyTest, Verdict
-from ..insights import Gate, Insights
-from ..results import RunResult, Status
+from ..insights import Insights
+from ..results import Gate, RunResult, Status
 from .junit import escape_visible
-from .summary import ICON, STYLE, _md
+from .summary import ICON, STYLE, _code, _md
 
 MAX_LINES = 30  # per section in the terminal and summary.md (index.html and results.json
 # have them all)
@@ -59,11 +59,11 @@ def sections(run: RunResult, *, cap: int | None = MAX_LINES) -> list[Section]:
     if insights is None:
         return []
     found: list[Section | None] = []
-    if insights.fail_on != (Gate.FAILURES,):
+    if run.gate is not Gate.FAILURES or insights.checks:
         lines = []
         for result in evaluate(run):
             state = "failed" if result.failed else "passed"
-            lines.append((f"gate {state}", f"--fail-on {result.gate}: {state}"
+            lines.append((f"gate {state}", f"--fail-on {result.name}: {state}"
                           + (f" ({len(result.findings)})" if result.findings else "")))
             lines += [(f"gate {state}", f"  {f}") for f in result.findings[:10]]
         found.append(_capped("Gates", lines, None))
@@ -149,7 +149,7 @@ def markdown(run: RunResult) -> list[str]:
     found = strips(run)
     if any(len(points) > 1 for _, points in found):
         out += ["", "### Recent runs", "", "| cell | oldest → this run |", "|---|---|"]
-        out += [f"| `{_md(cell)}` | {''.join(ICON[s] for s in points)} |"
+        out += [f"| {_code(cell)} | {''.join(ICON[s] for s in points)} |"
                 for cell, points in found]
     return out
 
@@ -160,8 +160,8 @@ def github_annotations(run: RunResult) -> list[tuple[str, str, str]]:
     insights = run.insights
     if insights is None:
         return []
-    out = [("error", f"tagmatrix --fail-on {r.gate}", "; ".join(r.findings[:10]))
-           for r in evaluate(run) if r.failed and r.gate is not Gate.FAILURES]
+    out = [("error", f"tagmatrix --fail-on {r.name}", "; ".join(r.findings[:10]))
+           for r in evaluate(run)[1:] if r.failed]  # the gate itself has its own errors
     out += [("warning", f"not gating in {e.cell}", f"{e.test}: {e.why}") for e in insights.held]
     out += [("warning", "tagmatrix quarantine", text) for text in insights.expired]
     return out

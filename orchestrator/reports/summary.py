@@ -7,8 +7,10 @@ the terminal (plain text without a terminal) and Markdown for summary.md /
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import assert_never
 
 from rich.console import Console
 from rich.table import Table
@@ -16,7 +18,7 @@ from rich.text import Text
 
 from ..changes import Change
 from ..compare import unexpected_passes
-from ..results import CellResult, RunResult, Status
+from ..results import CellResult, Gate, RunResult, Status
 from .junit import escape_visible
 
 STYLE = {Status.PASSED: "green", Status.FAILED: "red", Status.ERROR: "magenta",
@@ -86,12 +88,30 @@ def _tests(cell: CellResult) -> str:
 
 
 def verdict_line(run: RunResult) -> str:
+    """The one line that says what decided the exit code."""
     s = run.summary()
     counts = ", ".join(f"{s[st.value]} {st.value}" for st in Status if s[st.value])
     allowed = f"; allowed to fail: {', '.join(s['allowed_failures'])}" \
         if s["allowed_failures"] else ""
-    state = "cancelled" if run.cancelled else ("OK" if run.ok else "FAILED")
-    return f"{state}: {s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
+    cells = f"{s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
+    if run.cancelled:
+        return f"cancelled: {cells}"
+    checks = run.insights.failed_checks(run) if run.insights is not None else []
+    if checks:  # --fail-on slowdowns, new-warnings (insights.py)
+        names = ", ".join(dict.fromkeys(c.value for c, _ in checks))
+        return f"FAILED: {len(checks)} finding(s) of --fail-on {names}; {cells}"
+    match run.gate:
+        case Gate.FAILURES:
+            return f"{'OK' if run.ok else 'FAILED'}: {cells}"
+        case Gate.REGRESSIONS:
+            new = len(run.regressed())  # but for tests that do not gate (flaky, quarantined)
+            failing = sum(1 for c in run.cells if not c.ok)
+            if new:
+                return f"FAILED: {new} cell(s) with new failures (gate: regressions); {cells}"
+            still = f"{failing} still failing, " if failing else ""
+            return f"OK: no new failures ({still}gate passed: regressions); {cells}"
+        case _:
+            assert_never(run.gate)
 
 
 CHANGE_STYLE = {"new failure": "bold red", "fixed": "green", "still failing": "red",
@@ -152,16 +172,33 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
         from . import nightly
 
         nightly.print_terminal(run, console)
-    style = "green" if run.ok else "red"
+    style = "green" if run.gate_passed else "red"
     console.print(Text(verdict_line(run), style=f"bold {style}"))
     if reports:
         console.print(f"reports: {reports}")
 
 
+# Markdown punctuation a test's message could use to make links, images (a tracking
+# pixel in a CI summary), emphasis or code: backslash-escaped, so it shows as text.
+_MD_PUNCTUATION = re.compile(r"([\\`*_\[\]~]|!(?=\[))")
+# GitHub turns bare URLs into links: an escaped slash or dot keeps them text.
+_AUTOLINK = re.compile(r"(?i)(?<=:)//|(?<=\bwww)\.")
+
+
 def _md(text: str) -> str:
-    # table-safe, and no raw HTML: GitHub renders <tags> in Markdown
-    return (escape_visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("|", "\\|").replace("\n", " "))
+    """Text for a Markdown table cell: no raw HTML (GitHub renders <tags>), no links,
+    images or emphasis, one line."""
+    safe = escape_visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    safe = _MD_PUNCTUATION.sub(r"\\\1", safe)
+    safe = _AUTOLINK.sub(lambda m: "\\/\\/" if m.group() == "//" else "\\.", safe)
+    return safe.replace("|", "\\|").replace("\n", " ")
+
+
+def _code(text: str) -> str:
+    """Text as a code span in a table cell (rendered literally: nothing to escape but the
+    span's own delimiter and the table's)."""
+    safe = escape_visible(text).replace("\n", " ").replace("`", "\u02cb").replace("|", "\\|")
+    return f"`{safe}`"
 
 
 def markdown(run: RunResult) -> str:
@@ -200,7 +237,7 @@ def markdown(run: RunResult) -> str:
     if failing:
         out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]
         for test, message, where in failing[:200]:
-            out.append(f"| `{_md(test)}` | {', '.join(f'`{w}`' for w in where)} | "
+            out.append(f"| {_code(test)} | {', '.join(_code(w) for w in where)} | "
                        f"{_md(message)} |")
     if run.insights is not None:  # what the run history says (reports/nightly.py)
         from . import nightly

@@ -18,6 +18,8 @@ from typing import Any
 import docker
 import pytest
 
+from orchestrator.reports.summary import _md
+
 from .conftest import Outcome, Spawn, lab_matrix, make_project, managed_containers, tagmatrix
 
 FLIPPER = {"test_flip.py": """
@@ -102,9 +104,9 @@ def test_a_flipping_test_is_reported_flaky_and_stops_gating(
     # pass, fail (a new failure: nothing known yet), pass, fail (known flaky: no gate)
     assert codes == [0, 1, 0, 0], summaries
     test = "tests.test_flip::test_flips"
-    assert f"`{lab_minors[-1]}-slim`" in summaries[3]
-    assert f"{lab_minors[-1]}-slim: {test}: not gating: flaky in 2 of the last 3 runs" \
+    assert _md(f"{lab_minors[-1]}-slim: {test}: not gating: flaky in 2 of the last 3 runs") \
         in summaries[3]
+    assert "**OK: no new failures (1 still failing, gate passed: regressions)" in summaries[3]
     last = _results(tmp_path / "r4")
     [flaky] = [f for f in last["flaky"] if f["test"] == test]
     assert (flaky["flips"], flaky["runs"], flaky["cells"]) == (3, 4, [f"{lab_minors[-1]}-slim"])
@@ -161,7 +163,7 @@ def test_a_test_slower_on_one_interpreter_is_a_slowdown_there_only(
     assert slow["baseline_cell"] in ("3.11-slim", "3.13-slim")
     assert slow["ratio"] >= 4
     summary = (outcome.reports / "summary.md").read_text()
-    assert "tests.test_speed::test_sleeps: 3.12-slim takes " in summary
+    assert _md("tests.test_speed::test_sleeps: 3.12-slim takes ") in summary
     assert "--fail-on slowdowns: failed (1)" in summary
 
 
@@ -178,8 +180,8 @@ def test_a_deprecation_from_312_on_is_first_seen_on_312(
     assert [w["message"][:40] for w in cells["3.12-slim"]["warnings"]] == \
         ["datetime.datetime.utcnow() is deprecated"]
     summary = (outcome.reports / "summary.md").read_text()
-    assert "first seen on 3.12: DeprecationWarning: datetime.datetime.utcnow() is " \
-           "deprecated" in summary
+    assert _md("first seen on 3.12: DeprecationWarning: datetime.datetime.utcnow() is "
+               "deprecated") in summary
 
 
 def _running(client: docker.DockerClient, pid: int) -> bool:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.celllog import CellLog, Redactor
+from orchestrator.celllog import CellLog
+from orchestrator.redact import Redactor
 
 
 def test_sections_are_timestamped_and_output_is_written_as_it_comes(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -74,3 +75,25 @@ def test_unreachable_engine_exits_3_with_one_line(write: Write, tmp_path: Path) 
     assert done.returncode == 3
     assert "cannot reach the Docker engine" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tags_builtin_works_when_the_file_no_longer_validates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator import catalogue
+
+    matrix = tmp_path / "matrix.yaml"
+    # 3.16 exists only in a refreshed list; the built-in catalogue would refuse it
+    matrix.write_text('image: {registry: "r.example:5000"}\nmatrix: {python: ["3.16"]}\n')
+    saved = catalogue.cache_file("r.example:5000", "library/python")
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"tags": ["3.16-slim"], "refreshed_at": "now"}))
+    assert main(["tags", "-f", str(matrix), "--builtin"]) == 0
+    assert "refreshed list removed" in capsys.readouterr().out
+    assert not saved.exists()
+    assert f"uid-{os.getuid()}" in str(saved)  # scoped to this user
+
+
+def test_clean_images_needs_a_project_or_all_projects(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["clean", "--images"]) == 2
+    assert "-f matrix.yaml, or say --all-projects" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -185,8 +186,20 @@ def test_limits(write: Write) -> None:
         load_config(write("m3.yaml", 'matrix: {python: ["3.12"]}\nlimits: {memory: 1k}\n'))
 
 
-def test_mount_mode_refuses_a_folder_holding_the_docker_socket(write: Write,
+def test_mount_mode_refuses_a_folder_holding_a_socket_anywhere(write: Write,
                                                                tmp_path: Path) -> None:
-    (tmp_path / "docker.sock").write_text("")
-    with pytest.raises(ConfigError, match="Docker socket"):
-        load_config(write("matrix.yaml", 'matrix: {python: ["3.12"]}\nbuild: {mode: mount}\n'))
+    matrix = write("matrix.yaml", 'matrix: {python: ["3.12"]}\nbuild: {mode: mount}\n')
+    load_config(matrix)  # no socket: fine
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(deep / "docker.sock"))
+        with pytest.raises(ConfigError, match=r"a/b/c/docker\.sock is a socket"):
+            load_config(matrix)
+
+
+def test_mount_mode_refuses_system_folders(write: Write, tmp_path: Path) -> None:
+    matrix = write("matrix.yaml", 'project: /var/run\nmatrix: {python: ["3.12"]}\n'
+                                  "build: {mode: mount}\n")
+    with pytest.raises(ConfigError, match="system folder"):
+        load_config(matrix)

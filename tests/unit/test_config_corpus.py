@@ -71,6 +71,57 @@ CORPUS: list[tuple[str, str, int, str]] = [
     ("profile with unknown key", OK_MATRIX + "profiles:\n  pr:\n    paralell: 1\n", 5,
      "did you mean 'parallel'"),
     ("profile is not a mapping", OK_MATRIX + "profiles:\n  pr: [1]\n", 4, "expected a mapping"),
+    # selectors that could never match (issue 12)
+    ("allow_failure key no cell has", OK_MATRIX + 'allow_failure: [{pythn: "3.12"}]\n', 3,
+     "did you mean 'python'"),
+    ("allow_failure string key no cell has", OK_MATRIX + "allow_failure: ['pyton=3.12']\n", 3,
+     "no cell has a key 'pyton'"),
+    ("engine cells key no cell has", OK_MATRIX + "engines:\n  a: {type: docker, cells: "
+     "[{varient: slim}]}\n", 4, "no cell has a key 'varient'"),
+    ("include key near an axis", OK_MATRIX + "  variant: [slim]\n  include:\n"
+     '    - {pyton: "3.12", extra: x}\n', 5, "did you mean 'python'"),
+    # names typed by users (issue 12)
+    ("repository in upper case", OK_MATRIX + "image:\n  repository: Library/Python\n", 4,
+     "did you mean 'library/python'"),
+    ("registry with a scheme", OK_MATRIX + "image:\n  registry: https://r.example\n", 4,
+     "not a registry host"),
+    ("registry with a newline", OK_MATRIX + 'image:\n  registry: "a\\nb"\n', 4,
+     "not a registry host"),
+    ("build arg with a dash", OK_MATRIX + "build:\n  args: {MY-ARG: x}\n", 4, "MY-ARG"),
+    # hostile values (issue 13)
+    ("axis named on", OK_MATRIX + "  on: [a, b]\n", 3, "read by YAML as the boolean true"),
+    ("axis named 1", OK_MATRIX + "  1: [a, b]\n", 3, "read by YAML as the number 1"),
+    ("axis named a=b", OK_MATRIX + "  a=b: [x]\n", 3, "not an axis name"),
+    ("env key that is a number", OK_MATRIX + "test:\n  env:\n    1: x\n", 5,
+     "read by YAML as the number"),
+    ("timeout nan", OK_MATRIX + "test:\n  timeout: .nan\n", 4, "not a finite number"),
+    ("timeout inf", OK_MATRIX + "test:\n  timeout: .inf\n", 4, "not a finite number"),
+    ("timeout of a year", OK_MATRIX + "test:\n  timeout: 31536000\n", 4, "at most 604800"),
+    ("parallel 10^20", OK_MATRIX + "parallel: 100000000000000000000\n", 3, "at most 256"),
+    ("memory over a terabyte", OK_MATRIX + "limits:\n  memory: 2000g\n", 4,
+     "more than 1 TiB"),
+    ("too many cells", OK_MATRIX + "  a: [" + ", ".join(str(i) for i in range(120)) + "]\n"
+     "  b: [" + ", ".join(str(i) for i in range(100)) + "]\n", 1, "more than max_cells"),
+    ("axis value of 300 characters", OK_MATRIX + "  deps: [" + "x" * 300 + "]\n", 3,
+     "at most 200 characters"),
+    ("shell operator in a command", OK_MATRIX + "test:\n  command: pip install x && pytest\n",
+     4, "'&&' is shell syntax"),
+    ("capability that is not addable", OK_MATRIX + "limits:\n  cap_add: [SYS_ADMIN]\n", 4,
+     "one of"),
+    ("network host", OK_MATRIX + "network: host\n", 3, "one of 'bridge', 'none'"),
+    ("dockerfile outside the project", OK_MATRIX + "build:\n  dockerfile: ../Dockerfile\n",
+     4, "outside the project folder"),
+    # the install section (issue 11)
+    ("install group that does not exist", OK_MATRIX + "install:\n  groups: [tests]\n", 4,
+     "dependency group 'tests'"),
+    ("install requirements file missing", OK_MATRIX + "install:\n  requirements: "
+     "[req-test.txt]\n", 4, "req-test.txt does not exist"),
+    ("install package not a requirement", OK_MATRIX + "install:\n  packages: ['pytest >=> 8']\n",
+     4, "not a requirement"),
+    ("install unknown key", OK_MATRIX + "install:\n  extra: [tests]\n", 4,
+     "did you mean 'extras'"),
+    ("install project kind typo", OK_MATRIX + "install:\n  project: sdsit\n", 4,
+     "did you mean 'sdist'"),
 ]
 
 

@@ -16,14 +16,14 @@ from orchestrator.cli import main
 from orchestrator.compare import compare
 from orchestrator.config import Config, load_config
 from orchestrator.errors import ConfigError, UsageError
-from orchestrator.gates import evaluate, failed, parse_fail_on
+from orchestrator.gates import evaluate, parse_fail_on
 from orchestrator.history.errors import HistoryError
 from orchestrator.history.store import History
-from orchestrator.insights import Exemption, Gate
+from orchestrator.insights import Check, Exemption
 from orchestrator.nightly import checkout, prepare, remember
 from orchestrator.reportio import write_reports
 from orchestrator.reports import nightly_html, summary
-from orchestrator.results import RunResult, Status
+from orchestrator.results import Gate, RunResult, Status
 from orchestrator.warnings_ledger import WarningRecord
 
 from .history_helpers import case, cell, run
@@ -46,10 +46,13 @@ def _night(run_id: str, flaky_outcome: str, *, minutes: float = 0.0) -> RunResul
                profile=None)  # as config.profile: no --profile
 
 
-def _remember(config: Config, night: RunResult, fail_on: tuple[Gate, ...] = (Gate.FAILURES,),
+def _remember(config: Config, night: RunResult, fail_on: list[str] | None = None,
               baseline: RunResult | None = None) -> RunResult:
-    plan, _ = prepare(config, path=config.history.file(config.file), fail_on=fail_on,
-                      auto_baseline=False)
+    """What run.execute does with a run's cells: its gate, the comparison, the history."""
+    gate, checks = parse_fail_on(fail_on)
+    plan, _ = prepare(config, path=config.history.file(config.file), gate=gate,
+                      checks=checks)
+    night = replace(night, gate=gate)
     if baseline is not None:
         night = compare(night, baseline)
     return remember(night, config, plan, baseline)
@@ -79,12 +82,11 @@ def test_a_run_is_recorded_with_its_insights_and_strips(tmp_path: Path) -> None:
 def test_a_flaky_test_stops_gating_regressions_once_the_history_knows_it(
         tmp_path: Path) -> None:
     config = _config(tmp_path)
-    gates = parse_fail_on(["regressions"])
     previous: RunResult | None = None
     outcomes = []
     for night, outcome in enumerate(("passed", "failed", "passed", "failed"), start=1):
-        done = _remember(config, _night(f"n-{night:02d}", outcome), gates, previous)
-        outcomes.append(failed(evaluate(done)))
+        done = _remember(config, _night(f"n-{night:02d}", outcome), ["regressions"], previous)
+        outcomes.append(not done.gate_passed)
         previous = done
     # night 2: the first flip, unknown before: a regression; night 4: known flaky
     assert outcomes == [False, True, False, False]
@@ -94,10 +96,11 @@ def test_a_flaky_test_stops_gating_regressions_once_the_history_knows_it(
     assert (held.test, held.cell, held.kind) == ("t::flaky", "3.12-slim", Exemption.FLAKY)
     assert held.why == "flaky in 2 of the last 3 runs"
     assert "not gating: flaky in 2 of the last 3 runs" in summary.markdown(previous)
+    assert summary.verdict_line(previous).startswith("OK: no new failures (1 still failing")
     [flaky] = previous.insights.flaky
     assert (flaky.test, flaky.flips) == ("t::flaky", 3)
     # with --fail-on failures a failing flaky test still fails the run
-    assert failed(evaluate(previous, parse_fail_on(None)))
+    assert not replace(previous, gate=Gate.FAILURES).gate_passed
     # `tagmatrix report` renders it again and exits as the run did (its gates are kept)
     write_reports(previous, tmp_path / "reports", step_summary=False)
     assert main(["report", "--reports", str(tmp_path / "reports")]) == 0
@@ -112,7 +115,7 @@ def test_quarantine_keeps_a_failure_from_gating_and_says_so(tmp_path: Path) -> N
     assert done.cells[0].status is Status.FAILED
     assert done.cells[0].released
     assert done.ok
-    assert not failed(evaluate(done))
+    assert done.gate_passed
     assert done.insights is not None
     assert [e.why for e in done.insights.held] == [f"quarantined until {until} (issue 7)"]
     assert done.insights.expired == \
@@ -123,16 +126,17 @@ def test_slowdowns_gate_only_when_asked(tmp_path: Path) -> None:
     config = _config(tmp_path, "slowdown: {ratio: 2.0, min_seconds: 0.5}\n")
     slow = _night("n-01", "passed", minutes=1.0)  # t::ok: 0.01 s on 3.12, 1.2 s on 3.13
     plain = _remember(config, slow)
-    assert not failed(evaluate(plain))
+    assert plain.gate_passed
     assert plain.insights is not None
     [found] = plain.insights.slowdowns
     assert found.describe() == ("t::ok: 3.13-slim takes 120.0\N{MULTIPLICATION SIGN} as long "
                                 "as 3.12-slim (10 ms → 1.2 s)")
-    gated = _remember(config, replace(slow, run_id="n-02"),
-                      parse_fail_on(["failures,slowdowns"]))
-    results = evaluate(gated)
-    assert [(r.gate, r.failed) for r in results] == [(Gate.FAILURES, False),
-                                                     (Gate.SLOWDOWNS, True)]
+    gated = _remember(config, replace(slow, run_id="n-02"), ["failures,slowdowns"])
+    assert not gated.gate_passed
+    assert [(r.name, r.failed) for r in evaluate(gated)] == [("failures", False),
+                                                             ("slowdowns", True)]
+    assert summary.verdict_line(gated).startswith("FAILED: 1 finding(s) of --fail-on "
+                                                  "slowdowns; 2 cells (2 passed)")
 
 
 def _with_warning(night: RunResult, *messages: str) -> RunResult:
@@ -143,7 +147,7 @@ def _with_warning(night: RunResult, *messages: str) -> RunResult:
 
 def test_new_warnings_are_those_the_baseline_did_not_have(tmp_path: Path) -> None:
     config = _config(tmp_path)
-    gates = parse_fail_on(["new-warnings"])
+    gates = ["new-warnings"]
     first = _remember(config, _with_warning(_night("n-01", "passed"), "old"), gates)
     assert first.insights is not None
     assert first.insights.new_warnings is None
@@ -151,14 +155,14 @@ def test_new_warnings_are_those_the_baseline_did_not_have(tmp_path: Path) -> Non
                        first)
     assert second.insights is not None
     assert second.insights.new_warnings == ("DeprecationWarning: new (m.py:1)",)
-    assert failed(evaluate(second))
+    assert not second.gate_passed
 
 
 def test_results_json_round_trips_and_renders_the_same(tmp_path: Path) -> None:
     config = _config(tmp_path)
     _remember(config, _night("n-01", "passed"))
     done = _remember(config, _with_warning(_night("n-02", "failed", minutes=1.0), "w"),
-                     parse_fail_on(["regressions", "slowdowns"]))
+                     ["regressions", "slowdowns"])
     back = RunResult.from_json(done.to_json())
     assert back.insights == done.insights
     assert back.to_json() == done.to_json()
@@ -177,7 +181,7 @@ def test_a_damaged_history_is_refused_before_the_run_and_left_alone(tmp_path: Pa
     db.close()
     before = _digest(path)
     with pytest.raises(HistoryError, match="another program") as caught:
-        prepare(config, path=path, fail_on=(Gate.FAILURES,), auto_baseline=False)
+        prepare(config, path=path)
     assert caught.value.exit_code == 2
     assert _digest(path) == before
 
@@ -185,7 +189,7 @@ def test_a_damaged_history_is_refused_before_the_run_and_left_alone(tmp_path: Pa
 def test_an_unwritable_history_is_a_note_and_the_run_goes_on(tmp_path: Path) -> None:
     config = _config(tmp_path)
     path = Path("/sys/tagmatrix-nightly-test/history.db")  # mkdir: EPERM, even for root
-    plan, _ = prepare(config, path=path, fail_on=(Gate.FAILURES,), auto_baseline=False)
+    plan, _ = prepare(config, path=path)
     assert "cannot create" in plan.problem
     done = remember(_night("n-01", "passed"), config, plan, None)
     assert done.insights is not None
@@ -203,7 +207,7 @@ def test_a_cancelled_run_is_recorded_as_such_and_is_no_baseline(tmp_path: Path) 
                                 failing_tests=())))
     _remember(config, cancelled)
     plan, baseline = prepare(config, path=config.history.file(config.file),
-                             fail_on=(Gate.FAILURES,), auto_baseline=True)
+                             auto_baseline=True)
     assert baseline is not None
     assert baseline.run_id == "n-01"
     assert plan.baseline == "n-01"
@@ -214,10 +218,10 @@ def test_a_cancelled_run_is_recorded_as_such_and_is_no_baseline(tmp_path: Path) 
 
 
 def test_gates_parse_and_refuse_contradictions() -> None:
-    assert parse_fail_on(None) == (Gate.FAILURES,)
+    assert parse_fail_on(None) == (Gate.FAILURES, ())
     assert parse_fail_on(["slowdowns", "new-warnings,slowdowns"]) == \
-        (Gate.FAILURES, Gate.SLOWDOWNS, Gate.NEW_WARNINGS)
-    assert parse_fail_on(["regressions"]) == (Gate.REGRESSIONS,)
+        (Gate.FAILURES, (Check.SLOWDOWNS, Check.NEW_WARNINGS))
+    assert parse_fail_on(["regressions"]) == (Gate.REGRESSIONS, ())
     with pytest.raises(UsageError, match="exclude each other"):
         parse_fail_on(["failures,regressions"])
     with pytest.raises(UsageError, match="not one of failures, regressions"):
