@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,6 @@ class WarningRecord:
         return {"category": self.category, "message": self.message,
                 "filename": self.filename, "lineno": self.lineno, "count": self.count,
                 "tests": list(self.tests), "test_count": self.test_count}
-
-    def redacted(self, redact: Callable[[str], str]) -> WarningRecord:
-        """Secrets a warning's message or a test id carried never reach a report."""
-        return replace(self, message=redact(self.message),
-                       tests=tuple(redact(t) for t in self.tests))
 
 
 @dataclass(frozen=True, kw_only=True)
