@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab lab-cluster lab-cluster-down demo test unit lint bench bench-startup faults \
+.PHONY: install lab lab-cluster lab-cluster-down demo test unit lint bench bench-startup \
+	bench-history faults \
 	libraries lock-deps clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
@@ -63,6 +64,10 @@ libraries: install lab
 ## bench-startup: only the start-up case (no Docker, no lab)
 bench-startup: install
 	$(BIN)/python benchmarks/bench.py --only startup $(BENCH_ARGS)
+
+## bench-history: only the run history at its retention limit (no Docker, no lab; 2-4 minutes)
+bench-history: install
+	$(BIN)/python benchmarks/bench.py --only history $(BENCH_ARGS)
 
 ## faults: fault scenarios in a row (results lost, leftovers, cleanup time)
 faults: install lab

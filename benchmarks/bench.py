@@ -14,7 +14,10 @@ Side by side in one run, same parallelism, on the lab. Cases (``--only a,b``):
 - short, act: a small library's ~1 s suite on 4 cells, parallel 2, against the
   shell loop and against nektos/act (benchmarks/short.py, benchmarks/act.py);
 - startup: `tagmatrix --version`, `plan`, `validate` as processes, and the CLI's
-  largest imports (benchmarks/startup.py).
+  largest imports (benchmarks/startup.py);
+- history: the run history at its retention limit, 200 runs x 24 cells x 2,000 tests of
+  synthetic data: writing a run, `history --test`, the analyses, the file's size
+  (benchmarks/history_bench.py; no Docker).
 
 Docker objects carry ``--prefix`` (images <prefix>-baseline:*, tagmatrix/<prefix>-*,
 act's <prefix>-* workflows) and are removed at the end unless --keep-images.
@@ -41,7 +44,7 @@ import docker
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks import startup  # noqa: E402
+from benchmarks import history_bench, startup  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     cells_file,
     copy_project,
@@ -57,12 +60,13 @@ from tests.integration.conftest import REGISTRY, slim_minors  # noqa: E402
 PROJECT = REPO / "benchmarks" / "project"
 LOADS = ("small", "medium", "large")
 # Run order: flood first (ru_maxrss of children only grows); the rest in any order.
-CASES = ("flood", "warm", "cold", "overhead", "plan", "short", "act", "startup")
-DOCKER_CASES = frozenset(CASES) - {"plan", "startup"}
+CASES = ("flood", "warm", "cold", "overhead", "plan", "short", "act", "startup", "history")
+DOCKER_CASES = frozenset(CASES) - {"plan", "startup", "history"}
 TARGETS = {"warm_vs_baseline": 0.9, "warm_vs_limit": 1.15, "cold_vs_baseline": 0.8,
            "overhead_s": 0.35, "plan_s": 1.0, "log_mb_s": 100.0, "log_rss_mb": 150.0,
            "short_vs_baseline": 0.9, "act_like_for_like": 0.7, "startup_version_s": 0.12,
-           "startup_plan_s": 0.12, "startup_validate_s": 0.12}
+           "startup_plan_s": 0.12, "startup_validate_s": 0.12, "history_write_s": 1.0,
+           "history_test_query_s": 1.0}
 AT_LEAST = frozenset({"log_mb_s"})  # every other target is an upper bound
 
 
@@ -241,6 +245,12 @@ def run_cases(cases: list[str], args: argparse.Namespace, work: Path) -> dict[st
     if "startup" in cases:
         print(f"start-up ({startup.RUNS} runs of each command) ...", flush=True)
         out["startup"] = startup.measure()
+    if "history" in cases:
+        print("history at its retention limit (200 runs x 24 cells x 2,000 tests) ...",
+              flush=True)
+        folder = work / "history"
+        folder.mkdir()
+        out["history"] = history_bench.measure(folder)
     return out
 
 
@@ -265,6 +275,9 @@ def figures_of(out: dict[str, Any]) -> dict[str, float | None]:
     if "startup" in out:
         for name, row in out["startup"]["commands"].items():
             figures[f"startup_{name}_s"] = row["median_s"]
+    if "history" in out:
+        figures |= {"history_write_s": round(out["history"]["write_s"], 3),
+                    "history_test_query_s": round(out["history"]["test_query_s"], 3)}
     return figures
 
 
@@ -301,6 +314,8 @@ def report(out: dict[str, Any]) -> None:
         print(f"{'python -c pass (the floor)':36}{out['startup']['python_c_pass_s']:.3f} s median")
         print("largest imports of orchestrator.cli (cumulative): " + ", ".join(
             f"{i['module']} {i['cumulative_ms']} ms" for i in out["startup"]["imports"]))
+    if "history" in out:
+        history_bench.report(out["history"])
 
 
 def meets(figures: dict[str, float | None]) -> dict[str, bool]:

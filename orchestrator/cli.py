@@ -25,6 +25,7 @@ from .errors import Cancelled, ExitCode, TagmatrixError, UsageError
 from .matrix import Selector
 from .plan import check_selection, make_plan
 from .progress import progress_for
+from .reports import history_view
 from .reports.summary import print_terminal
 from .results import Gate, RunResult, Status, load_results
 from .run import Cancellation, RunRequest, execute
@@ -75,10 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", help="run every cell on this engine (from engines:)")
     run.add_argument("--baseline", metavar="RESULTS_JSON",
                      help="compare with an earlier run: new failures, fixed, still failing, "
-                          "flaky, and why (project or base image)")
-    run.add_argument("--fail-on", choices=("failures", "regressions"), default="failures",
+                          "flaky, and why (project or base image); 'auto': the history's "
+                          "last run on this branch (or of this matrix file)")
+    run.add_argument("--fail-on", action="append", metavar="GATE",
                      help="failures (default): any failing gating cell fails the run; "
-                          "regressions: only new failures against --baseline do")
+                          "regressions: only new failures against --baseline do (not tests "
+                          "known as flaky); slowdowns, new-warnings: add those gates "
+                          "(repeatable, or comma-separated)")
+    history_view.add_run_options(run)
     run.add_argument("--locked", nargs="?", const="", metavar="LOCK",
                      help="build from the digests in matrix.lock (default: next to the "
                           "matrix file); fail if one is gone")
@@ -132,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     tags.add_argument("--json", action="store_true", help="machine-readable output")
 
     sub.add_parser("schema", help="print the JSON Schema of matrix.yaml")
+    history_view.add_parser(sub)
     return parser
+
+
+def cmd_history(args: argparse.Namespace, console: Console) -> int:
+    return history_view.command(args, console, _load)
 
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
@@ -288,14 +298,24 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from .engine.factory import connect  # imports the docker SDK: only when running
+    from .gates import parse_fail_on
+    from .insights import Check
+    from .nightly import prepare
 
     config = _load(args)
     parallel = args.parallel or config.parallel
     if not 1 <= parallel <= MAX_PARALLEL:
         raise UsageError(f"--parallel {parallel}: must be between 1 and {MAX_PARALLEL}")
-    if args.fail_on == "regressions" and not args.baseline:
-        raise UsageError("--fail-on regressions needs --baseline RESULTS_JSON")
-    baseline = _results(Path(args.baseline), "--baseline") if args.baseline else None
+    gate, checks = parse_fail_on(args.fail_on)
+    compared = ([Gate.REGRESSIONS.value] if gate is Gate.REGRESSIONS else []) + \
+        [c.value for c in checks if c is Check.NEW_WARNINGS]
+    if compared and not args.baseline:
+        raise UsageError(f"--fail-on {compared[0]} needs --baseline RESULTS_JSON "
+                         "(or --baseline auto)")
+    if args.baseline == "auto" and args.no_history:
+        raise UsageError("--baseline auto reads the run history: drop --no-history")
+    baseline = _results(Path(args.baseline), "--baseline") \
+        if args.baseline and args.baseline != "auto" else None
     cells = None
     if args.rerun_failed is not None:
         earlier = _results(Path(args.rerun_failed or Path(args.reports) / "results.json"),
@@ -312,10 +332,16 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         from .lock import read as read_lock
 
         locked = read_lock(Path(args.locked) if args.locked else lock_path(config))
+    history, found = prepare(config, gate=gate, checks=checks,
+                             auto_baseline=args.baseline == "auto",
+                             path=None if args.no_history else history_view.history_file(
+                                 config, args.history))
+    if args.baseline == "auto":
+        baseline = found
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
-                         wait=args.wait, gate=Gate(args.fail_on),
+                         wait=args.wait, gate=gate,
                          only=_selectors(args.only), engine=args.engine, baseline=baseline,
-                         cells=cells, locked=locked)
+                         cells=cells, locked=locked, history=history)
     cancellation = Cancellation()
     previous = _install_signal_handlers(cancellation)
     try:
@@ -371,7 +397,8 @@ def _install_signal_handlers(cancellation: Cancellation) -> dict[int, Any]:
 
 
 COMMANDS = {"run": cmd_run, "plan": cmd_plan, "validate": cmd_validate, "tags": cmd_tags,
-            "report": cmd_report, "clean": cmd_clean, "lock": cmd_lock}
+            "report": cmd_report, "clean": cmd_clean, "lock": cmd_lock,
+            "history": cmd_history}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, UsageError
+from .history.settings import HistorySettings, read_settings
 from .matrix import Cell, ExpansionError, MatrixSpec, Selector, expand
 from .names import registry_problem, repository_problem
 from .project import ProjectInfo
@@ -67,6 +68,8 @@ class Config:
     profiles: tuple[str, ...] = ()
     # What the tags were checked against (built-in, or refreshed from the registry).
     catalogue: Catalogue = field(default_factory=Catalogue.builtin)
+    # history:, quarantine:, slowdown: (the run history and what it is used for)
+    history: HistorySettings = field(default_factory=HistorySettings)
 
     def require_engine(self, name: str) -> None:
         """``--engine NAME`` must name one of the file's engines."""
@@ -257,4 +260,5 @@ def load_config(path: Path | str, *, profile: str | None = None,
         profile=profile,
         profiles=tuple(sorted(profiles)) if isinstance(profiles, dict) else (),
         catalogue=catalogue or Catalogue.builtin(),
+        history=read_settings(data, file.parent, error=reader.error, selectors=reader.selectors),
     )

@@ -11,10 +11,14 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, assert_never
+from typing import TYPE_CHECKING, Any, assert_never
 
-from .changes import Comparison
+from .changes import Change, Comparison
 from .errors import Stage
+
+if TYPE_CHECKING:  # imported where used: a value module stays cheap to import
+    from .insights import Insights
+    from .warnings_ledger import WarningRecord
 
 SCHEMA_VERSION = 1
 # what matrix.cell_id makes: a slug that is a file name, never a path
@@ -218,11 +222,34 @@ class CellResult:
     failing_tests: tuple[str, ...] = ()  # test keys that failed or errored
     flaky_tests: tuple[str, ...] = ()
     comparison: Comparison | None = None  # against --baseline
+    warnings: tuple[WarningRecord, ...] | None = None  # the warnings ledger; None: not run
+    warnings_dropped: int = 0  # occurrences the ledger's caps left out
+    quarantined: tuple[str, ...] = ()  # failing tests a quarantine entry keeps from gating
 
     @property
     def ok(self) -> bool:
         """Whether this cell lets the run pass."""
-        return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating
+        return self.status in (Status.PASSED, Status.SKIPPED) or not self.gating \
+            or self.released
+
+    def excused(self, held: set[tuple[str, str]]) -> bool:
+        """Whether its new failures are only tests that do not gate: ``held`` (test, cell)
+        pairs; a cell that newly fails for itself (an error) is never excused."""
+        comparison = self.comparison
+        if comparison is None:
+            return False
+        if any((t, self.id) not in held for t in comparison.tests_of(Change.NEW_FAILURE)):
+            return False
+        if comparison.cell is Change.NEW_FAILURE:
+            return self.status is Status.FAILED and bool(self.failing_tests) and all(
+                (t, self.id) in held for t in self.failing_tests)
+        return True
+
+    @property
+    def released(self) -> bool:
+        """It failed only through quarantined tests: reported, but it does not gate."""
+        return self.status is Status.FAILED and bool(self.failing_tests) \
+            and set(self.failing_tests) <= set(self.quarantined)
 
     def to_json(self) -> dict[str, Any]:
         # field by field: asdict() would deep-copy every test case only to drop them
@@ -235,7 +262,9 @@ class CellResult:
             tests=asdict(self.tests), interpreter=asdict(self.interpreter),
             install=asdict(self.install), attempts=[a.to_json() for a in self.attempts],
             failing_tests=list(self.failing_tests), flaky_tests=list(self.flaky_tests),
-            comparison=self.comparison.to_json() if self.comparison else {})
+            comparison=self.comparison.to_json() if self.comparison else {},
+            warnings=None if self.warnings is None else [w.to_json() for w in self.warnings],
+            quarantined=list(self.quarantined))
         return data
 
     @classmethod
@@ -258,6 +287,15 @@ class CellResult:
         fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))
         fields["failing_tests"] = tuple(fields.get("failing_tests", ()))
         fields["flaky_tests"] = tuple(fields.get("flaky_tests", ()))
+        held = fields.get("quarantined")
+        fields["quarantined"] = tuple(_text(t) for t in held[:MAX_PACKAGES]) \
+            if isinstance(held, list) else ()
+        if not isinstance(fields.get("warnings_dropped", 0), int):
+            fields["warnings_dropped"] = 0
+        if fields.get("warnings") is not None:
+            from .warnings_ledger import records_from
+
+            fields["warnings"] = records_from(fields["warnings"])
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in fields.items() if k in known})
 
@@ -291,6 +329,7 @@ class RunResult:
     cancelled: str | None = None  # the signal's name when the run was interrupted
     baseline: str | None = None  # run id of the results compared against (--baseline)
     gate: Gate = Gate.FAILURES
+    insights: Insights | None = None  # what the run history says (orchestrator/insights.py)
 
     @property
     def ok(self) -> bool:
@@ -298,17 +337,26 @@ class RunResult:
 
     @property
     def gate_passed(self) -> bool:
-        """Whether the run exits 0: by its gate (a cancelled run never passes)."""
+        """Whether the run exits 0: by its gate (a cancelled run never passes), and by the
+        further checks ``--fail-on`` asked for (insights.py: slowdowns, new warnings)."""
         if self.cancelled is not None:
+            return False
+        if self.insights is not None and self.insights.failed_checks(self):
             return False
         match self.gate:
             case Gate.FAILURES:
                 return self.ok
             case Gate.REGRESSIONS:
-                return not any(c.gating and c.comparison is not None and c.comparison.regressed
-                               for c in self.cells)
+                return not self.regressed()
             case _:
                 assert_never(self.gate)
+
+    def regressed(self) -> list[CellResult]:
+        """Gating cells with a new failure against the baseline, but for tests that do not
+        gate (known as flaky, quarantined: ``insights.held``)."""
+        held = self.insights.exempt() if self.insights is not None else set()
+        return [c for c in self.cells if c.gating and c.comparison is not None
+                and c.comparison.regressed and not c.excused(held)]
 
     def summary(self) -> dict[str, Any]:
         by_status = {s.value: 0 for s in Status}
@@ -330,7 +378,7 @@ class RunResult:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "schema_version": SCHEMA_VERSION,
             "run_id": self.run_id,
             "config": self.config,
@@ -344,9 +392,14 @@ class RunResult:
             "cells": [c.to_json() for c in self.cells],
             "summary": self.summary(),
         }
+        if self.insights is not None:  # history, flaky, slowdowns, warnings_ledger, ...
+            data.update(self.insights.to_json())
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunResult:
+        from .insights import Insights
+
         return cls(
             run_id=data.get("run_id", ""),
             started_at=data.get("started_at", ""),
@@ -359,6 +412,7 @@ class RunResult:
             baseline=data.get("baseline"),
             gate=Gate(data["gate"]) if data.get("gate") in {g.value for g in Gate}
             else Gate.FAILURES,
+            insights=Insights.from_json(data),
         )
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .celllog import now_iso
 from .cleanup import process_start, sweep
@@ -44,6 +45,9 @@ from .runlog import attach_run_log, detach
 from .scheduler import Options, Scheduler
 from .verdict import job_result
 
+if TYPE_CHECKING:
+    from .nightly import HistoryPlan
+
 log = logging.getLogger(__name__)
 
 
@@ -61,6 +65,7 @@ class RunRequest:
     locked: Lock | None = None  # --locked: base images by digest
     wait: bool = False  # --wait: for another run that holds the reports folder
     gate: Gate = Gate.FAILURES  # --fail-on
+    history: HistoryPlan | None = None  # the run history (None: no insights, nothing kept)
 
 
 @dataclass
@@ -142,6 +147,8 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
                         cancelled=cancellation.signal_name, gate=request.gate)
         if request.baseline is not None:
             run = compare(run, request.baseline)
+        # also for a cancelled run; before a rerun merges: only the cells that ran are kept
+        run = _with_history(request, run)
         if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
             run = merge_rerun(run, request.reports)
         write_reports(run, request.reports)
@@ -173,6 +180,15 @@ def _open_folder(request: RunRequest,
     except BaseException:
         folder.unlock()
         raise
+
+
+def _with_history(request: RunRequest, run: RunResult) -> RunResult:
+    """``run`` with what its history says, recorded there (orchestrator/nightly.py)."""
+    if request.history is None:
+        return run
+    from .nightly import remember  # sqlite3 and the analyses: only when running
+
+    return remember(run, request.config, request.history, request.baseline)
 
 
 def _sweep(engines: dict[str, FullEngine]) -> None:

@@ -310,6 +310,9 @@ class Scheduler:
             finally:
                 self.engine.remove(started)
             verdict = classify(job, execution)
+            from .warnings_ledger import read_cell  # only when cells run
+
+            ledger, dropped = read_cell(execution.warnings, job.id)
             cell_log.section(f"result: {verdict.status}"
                              + (f" ({verdict.reason})" if verdict.reason else ""))
             result = replace(
@@ -326,7 +329,8 @@ class Scheduler:
                 project_digest=image.project_digest,
                 interpreter=execution.interpreter,
                 packages=dict(execution.packages), install=execution.install,
-                started_at=execution.started_at, finished_at=execution.finished_at)
+                started_at=execution.started_at, finished_at=execution.finished_at,
+                warnings=ledger, warnings_dropped=dropped)
             own_s += execution.run_s
         except EngineUnavailable as exc:
             # this engine's queued cells will not start; running ones fail on their own

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .history.settings import SCHEMA as HISTORY_SCHEMA
 from .settings import (
     ADDABLE_CAPABILITIES,
     DROPPED_CAPABILITIES,
@@ -240,6 +241,7 @@ _TOP_LEVEL: dict[str, Any] = {
         },
     },
     "allow_failure": {"type": "array", "items": _SELECTOR},
+    **HISTORY_SCHEMA,  # history, quarantine, slowdown
 }
 
 

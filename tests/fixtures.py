@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from orchestrator.errors import Stage
 from orchestrator.results import (
     CellResult,
+    Gate,
     Interpreter,
     RunResult,
     Status,
@@ -60,3 +63,50 @@ def sample_run() -> RunResult:
     return RunResult(run_id="20261126T180000Z-abcdef", started_at="2026-11-26T18:00:00.000Z",
                      finished_at="2026-11-26T18:00:09.000Z", duration_s=9.0, cells=cells,
                      config="matrix.yaml", profile="nightly")
+
+
+def history_run() -> RunResult:
+    """sample_run with what a history adds: strips, a flaky test, verdicts, slowdowns
+    (ratios in another order than their tests' names), a warnings ledger, quarantine."""
+    from orchestrator.history.flaky import FlakyTest, Flip, TestVerdict, Verdict
+    from orchestrator.history.slowdown import Against, Slowdown
+    from orchestrator.insights import Check, Exempt, Exemption, HistoryNote, Insights, StripPoint
+    from orchestrator.warnings_ledger import LedgerEntry
+
+    run = sample_run()
+    statuses = ("passed", "failed", "passed", "passed", "failed", "passed", "failed")
+    strips = tuple((cell.id, tuple(
+        StripPoint(run_id=f"n-{i:02d}", started_at=f"2026-11-{19 + i}T02:00:00.000Z",
+                   status=status) for i, status in enumerate((*statuses, str(cell.status)))))
+        for cell in run.cells)
+    slow = tuple(Slowdown(test=f"tests.test_speed::test_{name}", cell="3.13-slim",
+                          against=Against.CELL, baseline_cell="3.12-slim", before_s=0.5,
+                          after_s=0.5 * ratio)
+                 for name, ratio in (("a", 2.5), ("b", 6.0), ("c", 4.0), ("d", 3.0)))
+    flaky = FlakyTest(test="tests.test_a::test_two", cells=("3.13-slim",), flips=3,
+                      comparisons=6, runs=7, flipped_runs=3,
+                      evidence=(Flip(cell="3.13-slim", before="n-05", after="n-06",
+                                     was="failed", now="passed"),))
+    ledger = (
+        LedgerEntry(category="DeprecationWarning", message="ast.Num is deprecated",
+                    location="<stdlib>/ast.py:587", pythons=("3.13",), cells=("3.13-slim",),
+                    tests=("tests/test_a.py::test_one",), count=2, new=True, test_count=1),
+        LedgerEntry(category="DeprecationWarning",
+                    message="datetime.datetime.utcnow() is deprecated and scheduled for "
+                            "removal in a future version.", location="src/pkg/clock.py:14",
+                    pythons=("3.12", "3.13"), cells=("3.12-slim", "3.13-slim"),
+                    tests=("tests/test_a.py::test_one",), count=14, new=False, test_count=7))
+    insights = Insights(
+        history=HistoryNote(path=".tagmatrix/history.db", recorded=True, seq=8, runs=8,
+                            strips=strips),
+        flaky=(flaky,),
+        verdicts=(TestVerdict(test="tests.test_a::test_two", cell="3.13-slim",
+                              verdict=Verdict.BROKEN, previous_run="n-06",
+                              changes=("interpreter 3.13.0 → 3.13.1",)),),
+        slowdowns=slow, ledger=ledger,
+        held=(Exempt(test="tests.test_a::test_two", cell="3.13-slim", kind=Exemption.FLAKY,
+                     why="flaky in 3 of the last 7 runs"),),
+        removable=("quarantine[0] tests.test_net::* until 2026-12-31: passed in each of the "
+                   "last 5 runs (1 test(s)); consider removing it",),
+        checks=(Check.SLOWDOWNS,))
+    return replace(run, gate=Gate.REGRESSIONS, insights=insights)

@@ -135,6 +135,7 @@ class Execution:
     packages: dict[str, str] = field(default_factory=dict)  # installed: name -> version
     install: InstallRecord = field(default_factory=InstallRecord)
     node: str = ""
+    warnings: bytes | None = None  # the warnings ledger's file (untrusted); None: none ran
 
     @classmethod
     def ended(cls, ending: Ending, *, node: str = "") -> Execution:

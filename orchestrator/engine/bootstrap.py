@@ -14,14 +14,18 @@ the JUnit file on stdout between marker lines that the engine decodes.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
+from typing import Any
 
+from ..container import WARNINGS_PLUGIN, WARNINGS_PLUGIN_NAME
 from ..jobs import MOUNT_DIR, WORKDIR, Job
 
 FRAME_BEGIN = "@@tagmatrix-frame-begin@@"
 FRAME_END = "@@tagmatrix-frame-end@@"
 SETUP_FAILED_EXIT = 252  # reserved: the setup command failed, tests never ran
+WARNINGS_FILE = "warnings.json"  # the warnings ledger, in the job's folder
 
 # Kept lean: every cell pays its start-up. `python -S` skips site; `platform` and
 # `subprocess` are imported only where needed.
@@ -60,6 +64,17 @@ info = {"version": sys.version.split()[0], "executable": sys.executable,
                    + ".%06dZ" % int((now % 1) * 1e6)}
 with open(os.path.join(d, "interpreter.json"), "w") as f:
     json.dump(info, f)
+plugin = job.get("plugin")
+if plugin:
+    # A pytest plugin of tagmatrix's (the warnings ledger), loaded by PYTEST_ADDOPTS "-p":
+    # its folder goes first on the tests' PYTHONPATH, its output into our folder.
+    pd = os.path.join(d, "plugins")
+    os.makedirs(pd, exist_ok=True)
+    with open(os.path.join(pd, plugin["name"] + ".py"), "w", encoding="utf-8") as f:
+        f.write(plugin["source"])
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        x for x in (pd, os.environ.get("PYTHONPATH")) if x)
+    os.environ[plugin["env"]] = os.path.join(d, plugin["output"])
 sys.stdout.flush()
 if job.get("setup"):
     import subprocess
@@ -100,6 +115,10 @@ if job.get("frame"):
     if path and os.path.isfile(path) and os.path.getsize(path) <= job["max_junit"]:
         with open(path, "rb") as f:
             payload["junit"] = base64.b64encode(f.read()).decode()
+    path = plugin and os.path.join(d, plugin["output"])
+    if path and os.path.isfile(path) and os.path.getsize(path) <= plugin["max_bytes"]:
+        with open(path, "rb") as f:
+            payload["warnings"] = base64.b64encode(f.read()).decode()
     out = base64.b64encode(json.dumps(payload).encode()).decode()
     sys.stdout.write("\n%s\n" % job["begin"])
     for i in range(0, len(out), 76):
@@ -123,17 +142,30 @@ def container_command() -> list[str]:
     return ["python", "-S", "-c", BOOTSTRAP]
 
 
+@functools.cache
+def warnings_plugin() -> dict[str, Any]:
+    """The warnings ledger's pytest plugin as the bootstrap writes it into the container
+    (its source travels in TAGMATRIX_JOB: no change to the user's project or image)."""
+    from ..container.tagmatrix_warnings import ENV
+    from ..warnings_ledger import MAX_FILE_BYTES
+
+    return {"name": WARNINGS_PLUGIN_NAME, "source": WARNINGS_PLUGIN.read_text(encoding="utf-8"),
+            "env": ENV, "output": WARNINGS_FILE, "max_bytes": MAX_FILE_BYTES}
+
+
 def job_env(*, directory: str, command: Sequence[str], setup: Sequence[str] | None,
             junit: str | None = None, frame: bool = False, gate: bool = False,
             max_junit: int = 64 * 1024 * 1024, install_record: str | None = None,
-            copy: dict[str, object] | None = None) -> str:
+            copy: dict[str, object] | None = None, warnings: bool = False) -> str:
     """The ``TAGMATRIX_JOB`` value for one container (``gate``: wait for "go" on stdin;
-    ``copy``: mount mode's read-only checkout to copy into the workdir first)."""
+    ``copy``: mount mode's read-only checkout to copy into the workdir first;
+    ``warnings``: ship the warnings ledger's pytest plugin)."""
     return json.dumps({
         "dir": directory, "command": list(command), "setup": list(setup) if setup else None,
         "frame": frame, "gate": gate, "junit": junit, "max_junit": max_junit,
         "begin": FRAME_BEGIN, "end": FRAME_END, "packages": True,
         "install_record": install_record, "copy": copy,
+        "plugin": warnings_plugin() if warnings else None,
     })
 
 
@@ -148,6 +180,7 @@ def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[
     addopts = [env.get("PYTEST_ADDOPTS", "")]
     if job.pytest_junit and job.junit_path:
         addopts.append(f"--junitxml={job.junit_path}")
+        addopts.append(f"-p {WARNINGS_PLUGIN_NAME}")  # the warnings ledger (job_env ships it)
     if any(addopts[1:]):
         env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
     copy: dict[str, object] | None = None
@@ -158,5 +191,5 @@ def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[
     env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,
                                    setup=job.setup, gate=gate, frame=frame,
                                    junit=job.junit_path, install_record=job.install_record,
-                                   copy=copy)
+                                   copy=copy, warnings=job.pytest_junit)
     return env

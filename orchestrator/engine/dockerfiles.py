@@ -23,7 +23,7 @@ import requests
 
 from ..errors import CellError, Stage
 from . import Ending, Execution, Started
-from .bootstrap import SETUP_FAILED_EXIT
+from .bootstrap import SETUP_FAILED_EXIT, WARNINGS_FILE
 from .records import interpreter_of, packages_of
 
 _MODE_DIR = 1 << 31  # Go's os.FileMode bits in get_archive's stat
@@ -139,7 +139,7 @@ class ContainerFiles:
             finished_at=str(state.get("FinishedAt", "")),
             run_s=ending.run_s, junit=junit, junit_error=junit_error,
             setup_failed=setup_failed, interpreter=interpreter, packages=packages,
-            install=install)
+            install=install, warnings=files.get(WARNINGS_FILE))
 
 
 def _failed_setup(raw: bytes | None) -> bool:

@@ -4,7 +4,8 @@ In frame mode the bootstrap runs the tests as a child, then prints one frame
 after all their output:
 
     @@tagmatrix-frame-begin@@
-    <base64 of {"interpreter": {...}, "exit_code": N, "junit": <base64 or null>}>,
+    <base64 of {"interpreter": {...}, "exit_code": N, "junit": <base64 or null>,
+                "packages": {...}, "warnings": <base64, when the ledger ran>}>,
     76 characters a line
     @@tagmatrix-frame-end@@
 
@@ -39,6 +40,7 @@ class Frame:
     exit_code: int | None
     junit: bytes | None
     packages: Any = None  # the bootstrap's packages record, as sent (untrusted)
+    warnings: bytes | None = None  # the warnings ledger's file, as sent (untrusted)
 
 
 class FrameCatcher:
@@ -104,10 +106,12 @@ class FrameCatcher:
         try:
             payload = json.loads(base64.b64decode(b"".join(self._complete.split())))
             junit = payload.get("junit")
+            warnings = payload.get("warnings")
             return Frame(interpreter=dict(payload.get("interpreter") or {}),
                          exit_code=payload.get("exit_code"),
                          junit=base64.b64decode(junit) if junit else None,
-                         packages=payload.get("packages"))
+                         packages=payload.get("packages"),
+                         warnings=base64.b64decode(warnings) if warnings else None)
         except (ValueError, binascii.Error, TypeError, AttributeError) as exc:
             raise FrameError(f"the results frame is damaged: {exc}") from exc
 

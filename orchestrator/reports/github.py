@@ -41,7 +41,8 @@ def commands(run: RunResult, *, token: str | None = None) -> list[str]:
         lines.append(f"::{token}::")
         lines.append("::endgroup::")
     for cell in run.cells:
-        if cell.gating and cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT):
+        if cell.gating and not cell.released and \
+                cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT):
             lines.append(f"::error title={_property(f'tagmatrix {cell.id} {cell.status}')}::"
                          f"{_data(escape_visible(reason(cell)))}")
     for cell in regressed(run):
@@ -53,4 +54,9 @@ def commands(run: RunResult, *, token: str | None = None) -> list[str]:
     for cell in unexpected_passes(run):
         lines.append(f"::notice title={_property(f'{cell.id} passes')}::"
                      f"{cell.id} is allowed to fail but passed: consider making it required")
+    if run.insights is not None:  # the history's gates and what does not gate
+        from .nightly import github_annotations
+
+        lines += [f"::{level} title={_property(title)}::{_data(escape_visible(text))}"
+                  for level, title, text in github_annotations(run)]
     return lines

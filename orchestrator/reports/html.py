@@ -245,11 +245,13 @@ def render(run: RunResult) -> str:
             f"{escape(run.config)}" + (f" · profile {escape(run.profile)}" if run.profile
                                        else ""))
     details = "".join(_details(c) for c in run.cells)
+    from . import nightly_html  # the run history's sections (none without insights)
+
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tagmatrix: {escape(verdict_line(run))}</title>
-<style>{CSS}</style></head>
+<style>{CSS}{nightly_html.CSS if run.insights else ""}</style></head>
 <body>
 <h1>tagmatrix</h1>
 <p class="meta">{meta}</p>
@@ -258,7 +260,7 @@ def render(run: RunResult) -> str:
 <h2>Python &times; variant</h2>
 {_grid(run)}
 <h2>Failing tests</h2>
-{_failing(run)}
+{_failing(run)}{nightly_html.render(run)}
 <h2>Cells</h2>
 {details}
 </body></html>

@@ -96,12 +96,15 @@ def verdict_line(run: RunResult) -> str:
     cells = f"{s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
     if run.cancelled:
         return f"cancelled: {cells}"
+    checks = run.insights.failed_checks(run) if run.insights is not None else []
+    if checks:  # --fail-on slowdowns, new-warnings (insights.py)
+        names = ", ".join(dict.fromkeys(c.value for c, _ in checks))
+        return f"FAILED: {len(checks)} finding(s) of --fail-on {names}; {cells}"
     match run.gate:
         case Gate.FAILURES:
             return f"{'OK' if run.ok else 'FAILED'}: {cells}"
         case Gate.REGRESSIONS:
-            new = sum(1 for c in run.cells if c.gating and c.comparison is not None
-                      and c.comparison.regressed)
+            new = len(run.regressed())  # but for tests that do not gate (flaky, quarantined)
             failing = sum(1 for c in run.cells if not c.ok)
             if new:
                 return f"FAILED: {new} cell(s) with new failures (gate: regressions); {cells}"
@@ -165,6 +168,10 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
                 console.print(Text(f"      {message}", style="dim"))
         if len(failing) > 50:
             console.print(f"  ... and {len(failing) - 50} more (see junit.xml)")
+    if run.insights is not None:  # what the run history says (reports/nightly.py)
+        from . import nightly
+
+        nightly.print_terminal(run, console)
     style = "green" if run.gate_passed else "red"
     console.print(Text(verdict_line(run), style=f"bold {style}"))
     if reports:
@@ -232,6 +239,10 @@ def markdown(run: RunResult) -> str:
         for test, message, where in failing[:200]:
             out.append(f"| {_code(test)} | {', '.join(_code(w) for w in where)} | "
                        f"{_md(message)} |")
+    if run.insights is not None:  # what the run history says (reports/nightly.py)
+        from . import nightly
+
+        out += nightly.markdown(run)
     return "\n".join(out) + "\n"
 
 

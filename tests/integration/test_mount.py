@@ -26,7 +26,10 @@ TESTS = {"test_here.py": """
 
 
 def _files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if "reports" not in p.parts}
+    # tagmatrix's own output: the reports, and the run history beside matrix.yaml
+    # (.tagmatrix/, which keeps itself out of git with its own .gitignore)
+    return {str(p.relative_to(root)) for p in root.rglob("*")
+            if "reports" not in p.parts and ".tagmatrix" not in p.parts}
 
 
 def test_mount_mode_runs_setup_then_tests_and_leaves_the_checkout_clean(
