@@ -20,7 +20,17 @@ import pytest
 
 from orchestrator.reports.summary import _md
 
-from .conftest import Outcome, Spawn, lab_matrix, make_project, managed_containers, tagmatrix
+from .conftest import (
+    REGISTRY,
+    Outcome,
+    Owner,
+    Spawn,
+    lab_matrix,
+    make_project,
+    managed_containers,
+    tagmatrix,
+)
+from .workspace import Workspace
 
 FLIPPER = {"test_flip.py": """
     import os
@@ -88,9 +98,9 @@ def _results(reports: Path) -> dict[str, Any]:
 
 
 def test_a_flipping_test_is_reported_flaky_and_stops_gating(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
-        counter: str) -> None:
-    path = make_project(tmp_path / "nightly-flaky", lab_matrix(
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient,
+        lab_minors: list[str], counter: str) -> None:
+    path = make_project(workspace.folder("nightly-flaky"), lab_matrix(
         lab_minors[-1:], test_extra=f"env: {{FLIP_URL: {json.dumps(counter)}}}"), FLIPPER)
     codes, summaries = [], []
     for night in range(1, 5):
@@ -136,18 +146,19 @@ SLOW_AND_DEPRECATED = {"test_speed.py": """
 
 @pytest.fixture(scope="module")
 def slow_run(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient,
-             lab_minors: list[str]) -> tuple[Outcome, list[str]]:
+             lab_minors: list[str]) -> Iterator[tuple[Outcome, list[str]]]:
     pythons = [m for m in lab_minors if m in ("3.11", "3.12", "3.13")]
     if pythons != ["3.11", "3.12", "3.13"]:
         pytest.fail(f"the lab serves {lab_minors}; these tests need 3.11, 3.12 and 3.13",
                     pytrace=False)
-    root = tmp_path_factory.mktemp("h") / "nightly-slow"
-    path = make_project(root, lab_matrix(pythons, parallel=3,
-                                         test_extra='env: {SLOW_PYTHON: "3.12"}'),
-                        SLOW_AND_DEPRECATED)
-    outcome = tagmatrix("run", "-f", str(path), "--reports", str(root / "r"), "--fail-on",
-                        "slowdowns", client=docker_client)
-    return outcome, pythons
+    with Workspace(tmp_path_factory.mktemp("h"), docker_client, REGISTRY) as workspace:
+        root = workspace.folder("nightly-slow")
+        path = make_project(root, lab_matrix(pythons, parallel=3,
+                                             test_extra='env: {SLOW_PYTHON: "3.12"}'),
+                            SLOW_AND_DEPRECATED)
+        outcome = tagmatrix("run", "-f", str(path), "--reports", str(root / "r"), "--fail-on",
+                            "slowdowns", client=docker_client)
+        yield outcome, pythons
 
 
 def test_a_test_slower_on_one_interpreter_is_a_slowdown_there_only(
@@ -184,20 +195,21 @@ def test_a_deprecation_from_312_on_is_first_seen_on_312(
                "deprecated") in summary
 
 
-def _running(client: docker.DockerClient, pid: int) -> bool:
-    return bool(managed_containers(client, running=True, pid=pid))
+def _running(client: docker.DockerClient, owner: Owner) -> bool:
+    return bool(managed_containers(client, owner, running=True))
 
 
 def test_two_concurrent_runs_both_land_in_the_history(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
-        spawn: Spawn) -> None:
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient,
+        lab_minors: list[str], spawn: Spawn) -> None:
     tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(3)\n"}
-    path = make_project(tmp_path / "nightly-concurrent", lab_matrix(lab_minors[:1]), tests)
+    path = make_project(workspace.folder("nightly-concurrent"), lab_matrix(lab_minors[:1]), tests)
     history = tmp_path / "shared" / "history.db"
     processes = [spawn("run", "-f", str(path), "--reports", str(tmp_path / name),
                        "--history", str(history)) for name in ("a", "b")]
+    owners = [owner for _, owner in spawn.started]
     deadline = time.monotonic() + 240
-    while not all(_running(docker_client, p.pid) for p in processes):  # both at once
+    while not all(_running(docker_client, o) for o in owners):  # both at once
         assert all(p.poll() is None for p in processes), "a run ended before the other began"
         assert time.monotonic() < deadline, "the two runs never ran at the same time"
         time.sleep(0.2)

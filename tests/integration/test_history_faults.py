@@ -23,7 +23,8 @@ from typing import Any
 import docker
 import pytest
 
-from .conftest import Spawn, lab_matrix, make_project, managed_containers, tagmatrix
+from .conftest import Spawn, lab_matrix, make_project, tagmatrix
+from .workspace import Workspace
 
 PASSING = {"test_ok.py": "def test_ok():\n    pass\n"}
 
@@ -48,8 +49,9 @@ def _runs(history: Path) -> list[dict[str, Any]]:
 
 
 def test_a_read_only_history_is_not_written_and_the_run_completes(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
-    path = make_project(tmp_path / "nightly-ro", lab_matrix(lab_minors[:1]), PASSING)
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient,
+        lab_minors: list[str]) -> None:
+    path = make_project(workspace.folder("nightly-ro"), lab_matrix(lab_minors[:1]), PASSING)
     first = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r1"),
                       client=docker_client)
     assert first.code == 0, first.err
@@ -91,17 +93,17 @@ SLEEPY = {"test_sleepy.py": """
 
 
 def test_a_cancelled_run_records_what_finished_marked_cancelled(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
-        spawn: Spawn) -> None:
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient,
+        lab_minors: list[str], spawn: Spawn) -> None:
     quick, sleepy = lab_minors[0], lab_minors[1]
-    path = make_project(tmp_path / "nightly-cancel", lab_matrix(
+    path = make_project(workspace.folder("nightly-cancel"), lab_matrix(
         [quick, sleepy], test_extra=f'env: {{SLEEPY_PYTHON: "{sleepy}"}}'), SLEEPY)
     process = spawn("run", "-f", str(path), "--reports", str(tmp_path / "r"))
     quick_log = tmp_path / "r" / "logs" / f"{quick}-slim.log"
     deadline = time.monotonic() + 240
     # the quick cell has finished and the sleepy one is running
     while not (quick_log.is_file() and "result: passed" in quick_log.read_text()
-               and managed_containers(docker_client, running=True, pid=process.pid)):
+               and spawn.containers(running=True)):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the quick cell never finished"
         time.sleep(0.2)
@@ -113,7 +115,7 @@ def test_a_cancelled_run_records_what_finished_marked_cancelled(
     assert recorded["cancelled"] == "SIGINT"
     assert [(c["id"], c["status"]) for c in recorded["cells"]] == [
         (f"{quick}-slim", "passed"), (f"{sleepy}-slim", "cancelled")]
-    assert managed_containers(docker_client, pid=process.pid) == set()
+    assert spawn.containers() == set()
 
 
 @pytest.mark.parametrize(("damage", "message"), [
@@ -121,9 +123,9 @@ def test_a_cancelled_run_records_what_finished_marked_cancelled(
     ("garbage", "is not a tagmatrix history (not an SQLite database)"),
 ])
 def test_an_unusable_history_is_refused_before_the_run_and_kept(
-        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
-        damage: str, message: str) -> None:
-    path = make_project(tmp_path / "nightly-refused", lab_matrix(lab_minors[:1]), PASSING)
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient, *,
+        lab_minors: list[str], damage: str, message: str) -> None:
+    path = make_project(workspace.folder("nightly-refused"), lab_matrix(lab_minors[:1]), PASSING)
     history = tmp_path / "history.db"
     if damage == "newer":
         from orchestrator.history.store import History
