@@ -9,6 +9,7 @@ are replaced before anything reaches the disk, including across chunk borders.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .errors import CellError, Stage
 from .redact import Redactor
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -40,7 +42,12 @@ class CellLog:
         self.keep = keep
         self.redactor = Redactor(secrets)
         # never through a link a test or a checkout planted where the log goes
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+        except OSError as exc:
+            why = ("is a symbolic link; tagmatrix does not write through links"
+                   if exc.errno == errno.ELOOP else f"cannot be written: {exc.strerror}")
+            raise CellError(f"the cell log {self.label} {why}", stage=Stage.RESULTS) from exc
         self._file = os.fdopen(fd, "wb")
         self.flush_interval = flush_interval
         self._flushed = time.monotonic()

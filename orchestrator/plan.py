@@ -31,6 +31,7 @@ from .jobs import (
     ProjectBuild,
 )
 from .matrix import Cell, Selector
+from .project import ProjectError, read_text
 from .routing import Target, route
 from .settings import EnvVar, InstallSettings, ProjectKind
 from .tags import Catalogue, InterpreterCheck, UnknownVersion, parse_variant, parse_version
@@ -66,12 +67,13 @@ def explicit_junit(command: Sequence[str]) -> str | None:
     return None
 
 
-def _declared_args(dockerfile: Path) -> set[str]:
+def _declared_args(project: Path, dockerfile: str) -> set[str]:
     """ARG names a Dockerfile declares: only those are passed, so undeclared
-    matrix axes do not split one shared build into several."""
+    matrix axes do not split one shared build into several. Read as every project
+    file is (no link, nothing outside the project; the config checked it already)."""
     try:
-        text = dockerfile.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        text = read_text(project, dockerfile) or ""
+    except (OSError, ProjectError):
         return set()
     return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
 
@@ -118,7 +120,7 @@ class _Project:
     @classmethod
     def of(cls, config: Config, reports: Path | None) -> _Project:
         dockerfile = config.build.dockerfile
-        declared = _declared_args(config.project / dockerfile) if dockerfile else set()
+        declared = _declared_args(config.project, dockerfile) if dockerfile else set()
         return cls(frozenset(declared), _slug(config.project.name), str(config.project),
                    context_excludes(config.project, reports))
 

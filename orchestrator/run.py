@@ -111,8 +111,9 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
                      cancel=cancellation.event)
     failure: InternalError | None = None
     try:
-        log.info("run %s: %s (profile %s), %d cells, parallel %d", run_id, config.file,
-                 config.profile, len(config.cells), request.parallel)
+        log.info("run %s: %s%s, %d cells, parallel %d", run_id, config.file,
+                 f" (profile {config.profile})" if config.profile else "",
+                 len(config.cells), request.parallel)
         engines, down = connect_all(config, request.engine, engine_factory)
         if not engines:
             raise next(iter(down.values()))

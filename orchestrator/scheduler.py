@@ -230,7 +230,12 @@ class Scheduler:
             return None
         try:
             return self._attempts(job)
-        except Exception as exc:  # a bug, or an unusable log file: this cell, not the run
+        except CellError as exc:  # its log file cannot be written (a planted link)
+            self.slots.withdraw(job.id)
+            result = job_result(job, Status.ERROR, exc.message, exc.stage)
+            self.on_event(job.id, result.status, result.reason)
+            return result
+        except Exception as exc:  # a bug: this cell, not the run
             log.exception("cell %s: internal error", job.id)
             self.slots.withdraw(job.id)
             result = job_result(job, Status.ERROR, f"internal error: {type(exc).__name__}: "

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.celllog import CellLog
+from orchestrator.errors import CellError, Stage
 from orchestrator.redact import Redactor
 
 
@@ -65,3 +68,14 @@ def test_redaction_across_chunk_borders(tmp_path: Path) -> None:
     text = (tmp_path / "c.log").read_text()
     assert "hunter2" not in text
     assert text.count("***") == 2
+
+
+def test_a_planted_link_is_never_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("host file")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "3.12-slim.log").symlink_to(victim)
+    with pytest.raises(CellError, match="is a symbolic link") as raised:
+        CellLog(tmp_path / "logs" / "3.12-slim.log", label="logs/3.12-slim.log")
+    assert raised.value.stage is Stage.RESULTS
+    assert victim.read_text() == "host file"

@@ -70,11 +70,13 @@ def test_unreachable_engine_exits_3_with_one_line(write: Write, tmp_path: Path) 
     path = write("matrix.yaml", 'matrix: {python: ["3.12"]}\n')
     env = {"DOCKER_HOST": f"unix://{tmp_path}/no-such.sock", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-m", "orchestrator", "run", "-f", str(path),
-                           "--reports", str(tmp_path / "r")], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+                           "--reports", str(tmp_path / "r"), "-v"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 3
-    assert "cannot reach the Docker engine" in done.stderr
+    assert done.stderr.count("cannot reach the Docker engine") == 1  # said once, even with -v
     assert "Traceback" not in done.stderr
+    assert "tagmatrix: info: run " in done.stderr  # -v: labelled info, not "warning"
+    assert "profile" not in done.stderr  # no "(profile None)" when there is none
 
 
 def test_tags_builtin_works_when_the_file_no_longer_validates(
