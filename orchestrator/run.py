@@ -181,7 +181,9 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
         jobs = [j for j in plan.jobs if j.state is PLANNED and j.engine == name]
         if not jobs:
             continue
-        parallel = settings[name].parallel or request.parallel
+        # an engine's own setting, else what it says it runs (a Swarm: its ready nodes)
+        parallel = settings[name].parallel or engine.info().capacity or request.parallel
+        log.info("engine %s: %d cell(s), %d at once", name, len(jobs), parallel)
         schedulers.append(Scheduler(
             engine, jobs, reports=request.reports, ctx=ctx,
             options=Options(parallel=parallel, log_max_bytes=config.log_max_bytes,

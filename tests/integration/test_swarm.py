@@ -17,10 +17,9 @@ from tests.integration.conftest import (
     Spawn,
     lab_matrix,
     make_project,
-    managed_containers,
     tagmatrix,
-    wait_running,
 )
+from tests.integration.swarmlab import containers_everywhere, running_tasks, until
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
 
@@ -94,17 +93,18 @@ def test_cancelling_on_swarm_leaves_no_service(tmp_path: Path,
     path = make_project(tmp_path, lab_matrix(lab_minors[:2], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
                     str(tmp_path / "r"))
-    wait_running(docker_client, 2)
+    # on whichever nodes the Swarm has (make lab-cluster adds workers)
+    until("two tasks running", lambda: len(running_tasks(docker_client, process.pid)) >= 2,
+          120)
     sent = time.monotonic()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
     assert time.monotonic() - sent < 7.5
     assert services(docker_client) == []
-    deadline = time.monotonic() + 20  # the tasks' containers go with their services
-    while managed_containers(docker_client) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert managed_containers(docker_client) == set()
+    # the tasks' containers go with their services, on every node
+    until("no container left", lambda: not containers_everywhere(docker_client, process.pid),
+          20)
 
 
 @pytest.mark.usefixtures("swarm_ready")
@@ -114,7 +114,7 @@ def test_kill_9_then_clean_removes_the_services(tmp_path: Path,
     path = make_project(tmp_path, lab_matrix(lab_minors[:1], extra=ENGINES), SLEEPER)
     process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
                     str(tmp_path / "r"))
-    wait_running(docker_client, 1)
+    until("a task running", lambda: running_tasks(docker_client, process.pid), 120)
     process.kill()
     process.communicate(timeout=30)
     assert len(services(docker_client)) == 1

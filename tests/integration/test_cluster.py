@@ -1,0 +1,352 @@
+"""The Swarm engine on the lab's multi-node cluster (`make lab-cluster`): placement on
+several nodes, image distribution through the registry, a node lost mid-run, a node
+that cannot pull, and cleanup on every node.
+
+These tests fail (they do not skip) when the cluster is not up; `make test-cluster`
+brings it up, runs them and takes it down again. They disturb only the lab's worker
+nodes (a killed worker is started again, a stopped registry forwarder restarted),
+never the manager's engine or the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from tests.conftest import REPO
+from tests.integration.conftest import (
+    REGISTRY,
+    Outcome,
+    Spawn,
+    lab_matrix,
+    make_project,
+    tagmatrix,
+)
+from tests.integration.swarmlab import (
+    containers_everywhere,
+    running_tasks,
+    services,
+    tasks,
+    until,
+    worker_nodes,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.swarm]
+
+ENGINES = f"""
+engines:
+  cluster: {{type: swarm, registry: "{REGISTRY}"}}
+"""
+SLEEPER = {"test_sleep.py": "import time\n\ndef test_sleep():\n    time.sleep(100000)\n"}
+
+
+def slow(seconds: float) -> dict[str, str]:
+    return {"test_slow.py": f"import time\n\ndef test_slow():\n    time.sleep({seconds})\n"}
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_client: docker.DockerClient) -> list[str]:
+    """The lab cluster's worker nodes (two or more, ready); fails when it is not up."""
+    hosts = {str(n["Description"]["Hostname"]): n for n in docker_client.api.nodes()}
+    workers = [c.name for c in worker_nodes(docker_client)]
+    ready = [w for w in workers if w in hosts and hosts[w]["Status"]["State"] == "ready"]
+    if len(ready) < 2:
+        pytest.fail(f"the lab cluster is not up (ready workers: {ready or 'none'}); run "
+                    "`make lab-cluster`", pytrace=False)
+    return ready
+
+
+def node_ready(client: docker.DockerClient, host: str) -> bool:
+    return any(n["Description"]["Hostname"] == host and n["Status"]["State"] == "ready"
+               for n in client.api.nodes())
+
+
+def wait_ready(client: docker.DockerClient, host: str) -> None:
+    until(f"{host} ready", lambda: node_ready(client, host), 90)
+
+
+@pytest.fixture
+def restore_nodes(docker_client: docker.DockerClient) -> Iterator[None]:
+    """Whatever a test did to the workers, they are running, ready and forwarding the
+    registry again afterwards."""
+    yield
+    for node in docker_client.containers.list(all=True, filters={"label":
+                                                                 "org.tagmatrix.lab=node"}):
+        node.reload()
+        if node.status != "running":
+            node.start()
+        wait_ready(docker_client, str(node.name))
+        forwarder(docker_client, str(node.name), on=True)
+
+
+def forwarder(client: docker.DockerClient, name: str, *, on: bool) -> None:
+    """Stop or start a worker's registry forwarder (lab/node-entrypoint started it and
+    recorded its pid): without it the node cannot reach the registry."""
+    node = client.containers.get(name)
+    probe = ["curl", "-fsS", "-m", "2", f"http://{REGISTRY}/v2/"]
+    if on:
+        if node.exec_run(probe).exit_code == 0:
+            return
+        gateway = node.attrs["Config"]["Env"]
+        target = next(e.split("=", 1)[1] for e in gateway if e.startswith("LAB_GATEWAY="))
+        node.exec_run(["sh", "-c", "setsid socat TCP-LISTEN:5000,bind=127.0.0.1,reuseaddr,"
+                       f"fork TCP:{target}:5000 </dev/null >/dev/null 2>&1 & "
+                       "echo $! >/run/registry-forwarder.pid"])
+        until(f"{name} reaches the registry", lambda: node.exec_run(probe).exit_code == 0, 10)
+    else:
+        node.exec_run(["sh", "-c", "kill $(cat /run/registry-forwarder.pid)"])
+        until(f"{name} cut off from the registry", lambda: node.exec_run(probe).exit_code != 0,
+              10)
+
+
+def example(tmp_path: Path) -> Path:
+    project = tmp_path / "sample"
+    shutil.copytree(REPO / "examples" / "sample", project,
+                    ignore=shutil.ignore_patterns("reports", "__pycache__"))
+    matrix = project / "matrix.yaml"
+    matrix.write_text(matrix.read_text() + ENGINES + "  local: {type: docker}\n")
+    return matrix
+
+
+def watch(process: Any, client: docker.DockerClient) -> dict[str, tuple[float, float]]:
+    """Until ``process`` ends: per service, when this test first and last saw it."""
+    seen: dict[str, tuple[float, float]] = {}
+    while process.poll() is None:
+        now = time.monotonic()
+        for name in services(client, process.pid):
+            seen[name] = (seen.get(name, (now, now))[0], now)
+        time.sleep(0.1)
+    return seen
+
+
+def outcome_of(process: Any, reports: Path) -> Outcome:
+    out, err = process.communicate(timeout=60)
+    return Outcome(process.returncode, out, err, reports)
+
+
+@pytest.mark.usefixtures("cluster")
+def test_the_example_spreads_over_nodes_with_the_same_results_as_one_engine(
+        tmp_path: Path, docker_client: docker.DockerClient, spawn: Spawn,
+        cluster: list[str]) -> None:
+    matrix = example(tmp_path)
+    local = tagmatrix("run", "-f", str(matrix), "--engine", "local", "--reports",
+                      str(tmp_path / "local"), client=docker_client)
+    process = spawn("run", "-f", str(matrix), "--engine", "cluster", "--reports",
+                    str(tmp_path / "cluster"))
+    swarm = outcome_of(process, tmp_path / "cluster")
+    assert local.code == swarm.code == 1, swarm.err  # 3.13 fails by design
+
+    def shape(cells: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, Any]]:
+        return {cell_id: (c["status"], c["tests"]) for cell_id, c in cells.items()}
+
+    assert shape(swarm.cells()) == shape(local.cells())
+    nodes = {cell_id: c["node"] for cell_id, c in swarm.cells().items()}
+    assert len(set(nodes.values())) >= 2, nodes
+    on_workers = {cell_id: n for cell_id, n in nodes.items() if n in cluster}
+    assert on_workers, nodes
+    for cell_id, node in on_workers.items():  # the node pulled the pushed image by digest
+        reference = swarm.cells()[cell_id]["built_image"]
+        found = docker_client.containers.get(node).exec_run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", reference])
+        assert found.exit_code == 0, (node, reference, found.output)
+    # parallel: what the ready nodes run (the workers' org.tagmatrix.parallel labels, the
+    # manager's CPUs), since the file sets none
+    expected = sum(int((n["Spec"].get("Labels") or {}).get("org.tagmatrix.parallel")
+                       or n["Description"]["Resources"]["NanoCPUs"] // 10**9)
+                   for n in docker_client.api.nodes() if n["Status"]["State"] == "ready"
+                   and n["Spec"]["Availability"] == "active")
+    log = (tmp_path / "cluster" / "tagmatrix.log").read_text()
+    assert f"engine cluster: 4 cell(s), {expected} at once" in log
+    summary_md = (tmp_path / "cluster" / "summary.md").read_text()
+    assert "| node |" in summary_md
+    for cell_id, node in nodes.items():
+        assert re.search(rf"\| `{re.escape(cell_id)}` \|[^\n]*\| {re.escape(node)} \|",
+                         summary_md), (cell_id, node)
+    assert services(docker_client, process.pid) == []
+    until("no container left on any node",
+          lambda: not containers_everywhere(docker_client, process.pid), 20)
+
+
+@pytest.mark.usefixtures("cluster", "restore_nodes")
+def test_a_worker_killed_mid_run_gives_an_error_attempt_and_a_retry_elsewhere(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn, cluster: list[str]) -> None:
+    path = make_project(tmp_path, lab_matrix(lab_minors, extra=ENGINES, timeout=300),
+                        slow(25))
+    reports = tmp_path / "r"
+    process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports", str(reports))
+    victim_task = until("a cell running on a worker", lambda: next(
+        (t for t in running_tasks(docker_client, process.pid) if t.node in cluster), None), 180)
+    victim = victim_task.node
+    docker_client.containers.get(victim).kill()
+    killed = time.monotonic()
+    retry = until("the cell tried again", lambda: next(
+        (t for t in tasks(docker_client, process.pid)
+         if t.cell == victim_task.cell and t.service != victim_task.service), None), 120)
+    retried = time.monotonic() - killed
+    outcome = outcome_of(process, reports)
+    assert outcome.code == 0, outcome.err  # nothing lost, nothing failed: as any green run
+    cells = outcome.cells()
+    assert set(cells) == {f"{m}-slim" for m in lab_minors}
+    lost = cells[victim_task.cell]
+    assert lost["status"] == "passed"
+    first, last = lost["attempts"][0], lost["attempts"][-1]
+    assert (first["status"], first["stage"]) == ("error", "engine"), first
+    assert f"node {victim} was lost" in first["reason"]
+    assert last["status"] == "passed"
+    assert lost["node"] != victim
+    assert retry.node != victim
+    for cell_id, cell in cells.items():
+        if cell_id != victim_task.cell:
+            assert cell["status"] == "passed", cell
+            assert len(cell["attempts"]) == 1
+    assert f"node {victim} was lost" in (reports / "index.html").read_text()
+    assert json.loads((reports / "results.json").read_text())["summary"]["passed"] == len(cells)
+    assert services(docker_client, process.pid) == []
+    print(f"\nnode {victim} killed: cell {victim_task.cell} retried after {retried:.1f} s")
+    # the killed node comes back; its agent removes the task of the removed service
+    docker_client.containers.get(victim).start()
+    wait_ready(docker_client, victim)
+    until("no container left on any node",
+          lambda: not containers_everywhere(docker_client, process.pid), 30)
+
+
+@pytest.mark.usefixtures("cluster", "restore_nodes")
+def test_a_node_that_cannot_pull_fails_its_cell_quickly_as_a_pull_error(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn, cluster: list[str]) -> None:
+    # a fresh project image, so that no worker has it yet
+    tests = {**slow(10), "test_fresh.py": f"TOKEN = {uuid.uuid4().hex!r}\n\n"
+                                          "def test_token():\n    assert TOKEN\n"}
+    path = make_project(tmp_path, lab_matrix(lab_minors, extra=ENGINES), tests)
+    for worker in cluster:
+        forwarder(docker_client, worker, on=False)
+    reports = tmp_path / "r"
+    process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports", str(reports))
+    seen = watch(process, docker_client)
+    outcome = outcome_of(process, reports)
+    cells = outcome.cells()
+    failed = {cell_id: c for cell_id, c in cells.items() if c["status"] == "error"}
+    assert failed, f"no cell was placed on a worker: {[c['node'] for c in cells.values()]}"
+    assert outcome.code == 1
+    for cell_id, cell in cells.items():
+        if cell_id in failed:
+            assert cell["stage"] == "pull", cell
+            named = re.match(r"node (\S+) cannot pull ", cell["reason"])
+            assert named, cell["reason"]
+            assert named.group(1) in cluster
+            assert "insecure-registries" in cell["reason"]  # the fix
+            assert len(cell["attempts"]) == 1  # a node's configuration: not retried
+        else:
+            assert cell["status"] == "passed", cell
+            assert cell["node"] not in cluster
+    # from the service's creation to its removal after the rejection
+    lived = [last - first for name, (first, last) in seen.items()
+             if any(name.startswith(f"tagmatrix-{c.replace('.', '-')}-") for c in failed)]
+    assert lived
+    assert max(lived) < 15, lived
+    print(f"\npull failures detected within {max(lived):.1f} s of the service's creation")
+    assert services(docker_client, process.pid) == []
+
+
+@pytest.mark.usefixtures("cluster")
+def test_sigint_mid_run_leaves_no_service_and_no_container_on_any_node(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn, cluster: list[str]) -> None:
+    path = make_project(tmp_path, lab_matrix(lab_minors, extra=ENGINES), SLEEPER)
+    process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
+                    str(tmp_path / "r"))
+    def spread() -> bool:
+        nodes = {t.node for t in running_tasks(docker_client, process.pid)}
+        return len(nodes) >= 2 and bool(nodes & set(cluster))
+
+    until("cells running on a worker and one more node", spread, 180)
+    assert containers_everywhere(docker_client, process.pid)  # the check can see them
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert services(docker_client, process.pid) == []
+    until("no container left on any node",
+          lambda: not containers_everywhere(docker_client, process.pid), 20)
+    print(f"\nSIGINT: every node clean {time.monotonic() - sent:.1f} s after the signal")
+
+
+@pytest.mark.usefixtures("cluster")
+def test_timeouts_on_workers_leave_nothing_on_any_node(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn, cluster: list[str]) -> None:
+    path = make_project(tmp_path, lab_matrix(lab_minors, extra=ENGINES, timeout=8), SLEEPER)
+    reports = tmp_path / "r"
+    process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports", str(reports))
+    outcome = outcome_of(process, reports)
+    assert outcome.code == 1, outcome.err
+    cells = outcome.cells()
+    assert {c["status"] for c in cells.values()} == {"timeout"}
+    assert {c["node"] for c in cells.values()} & set(cluster), cells
+    assert services(docker_client, process.pid) == []
+    until("no container left on any node",
+          lambda: not containers_everywhere(docker_client, process.pid), 20)
+
+
+@pytest.mark.usefixtures("cluster")
+def test_kill_9_then_clean_removes_services_and_containers_on_workers(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn, cluster: list[str]) -> None:
+    path = make_project(tmp_path, lab_matrix(lab_minors, extra=ENGINES), SLEEPER)
+    process = spawn("run", "-f", str(path), "--engine", "cluster", "--reports",
+                    str(tmp_path / "r"))
+    until("a cell running on a worker", lambda: any(
+        t.node in cluster for t in running_tasks(docker_client, process.pid)), 180)
+    process.kill()
+    process.communicate(timeout=30)
+    assert services(docker_client, process.pid)
+    cleaned = tagmatrix("clean", "-f", str(path))
+    assert cleaned.code == 0, cleaned.err
+    assert services(docker_client, process.pid) == []
+    until("no container left on any node",
+          lambda: not containers_everywhere(docker_client, process.pid), 20)
+
+
+@pytest.mark.usefixtures("cluster")
+def test_swarm_cells_get_a_pids_limit_and_fewer_capabilities(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    check = """
+        def test_limits():
+            pids = open("/sys/fs/cgroup/pids/pids.max").read().strip()
+            assert pids == "4096", pids
+            caps = [l for l in open("/proc/self/status") if l.startswith("CapEff:")][0]
+            effective = int(caps.split()[1], 16)
+            assert not effective & (1 << 13), "CAP_NET_RAW"
+            assert not effective & (1 << 27), "CAP_MKNOD"
+            assert effective & (1 << 0), "CAP_CHOWN stays"
+    """
+    path = make_project(tmp_path, lab_matrix(lab_minors, extra=ENGINES),
+                        {"test_limits.py": check})
+    outcome = tagmatrix("run", "-f", str(path), "--engine", "cluster", "--reports",
+                        str(tmp_path / "r"), client=docker_client)
+    assert outcome.code == 0, (outcome.err, outcome.cells())
+    assert {c["tests"]["passed"] for c in outcome.cells().values()} == {1}
+
+
+@pytest.mark.usefixtures("cluster")
+def test_long_cell_ids_that_share_their_first_63_characters_both_run(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    head = "a" * 70
+    matrix = lab_matrix(lab_minors[:1], extra=ENGINES).replace(
+        "  variant: [slim]\n", f'  variant: [slim]\n  suite: ["{head}-one", "{head}-two"]\n')
+    path = make_project(tmp_path, matrix, {"test_ok.py": "def test_ok():\n    pass\n"})
+    outcome = tagmatrix("run", "-f", str(path), "--engine", "cluster", "--reports",
+                        str(tmp_path / "r"), client=docker_client)
+    assert outcome.code == 0, (outcome.err, outcome.cells())
+    assert len(outcome.cells()) == 2
