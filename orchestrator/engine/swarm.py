@@ -238,11 +238,12 @@ class SwarmEngine:
                 self._remove_service(live.sid)
                 return None, True, False
             task = self.board.task(live.sid)
+            if task is None:
+                raise CellError("its service was removed by someone else (tagmatrix clean "
+                                "--all-hosts, docker service rm?)", stage=Stage.RUN)
             if task:
                 live.task = task
-                node = self.board.node(str(task.get("NodeID") or "")) or live.node
-                self._placed(live, node)
-                reading = judge(task, node, image=image, registry=self.registry)
+                reading = self._read(live, task, image)
                 before = progress.running_at
                 progress.see(reading, now)
                 if before is None and progress.running_at is not None and progress.pull_s:
@@ -256,6 +257,16 @@ class SwarmEngine:
             if error is not None:
                 raise error
             time.sleep(POLL)
+
+    def _read(self, live: _Service, task: dict[str, Any], image: str) -> Reading:
+        node = self.board.node(str(task.get("NodeID") or "")) or live.node
+        self._placed(live, node)
+        reading = judge(task, node, image=image, registry=self.registry)
+        if reading.error is not None and reading.error.stage is Stage.ENGINE and node:
+            # the nodes are read once a second: say what the node is now
+            node = self.board.nodes(fresh=True).get(node.id, node)
+            reading = judge(task, node, image=image, registry=self.registry)
+        return reading
 
     def _placed(self, live: _Service, node: Node | None) -> None:
         if node is not None and live.node is None:
@@ -282,7 +293,6 @@ class SwarmEngine:
             live.reader.cut()
         if live.sid:
             self._remove_service(live.sid)
-            self.board.forget(live.sid)
             self._remove_task_container(live)
 
     def _result(self, live: _Service, ending: Ending) -> Execution:
@@ -317,6 +327,7 @@ class SwarmEngine:
             self.local.remove_container(str(container))
 
     def _remove_service(self, sid: str) -> None:
+        self.board.forget(sid)  # before it is gone: the board reads all services at once
         try:
             self.api.remove_service(sid)
         except docker.errors.NotFound:

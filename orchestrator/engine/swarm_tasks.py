@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import docker.errors
+
 from ..errors import CellError, Stage
 from .dockerapi import Translator, is_transient
 
@@ -179,6 +181,10 @@ def judge(task: dict[str, Any], node: Node | None, *, image: str,
             f"the task failed to start on node {node.hostname if node else '?'}: {err}",
             stage=Stage.RUN, retryable=is_transient(err)))
     if state == "rejected":
+        if "no longer meets constraints" in err or (node is not None and node.state == "down"):
+            # seen when a worker was killed: its running task "rejected", not shut down
+            return Reading(phase=Phase.FAULT, timestamp=stamp,
+                           error=_lost(node, f"{err}; {_node_state(node)}"))
         if "image" in err.lower() or "manifest" in err.lower() or "pull" in err.lower():
             error = pull_failure(node, image, err, registry)
         else:
@@ -289,6 +295,7 @@ class TaskBoard:
         self.errors = errors
         self._lock = threading.Lock()
         self._services: set[str] = set()
+        self._gone: set[str] = set()
         self._tasks: dict[str, dict[str, Any]] = {}
         self._nodes: dict[str, Node] = {}
         self._tasks_at = 0.0
@@ -302,23 +309,38 @@ class TaskBoard:
     def forget(self, sid: str) -> None:
         with self._lock:
             self._services.discard(sid)
+            self._gone.discard(sid)
             self._tasks.pop(sid, None)
 
-    def task(self, sid: str) -> dict[str, Any]:
-        """The service's newest task ({} before it has one)."""
+    def task(self, sid: str) -> dict[str, Any] | None:
+        """The service's newest task ({} before it has one); None when the service is
+        gone (removed by someone else: ours stop being watched before we remove them)."""
         with self._lock:
             now = time.monotonic()
             if now - self._tasks_at >= POLL and self._services:
-                with self.errors.errors(Stage.RUN, "task status"):
-                    tasks = self.api.tasks(filters={"service": sorted(self._services)})
-                newest: dict[str, dict[str, Any]] = {}
-                for task in tasks:
-                    service = str(task.get("ServiceID", ""))
-                    if str(task.get("CreatedAt", "")) >= str(
-                            newest.get(service, {}).get("CreatedAt", "")):
-                        newest[service] = task
-                self._tasks, self._tasks_at = newest, now
+                self._tasks, self._tasks_at = self._read(), now
+            if sid in self._gone:
+                return None
             return self._tasks.get(sid, {})
+
+    def _read(self) -> dict[str, dict[str, Any]]:
+        with self.errors.errors(Stage.RUN, "task status"):
+            try:
+                tasks = self.api.tasks(filters={"service": sorted(self._services)})
+            except docker.errors.NotFound:
+                # one of them is gone, and the whole request fails with it
+                tasks = []
+                for sid in sorted(self._services):
+                    try:
+                        tasks += self.api.tasks(filters={"service": sid})
+                    except docker.errors.NotFound:
+                        self._gone.add(sid)
+        newest: dict[str, dict[str, Any]] = {}
+        for task in tasks:
+            service = str(task.get("ServiceID", ""))
+            if str(task.get("CreatedAt", "")) >= str(newest.get(service, {}).get("CreatedAt", "")):
+                newest[service] = task
+        return newest
 
     def nodes(self, *, fresh: bool = False) -> dict[str, Node]:
         with self._lock:

@@ -153,6 +153,16 @@ def test_a_drained_node_is_lost_too() -> None:
     assert "availability drain" in reading.error.message
 
 
+def test_a_task_rejected_because_its_node_went_away_is_lost() -> None:
+    # a worker killed while its task ran: the task became "rejected", not "shutdown"
+    reading = read(task("rejected", desired="shutdown",
+                        err="assigned node no longer meets constraints"),
+                   node("down", message="heartbeat failure"))
+    assert reading.error is not None
+    assert reading.error.stage is Stage.ENGINE
+    assert reading.error.retryable
+
+
 def test_a_container_gone_with_its_engine_is_lost_not_a_result() -> None:
     # a worker's dockerd stopped and started again: failed, exit code 0, no container
     reading = read(task("failed", desired="shutdown",
