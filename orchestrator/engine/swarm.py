@@ -69,6 +69,7 @@ from .swarm_tasks import (
     Reading,
     TaskBoard,
     capacity,
+    died_unfinished,
     judge,
     service_name,
 )
@@ -171,8 +172,8 @@ class SwarmEngine:
         resources = Resources(cpu_limit=limits.nano_cpus, mem_limit=limits.memory,
                               cpu_reservation=limits.nano_cpus, mem_reservation=limits.memory)
         # The service API has a pids limit (API 1.41) that docker-py's Resources lacks.
-        # It has no swap setting: on a node with swap a task may swap as much again as its
-        # memory limit (the Docker engine forbids swap on top).
+        # Docker 20.10's has no swap setting (moby/moby#34654): on a node with swap a task
+        # may swap as much again as its memory limit (the Docker engine forbids it).
         resources.setdefault("Limits", {})["Pids"] = limits.pids
         return TaskTemplate(
             container_spec=ContainerSpec(
@@ -211,7 +212,7 @@ class SwarmEngine:
         self.board.watch(live.sid)
         catcher, log = live.catcher, live.log
         live.reader = ServiceLogs(self.local, live.sid,
-                                   lambda data: log.output(catcher.feed(data)))
+                                  lambda data: log.output(catcher.feed(data)))
         live.reader.start()
         live.began = time.monotonic()
 
@@ -302,6 +303,9 @@ class SwarmEngine:
         try:
             frame = live.catcher.frame()
         except FrameError as exc:
+            died = died_unfinished(live.task, live.node)
+            if died is not None and not live.catcher.too_large:
+                raise died from exc
             return Execution(exit_code=code, run_s=ending.run_s, junit_error=str(exc),
                              finished_at=finished, node=live.where, pull_s=self._pull_s(live))
         interpreter, started_at = interpreter_of(frame.interpreter)

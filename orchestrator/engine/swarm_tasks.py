@@ -216,6 +216,19 @@ def judge(task: dict[str, Any], node: Node | None, *, image: str,
     return Reading(phase=Phase.WAITING, timestamp=stamp)
 
 
+def died_unfinished(task: dict[str, Any], node: Node | None) -> CellError | None:
+    """A task that failed with exit 255 and sent no results: the bootstrap never reached
+    its end (it sends results whatever the tests' exit code), so its container died
+    under it — a worker whose engine restarted faster than the heartbeat timeout, and so
+    was never ``down``. A lost node, then, not a test result."""
+    status = task.get("Status") or {}
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    if status.get("State") == "failed" and code == 255:
+        return _lost(node, "its container died with exit 255 before the tests' results "
+                           "were sent: did its engine restart?")
+    return None
+
+
 def seconds_between(start: str, end: str) -> float:
     """Seconds between two of the Swarm's timestamps (nanoseconds: cut to microseconds)."""
     try:
@@ -248,8 +261,12 @@ class Progress:
     def see(self, reading: Reading, now: float) -> None:
         if reading.phase is Phase.PREPARING and self.preparing_at is None:
             self.preparing_at, self.preparing_stamp = now, reading.timestamp
-        if reading.phase in (Phase.RUNNING, Phase.ENDED) and self.running_at is None:
+        if reading.phase is Phase.RUNNING and self.running_at is None:
             self.running_at, self.running_stamp = now, reading.timestamp
+        if reading.phase is Phase.ENDED and self.running_at is None:
+            # it ran and ended between two readings: its start is not known
+            self.running_at = self.preparing_at if self.preparing_at is not None \
+                else self.began
         self.unsure_at = (self.unsure_at or now) if reading.phase is Phase.UNSURE else None
 
     def overdue(self, now: float, node: Node | None, image: str,

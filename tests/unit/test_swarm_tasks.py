@@ -13,6 +13,7 @@ from orchestrator.engine.swarm_tasks import (
     Phase,
     Progress,
     capacity,
+    died_unfinished,
     judge,
     seconds_between,
     service_name,
@@ -173,6 +174,17 @@ def test_a_container_gone_with_its_engine_is_lost_not_a_result() -> None:
     assert reading.error.retryable
 
 
+def test_exit_255_without_results_is_a_lost_node_but_other_exits_are_results() -> None:
+    # a worker killed and started again within its heartbeat timeout is never "down"
+    died = died_unfinished(task("failed", err="task: non-zero exit (255)", code=255), node())
+    assert died is not None
+    assert died.stage is Stage.ENGINE
+    assert died.retryable
+    assert died_unfinished(task("failed", err="task: non-zero exit (1)", code=1), node()) \
+        is None
+    assert died_unfinished(task("complete", code=0), node()) is None
+
+
 @pytest.mark.parametrize("state", ["shutdown", "orphaned", "remove"])
 def test_a_task_stopped_by_the_swarm_is_lost(state: str) -> None:
     reading = read(task(state, desired="shutdown"))
@@ -223,6 +235,14 @@ def test_no_pull_time_when_the_preparation_was_not_seen() -> None:
     progress = Progress(began=0.0, timeout=60)
     progress.see(at(Phase.RUNNING, "2026-11-28T06:40:46Z"), 1.0)
     assert progress.pull_s == 0.0
+
+
+def test_a_task_that_ran_between_two_readings_has_no_pull_time_and_runs_from_its_go() -> None:
+    progress = Progress(began=10.0, timeout=60)
+    progress.see(at(Phase.WAITING, "2026-11-28T06:40:43Z"), 10.1)
+    progress.see(at(Phase.ENDED, "2026-11-28T06:40:44Z"), 10.5)
+    assert progress.pull_s == 0.0
+    assert progress.run_s(10.5) == pytest.approx(0.5)
 
 
 def test_the_timeout_counts_from_the_start_on_the_node_not_the_pull() -> None:
