@@ -14,7 +14,7 @@ from typing import Any
 
 import docker
 
-from tests.integration.conftest import MANAGED, PID_LABEL
+from tests.integration.conftest import MANAGED, PID_LABEL, REGISTRY
 
 NODE_PREFIX = "tagmatrix-lab-node-"  # lab/cluster.sh
 NODE_LABEL = "org.tagmatrix.lab=node"
@@ -89,3 +89,61 @@ def containers_everywhere(client: docker.DockerClient, pid: int) -> dict[str, li
         assert code == 0, out
         found[node.name] = out.decode().split()
     return {where: ids for where, ids in found.items() if ids}
+
+
+def node_ready(client: docker.DockerClient, host: str) -> bool:
+    return any(n["Description"]["Hostname"] == host and n["Status"]["State"] == "ready"
+               for n in client.api.nodes())
+
+
+def wait_ready(client: docker.DockerClient, host: str) -> None:
+    until(f"{host} ready", lambda: node_ready(client, host), 90)
+
+
+def forwarder(client: docker.DockerClient, name: str, *, on: bool) -> None:
+    """Stop or start a worker's registry forwarder (lab/node-entrypoint started it and
+    recorded its pid): without it the node cannot reach the registry."""
+    node = client.containers.get(name)
+    probe = ["curl", "-fsS", "-m", "2", f"http://{REGISTRY}/v2/"]
+    if on:
+        if node.exec_run(probe).exit_code == 0:
+            return
+        gateway = node.attrs["Config"]["Env"]
+        target = next(e.split("=", 1)[1] for e in gateway if e.startswith("LAB_GATEWAY="))
+        node.exec_run(["sh", "-c", "setsid socat TCP-LISTEN:5000,bind=127.0.0.1,reuseaddr,"
+                       f"fork TCP:{target}:5000 </dev/null >/dev/null 2>&1 & "
+                       "echo $! >/run/registry-forwarder.pid"])
+        until(f"{name} reaches the registry", lambda: node.exec_run(probe).exit_code == 0, 10)
+    else:
+        node.exec_run(["sh", "-c", "kill $(cat /run/registry-forwarder.pid)"])
+        until(f"{name} cut off from the registry", lambda: node.exec_run(probe).exit_code != 0,
+              10)
+
+
+def disrupt(client: docker.DockerClient, name: str, how: str) -> None:
+    """Lose a worker: kill its container, stop its dockerd (the node stops with it, see
+    lab/node-entrypoint), freeze it, or kill it and start it again at once."""
+    node = client.containers.get(name)
+    match how:
+        case "kill":
+            node.kill()
+        case "stop-dockerd":
+            done = node.exec_run(["sh", "-c", "kill -TERM $(cat /var/run/docker.pid)"])
+            assert done.exit_code == 0, done.output
+        case "freeze":
+            node.pause()
+        case "restart":  # back before its heartbeats fail: the Swarm never sees it down
+            node.kill()
+            node.start()
+        case _:
+            raise ValueError(how)
+
+
+def revive(client: docker.DockerClient, name: str, how: str) -> None:
+    node = client.containers.get(name)
+    if how == "freeze":
+        node.unpause()
+    elif how != "restart":
+        until(f"{name} stopped", lambda: client.containers.get(name).status == "exited", 30)
+        node.start()
+    wait_ready(client, name)

@@ -35,10 +35,14 @@ from tests.integration.conftest import (
 )
 from tests.integration.swarmlab import (
     containers_everywhere,
+    disrupt,
+    forwarder,
+    revive,
     running_tasks,
     services,
     tasks,
     until,
+    wait_ready,
     worker_nodes,
 )
 
@@ -80,15 +84,6 @@ def lab(docker_client: docker.DockerClient, lab_minors: list[str],
     return Lab(client=docker_client, minors=lab_minors, workers=cluster)
 
 
-def node_ready(client: docker.DockerClient, host: str) -> bool:
-    return any(n["Description"]["Hostname"] == host and n["Status"]["State"] == "ready"
-               for n in client.api.nodes())
-
-
-def wait_ready(client: docker.DockerClient, host: str) -> None:
-    until(f"{host} ready", lambda: node_ready(client, host), 90)
-
-
 @pytest.fixture
 def restore_nodes(docker_client: docker.DockerClient) -> Iterator[None]:
     """Whatever a test did to the workers, they are running, ready and forwarding the
@@ -103,26 +98,6 @@ def restore_nodes(docker_client: docker.DockerClient) -> Iterator[None]:
             node.start()
         wait_ready(docker_client, str(node.name))
         forwarder(docker_client, str(node.name), on=True)
-
-
-def forwarder(client: docker.DockerClient, name: str, *, on: bool) -> None:
-    """Stop or start a worker's registry forwarder (lab/node-entrypoint started it and
-    recorded its pid): without it the node cannot reach the registry."""
-    node = client.containers.get(name)
-    probe = ["curl", "-fsS", "-m", "2", f"http://{REGISTRY}/v2/"]
-    if on:
-        if node.exec_run(probe).exit_code == 0:
-            return
-        gateway = node.attrs["Config"]["Env"]
-        target = next(e.split("=", 1)[1] for e in gateway if e.startswith("LAB_GATEWAY="))
-        node.exec_run(["sh", "-c", "setsid socat TCP-LISTEN:5000,bind=127.0.0.1,reuseaddr,"
-                       f"fork TCP:{target}:5000 </dev/null >/dev/null 2>&1 & "
-                       "echo $! >/run/registry-forwarder.pid"])
-        until(f"{name} reaches the registry", lambda: node.exec_run(probe).exit_code == 0, 10)
-    else:
-        node.exec_run(["sh", "-c", "kill $(cat /run/registry-forwarder.pid)"])
-        until(f"{name} cut off from the registry", lambda: node.exec_run(probe).exit_code != 0,
-              10)
 
 
 def example(tmp_path: Path) -> Path:
@@ -195,35 +170,6 @@ def test_the_example_spreads_over_nodes_with_the_same_results_as_one_engine(
     assert services(docker_client, process.pid) == []
     until("no container left on any node",
           lambda: not containers_everywhere(docker_client, process.pid), 20)
-
-
-def disrupt(client: docker.DockerClient, name: str, how: str) -> None:
-    """Lose a worker: kill its container, stop its dockerd (the node stops with it, see
-    lab/node-entrypoint), freeze it, or kill it and start it again at once."""
-    node = client.containers.get(name)
-    match how:
-        case "kill":
-            node.kill()
-        case "stop-dockerd":
-            done = node.exec_run(["sh", "-c", "kill -TERM $(cat /var/run/docker.pid)"])
-            assert done.exit_code == 0, done.output
-        case "freeze":
-            node.pause()
-        case "restart":  # back before its heartbeats fail: the Swarm never sees it down
-            node.kill()
-            node.start()
-        case _:
-            raise ValueError(how)
-
-
-def revive(client: docker.DockerClient, name: str, how: str) -> None:
-    node = client.containers.get(name)
-    if how == "freeze":
-        node.unpause()
-    elif how != "restart":
-        until(f"{name} stopped", lambda: client.containers.get(name).status == "exited", 30)
-        node.start()
-    wait_ready(client, name)
 
 
 @pytest.mark.usefixtures("cluster", "restore_nodes")
