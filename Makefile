@@ -5,8 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lab lab-cluster lab-cluster-down demo test unit lint bench bench-startup \
-	bench-history faults \
+.PHONY: install lab lab-cluster lab-cluster-down demo test test-cluster unit lint bench \
+	bench-startup bench-history faults \
 	libraries lock-deps clean
 
 ## install: .venv with tagmatrix (editable) and the dev tools
@@ -37,9 +37,23 @@ demo: install lab
 	  echo "demo: exit 1, as designed: pixelsniff uses imghdr, which Python 3.13 removed"; \
 	fi; exit $$code
 
-## test: the whole suite (unit + integration on the real engine)
+## test: the whole suite (unit + integration on the real engine), but the lab cluster's
+##   tests (make test-cluster)
 test: install lab
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=$(CLUSTER_TESTS)
+
+CLUSTER_TESTS := tests/integration/test_cluster.py
+## test-cluster: the Swarm tests on the multi-node lab cluster: brings it up (lab/cluster-up),
+##   runs test_cluster.py and test_swarm.py there, and takes it down again unless it was
+##   up before
+test-cluster: install lab
+	@was_up=$$(docker ps -q --filter label=org.tagmatrix.lab=node | wc -l); code=0; \
+	started=$$SECONDS; \
+	lab/cluster-up && $(BIN)/pytest -q $(CLUSTER_TESTS) tests/integration/test_swarm.py \
+	  || code=$$?; \
+	if [ "$$was_up" = 0 ]; then lab/cluster-down || code=1; \
+	else echo "test-cluster: the cluster was up before, so it stays up"; fi; \
+	echo "test-cluster: exit $$code in $$((SECONDS - started)) s"; exit $$code
 
 ## unit: only the tests that need no Docker
 unit: install

@@ -11,6 +11,8 @@
 #   LAB_NODE_CPUS         CPU limit of each node (default 0.75: two nodes leave
 #                         this 2-core machine half a core for the manager)
 #   LAB_NODE_MEMORY       memory limit of each node (default 4g)
+#   LAB_NODE_PARALLEL     cells each node runs at once, as the node label
+#                         org.tagmatrix.parallel (default 1)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${TAGMATRIX_LAB_CACHE:-$here/.cache}

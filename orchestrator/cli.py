@@ -339,7 +339,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.baseline == "auto":
         baseline = found
     request = RunRequest(config=config, reports=Path(args.reports), parallel=parallel,
-                         wait=args.wait, gate=gate,
+                         parallel_given=args.parallel, wait=args.wait, gate=gate,
                          only=_selectors(args.only), engine=args.engine, baseline=baseline,
                          cells=cells, locked=locked, history=history)
     cancellation = Cancellation()

@@ -199,7 +199,8 @@ class CellResult:
     base_labels: dict[str, str] = field(default_factory=dict)  # OCI labels: licence, source
     platform: str = "linux"
     engine: str = ""
-    node: str = ""
+    node: str = ""  # where the tests ran: the engine's host, or a Swarm task's node
+    pull_s: float = 0.0  # a Swarm node's pull of the image (and container creation)
     status: Status
     reason: str = ""
     stage: Stage = Stage.NONE  # where an error happened

@@ -58,6 +58,7 @@ class RunRequest:
     config: Config
     reports: Path
     parallel: int
+    parallel_given: int | None = None  # --parallel: it overrides what an engine says it runs
     only: tuple[Selector, ...] = ()
     engine: str | None = None  # --engine: every cell there
     baseline: RunResult | None = None  # --baseline: compare with this earlier run
@@ -232,12 +233,16 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
         jobs = [j for j in plan.jobs if j.state is PLANNED and j.engine == name]
         if not jobs:
             continue
-        asked = settings[name].parallel or request.parallel
+        info = engine.info()
+        # the engine's own setting, then --parallel, then what the engine says it runs
+        # (a Swarm: its ready nodes), then the file's
+        asked = settings[name].parallel or request.parallel_given or info.capacity \
+            or request.parallel
         parallel = min(asked, len(jobs))  # more slots than cells would only idle
-        cpus = engine.info().cpus
-        if cpus and parallel > 2 * cpus:
+        if info.cpus and parallel > 2 * info.cpus and not info.capacity:
             log.warning("engine %s: parallel %d is more than twice its %d CPUs: cells will "
-                        "slow each other down", name, parallel, cpus)
+                        "slow each other down", name, parallel, info.cpus)
+        log.info("engine %s: %d cell(s), %d at once", name, len(jobs), parallel)
         schedulers.append(Scheduler(
             engine, jobs, reports=request.reports, ctx=ctx,
             options=Options(parallel=parallel, log_max_bytes=config.log_max_bytes,

@@ -326,7 +326,7 @@ class Scheduler:
                 image_digest=image.base.digest, built_image=image.reference,
                 base_size=image.base.size, image_size=image.size,
                 base_labels=dict(image.base.labels),
-                engine=self.engine.name, node=execution.node,
+                engine=self.engine.name, node=execution.node, pull_s=round(execution.pull_s, 3),
                 build_s=round(image.build_s, 3), run_s=round(execution.run_s, 3),
                 tests=TestCounts.of(verdict.cases), cases=verdict.cases,
                 failing_tests=tuple(c.key for c in verdict.cases if c.outcome.bad),

@@ -70,6 +70,7 @@ class EngineInfo:
     oses: tuple[str, ...] = ()  # every platform it can run (a Swarm may mix); () = (os,)
     node: str = ""  # host name of the engine (a Swarm engine reports per task)
     description: str = ""
+    capacity: int = 0  # cells it runs at once by its own measure (a Swarm's nodes); 0: none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +137,7 @@ class Execution:
     install: InstallRecord = field(default_factory=InstallRecord)
     node: str = ""
     warnings: bytes | None = None  # the warnings ledger's file (untrusted); None: none ran
+    pull_s: float = 0.0  # a Swarm node's preparation of the task (its image pull included)
 
     @classmethod
     def ended(cls, ending: Ending, *, node: str = "") -> Execution:

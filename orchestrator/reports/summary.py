@@ -87,6 +87,12 @@ def _tests(cell: CellResult) -> str:
     return ", ".join(parts)
 
 
+def spread(cells: Sequence[CellResult]) -> bool:
+    """Whether the cells ran on more than one node (a Swarm, several engines): then the
+    cell tables say which node ran each."""
+    return len({c.node for c in cells if c.node}) > 1
+
+
 def verdict_line(run: RunResult) -> str:
     """The one line that says what decided the exit code."""
     s = run.summary()
@@ -151,12 +157,15 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
     console.print(table)
 
     cells = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for name in ("cell", "status", "tests", "interpreter", "time", "reason"):
+    nodes = spread(run.cells)
+    for name in ("cell", "status", "tests", "interpreter", *(["node"] if nodes else []),
+                 "time", "reason"):
         cells.add_column(name, overflow="fold")
     for cell in run.cells:
         cells.add_row(cell.id, Text(str(cell.status), style=STYLE[cell.status]), _tests(cell),
-                      cell.interpreter.version or "-", _duration(cell.duration_s),
-                      escape_visible(reason(cell)))
+                      cell.interpreter.version or "-",
+                      *([escape_visible(cell.node) or "-"] if nodes else []),
+                      _duration(cell.duration_s), escape_visible(reason(cell)))
     console.print(cells)
 
     failing = failing_tests(run.cells)
@@ -227,12 +236,14 @@ def markdown(run: RunResult) -> str:
                 bits.append(bit)
             line.append("<br>".join(bits) or " ")
         out.append("| " + " | ".join(line) + " |")
-    out += ["", "| cell | status | tests | interpreter | time | reason |",
-            "|---|---|---|---|---|---|"]
+    nodes = spread(run.cells)
+    out += ["", "| cell | status | tests | interpreter | " + ("node | " if nodes else "")
+            + "time | reason |", "|---|---|---|---|" + ("---|" if nodes else "") + "---|---|"]
     for cell in run.cells:
         out.append(f"| `{cell.id}` | {ICON[cell.status]} {cell.status} | {_tests(cell)} | "
-                   f"{cell.interpreter.version or '-'} | {_duration(cell.duration_s)} | "
-                   f"{_md(reason(cell))} |")
+                   f"{cell.interpreter.version or '-'} | "
+                   + (f"{_md(cell.node) or '-'} | " if nodes else "")
+                   + f"{_duration(cell.duration_s)} | {_md(reason(cell))} |")
     failing = failing_tests(run.cells)
     if failing:
         out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]

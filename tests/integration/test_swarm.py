@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     run_project,
     tagmatrix,
 )
+from tests.integration.swarmlab import containers_everywhere, until
 from tests.integration.workspace import Workspace
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm]
@@ -125,12 +126,9 @@ def test_cancelling_on_swarm_leaves_no_service(workspace: Workspace,
     assert process.returncode == 130, err
     assert time.monotonic() - sent < 7.5
     assert spawn.services() == set()
-    # The tasks' containers go with their services (those on this engine: a worker's
-    # containers are not listed here, their services are).
-    deadline = time.monotonic() + 20
-    while spawn.containers() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert spawn.containers() == set()
+    # the tasks' containers go with their services, on every node
+    until("no container left", lambda: not containers_everywhere(docker_client, process.pid),
+          20)
 
 
 @pytest.mark.usefixtures("swarm_ready")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from orchestrator.reportio import rerender, write_reports
 from orchestrator.reports import html, summary
@@ -40,6 +42,19 @@ def test_markdown_content() -> None:
     assert "| **3.13** | ❌ failed 1.2s | ⏱️ timeout 1.2s |" in text
     assert "allowed to fail: 3.15-rc-slim" in text
     assert "| `tests.test_a::test_two` | `3.13-slim`, `3.15-rc-slim` |" in text
+
+
+def test_the_summary_names_the_nodes_when_cells_ran_on_several() -> None:
+    run = sample_run()
+    assert "| node |" not in summary.markdown(run)  # one node: no column
+    spread = replace(run, cells=tuple(replace(c, engine="cluster", node=f"node-{i % 2}")
+                                      for i, c in enumerate(run.cells)))
+    text = summary.markdown(spread)
+    assert "| cell | status | tests | interpreter | node | time | reason |" in text
+    assert "| `3.13-slim` | ❌ failed | 1 passed, 1 failed | 3.13.1 | node-0 | 1.2s |" in text
+    console = Console(width=200, record=True)
+    summary.print_terminal(spread, console)
+    assert re.search(r"3\.12-alpine +error +- +- +node-1 ", console.export_text())
 
 
 def test_index_html_is_self_contained_and_escaped() -> None:
