@@ -354,11 +354,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    print_terminal(result, console, reports=str(request.reports))
     if os.environ.get("GITHUB_ACTIONS") == "true":
-        from .reports.github import commands
+        from .reports.github import commands, fenced
 
+        # the summary quotes what tests printed: no line of it may be a runner command
+        with fenced(console):
+            print_terminal(result, console, reports=str(request.reports))
         print("\n".join(commands(result)), flush=True)
+    else:
+        print_terminal(result, console, reports=str(request.reports))
     if result.cancelled:
         raise Cancelled(result.cancelled)
     return ExitCode.OK if result.gate_passed else ExitCode.FAILED

@@ -106,10 +106,25 @@ class Interpreter:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Interpreter:
-        """From the record the container's bootstrap writes (see engine/bootstrap.py)."""
-        return cls(version=str(record.get("version", "")),
-                   executable=str(record.get("executable", "")),
-                   implementation=str(record.get("implementation", "")))
+        """From the record the container's bootstrap writes (see engine/bootstrap.py).
+        A test can overwrite it: what does not have the shape of a version, an
+        implementation's name or a path is dropped, so it reaches no report (and a cell
+        without a usable version fails its interpreter check)."""
+        return cls(version=_shaped(_VERSION, record.get("version")),
+                   executable=_shaped(_PATH, record.get("executable")),
+                   implementation=_shaped(_NAME, record.get("implementation")))
+
+
+# sys.version's first word ("3.13.0", "3.15.0b3", "3.14.0+" for a build from git), a
+# sys.implementation name, an absolute path without control characters or spaces
+_VERSION = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(?:(?:a|b|rc)[0-9]{1,3})?\+?")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+_PATH = re.compile(r"(?:/|[A-Za-z]:\\)[^\x00-\x20\x7f]{0,255}")
+
+
+def _shaped(pattern: re.Pattern[str], value: Any) -> str:
+    """``value`` if it is a string of that shape, else ""."""
+    return value if isinstance(value, str) and pattern.fullmatch(value) else ""
 
 
 MAX_PACKAGES = 5000  # distributions kept from a cell's record (it comes from the container)
@@ -282,7 +297,7 @@ class CellResult:
         fields["stage"] = _stage(fields.get("stage"))
         fields["comparison"] = Comparison.from_json(fields.get("comparison"))
         fields["tests"] = TestCounts(**fields.get("tests", {}))
-        fields["interpreter"] = Interpreter(**fields.get("interpreter", {}))
+        fields["interpreter"] = Interpreter.from_record(fields.get("interpreter") or {})
         fields["install"] = InstallRecord.from_record(_install_json(fields.get("install")))
         fields["packages"] = packages_from_record({"packages": fields.get("packages")})
         fields["attempts"] = tuple(Attempt.from_json(a) for a in fields.get("attempts", []))

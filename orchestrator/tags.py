@@ -301,7 +301,7 @@ class Catalogue:
         return out
 
 
-_RUNNING = re.compile(r"^(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?")
+_RUNNING = re.compile(r"(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?\+?")
 
 
 @dataclass(frozen=True)
@@ -324,7 +324,7 @@ class InterpreterCheck:
 
     def judge(self, running: str) -> Verdict:
         """``running``: the version the interpreter reported (``sys.version``'s first word)."""
-        match = _RUNNING.match(running)
+        match = _RUNNING.fullmatch(running)
         if not match:
             return Verdict(False, f"the cell's interpreter reported no usable version "
                                   f"({running or 'nothing'!s}), so it cannot prove it is "

@@ -87,6 +87,10 @@ def _wrong_interpreter(job: Job, execution: Execution) -> str:
     custom Dockerfile whose FROM ignores PYTHON_IMAGE, a mislabelled image); "" if fine."""
     if job.interpreter is None:
         return ""
+    implementation = execution.interpreter.implementation
+    if implementation not in ("", "CPython"):  # "": an older record; the version decides
+        return (f"the image ran {implementation}, but the official python images hold "
+                f"CPython: the image {job.base_image} is not what its tag names")
     verdict = job.interpreter.judge(execution.interpreter.version)
     if verdict.ok:
         if verdict.message:

@@ -35,7 +35,9 @@ def _cell(cell_id: str, python: str, variant: str, status: Status, *,
         duration_s=1.25, build_s=0.1, run_s=0.8, started_at="2026-11-26T18:00:00.000Z",
         finished_at="2026-11-26T18:00:01.250Z", log=f"logs/{cell_id}.log",
         tests=TestCounts.of(cases), cases=cases,
-        interpreter=Interpreter(version=f"{python}.1", executable="/usr/local/bin/python",
+        interpreter=Interpreter(version=(f"{python}.1" if "-rc" not in python
+                                         else python.replace("-rc", ".0rc1")),
+                                executable="/usr/local/bin/python",
                                 implementation="CPython") if cases else Interpreter(),
         output_tail="\x1b[32m5 passed\x1b[0m in 0.10s\n")
 

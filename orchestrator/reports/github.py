@@ -9,13 +9,31 @@ runner.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+from collections.abc import Iterator
+
+from rich.console import Console
 
 from ..changes import Change
 from ..compare import regressed, unexpected_passes
 from ..results import RunResult, Status
 from .junit import escape_visible
 from .summary import reason
+
+
+@contextlib.contextmanager
+def fenced(console: Console) -> Iterator[None]:
+    """What ``console`` prints meanwhile is not read as workflow commands (the terminal
+    summary quotes test ids, messages and build output, which tests choose)."""
+    token = secrets.token_hex(8)
+    console.file.flush()
+    print(f"::stop-commands::{token}", file=console.file, flush=True)
+    try:
+        yield
+    finally:
+        console.file.flush()
+        print(f"::{token}::", file=console.file, flush=True)
 
 
 def _data(text: str) -> str:

@@ -19,7 +19,7 @@ from ..history.flaky import FlakyTest, Verdict
 from ..insights import Insights
 from ..results import Gate, RunResult, Status
 from .junit import escape_visible
-from .summary import ICON, STYLE, _code, _md
+from .summary import ICON, STYLE, _code, _md, one_line
 
 MAX_LINES = 30  # per section in the terminal and summary.md (index.html and results.json
 # have them all)
@@ -123,7 +123,7 @@ def print_terminal(run: RunResult, console: Console) -> None:
     for section in sections(run):
         console.print(Text(f"\n{section.title}", style="bold"))
         for kind, text in section.lines:
-            console.print(Text.assemble("  ", (text, KIND_STYLE.get(kind, ""))))
+            console.print(Text.assemble("  ", (one_line(text), KIND_STYLE.get(kind, ""))))
         if section.more:
             console.print(f"  ... and {section.more} more (index.html, results.json)")
     found = strips(run)

@@ -55,12 +55,19 @@ def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]
     for cell in cells:
         for case in cell.cases:
             if case.outcome.bad:
-                key = escape_visible(case.key)
+                key = one_line(case.key)
                 # split on "\n" only: splitlines() also breaks at U+0085 and friends,
                 # which tests print; escape control characters for every renderer
                 first = escape_visible(case.message.split("\n", 1)[0])[:160]
                 found.setdefault(key, (first, []))[1].append(cell.id)
     return sorted(((k, m, w) for k, (m, w) in found.items()), key=lambda t: (-len(t[2]), t[0]))
+
+
+def one_line(text: str) -> str:
+    """Untrusted text (a test id, a reason quoting a build's output) as one visible line:
+    control characters shown (``#x1B``), line breaks as ``⏎``, so that nothing a test
+    chose starts a line of its own in a CI log (where ``::error::`` would be a command)."""
+    return escape_visible(text).replace("\r\n", "⏎").replace("\n", "⏎").replace("\r", "⏎")
 
 
 def _duration(seconds: float) -> str:
@@ -137,16 +144,16 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
     table = Table(title="tagmatrix", title_justify="left")
     table.add_column("python")
     for col in cols:
-        table.add_column(col or "(default)")
+        table.add_column(Text(col or "(default)"))
     for row in rows:
-        line: list[Text | str] = [row]
+        line: list[Text | str] = [Text(row)]
         for col in cols:
             text = Text()
             for i, entry in enumerate(at.get((row, col), [])):
                 if i:
                     text.append("\n")
                 if entry.label:
-                    text.append(f"{entry.label}: ")
+                    text.append(f"{one_line(entry.label)}: ")
                 text.append(str(entry.cell.status), style=STYLE[entry.cell.status])
                 if entry.cell.status not in (Status.SKIPPED,):
                     text.append(f" {_duration(entry.cell.duration_s)}")
@@ -162,10 +169,11 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
                  "time", "reason"):
         cells.add_column(name, overflow="fold")
     for cell in run.cells:
-        cells.add_row(cell.id, Text(str(cell.status), style=STYLE[cell.status]), _tests(cell),
-                      cell.interpreter.version or "-",
-                      *([escape_visible(cell.node) or "-"] if nodes else []),
-                      _duration(cell.duration_s), escape_visible(reason(cell)))
+        # Text, not str: rich would read "[link=...]" in a string as its markup
+        cells.add_row(Text(cell.id), Text(str(cell.status), style=STYLE[cell.status]),
+                      _tests(cell), Text(cell.interpreter.version or "-"),
+                      *([Text(one_line(cell.node) or "-")] if nodes else []),
+                      _duration(cell.duration_s), Text(one_line(reason(cell))))
     console.print(cells)
 
     failing = failing_tests(run.cells)
@@ -241,9 +249,9 @@ def markdown(run: RunResult) -> str:
             + "time | reason |", "|---|---|---|---|" + ("---|" if nodes else "") + "---|---|"]
     for cell in run.cells:
         out.append(f"| `{cell.id}` | {ICON[cell.status]} {cell.status} | {_tests(cell)} | "
-                   f"{cell.interpreter.version or '-'} | "
-                   + (f"{_md(cell.node) or '-'} | " if nodes else "")
-                   + f"{_duration(cell.duration_s)} | {_md(reason(cell))} |")
+                   f"{_md(cell.interpreter.version) or '-'} | "
+                   + (f"{_md(one_line(cell.node)) or '-'} | " if nodes else "")
+                   + f"{_duration(cell.duration_s)} | {_md(one_line(reason(cell)))} |")
     failing = failing_tests(run.cells)
     if failing:
         out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]
@@ -272,13 +280,13 @@ def comparison_lines(run: RunResult) -> list[tuple[str, str]]:
                                                      and change is not Change.FIXED else "")
                     if comparison.attribution:
                         text += f"; {comparison.attribution}"
-                    lines.append((change.value, escape_visible(text)))
+                    lines.append((change.value, one_line(text)))
                 for test in comparison.tests_of(change):
                     text = f"{cell.id}: {test}: {change}"
                     if change is Change.NEW_FAILURE and comparison.attribution \
                             and comparison.cell is not Change.NEW_FAILURE:
                         text += f"; {comparison.attribution}"
-                    lines.append((change.value, escape_visible(text)))
+                    lines.append((change.value, one_line(text)))
         if not lines:
             lines.append((Change.UNCHANGED.value,
                           f"nothing changed against baseline {run.baseline}"))

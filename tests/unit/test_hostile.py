@@ -169,3 +169,28 @@ def test_test_ids_break_at_separators_and_markdown_is_inert() -> None:
     assert not re.search(r"(?<!\\)\]\(", text)  # no link: "](" only escaped
     outside_code = re.sub(r"`[^`]*`", "", text.split("### Failing tests")[1])
     assert "https://" not in outside_code  # no bare URL either (code spans stay literal)
+
+
+def test_no_line_a_test_chose_starts_a_line_of_the_terminal_summary(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.console import Console
+
+    from orchestrator.reports.github import fenced
+
+    evil = "boom\n::error title=injected::x \x1b]0;title\x07 [link=https://evil.example]hi[/link]"
+    case = TestCase(classname="tests.t", name="test_x\n::warning::named",
+                    outcome=TestOutcome.FAILED, message="AssertionError")
+    cell = replace(sample_run().cells[2], cases=(case,), node="vm\n::error::node", reason=evil)
+    run = replace(sample_run(), cells=(cell,))
+    console = Console(width=400, force_terminal=False)
+    with fenced(console):
+        summary.print_terminal(run, console)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].startswith("::stop-commands::")  # under GitHub Actions: all fenced ...
+    assert lines[-1] == f"::{lines[0].split('::')[2]}::"
+    inside = lines[1:-1]
+    assert not [line for line in inside if line.strip().startswith("::")]  # ... and inert
+    assert "\x1b" not in out  # escapes shown, never sent to the terminal
+    assert "[link=https://evil.example]hi[/link]" in out  # rich markup printed as text
+    assert "boom⏎::error title=injected::x #x1B]0;title#x07" in out

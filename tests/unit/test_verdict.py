@@ -72,3 +72,31 @@ def test_a_hard_coded_from_is_named_in_the_reason(write: Write) -> None:
     assert verdict.reason == ("the image ran Python 3.12.1, but this cell is 3.13: does "
                               "Dockerfile's FROM use PYTHON_IMAGE (ARG PYTHON_IMAGE, "
                               "FROM ${PYTHON_IMAGE})?")
+
+
+FORGED = ("3.13.0| ![p](http://evil.example/p.png) <img src=x> [link=x]rich[/link] "
+          "\x1b[31mRED\n::error title=injected::from interpreter.json")
+
+
+def test_a_forged_interpreter_record_reaches_no_report_and_proves_nothing(
+        write: Write) -> None:
+    record = {"version": FORGED, "implementation": "CPython\n::warning::x",
+              "executable": "/usr/bin/python\x1b]0;title\x07"}
+    forged = Interpreter.from_record(record)
+    assert forged == Interpreter()  # nothing of that shape is kept
+    job = jobs(write, 'matrix: {python: ["3.13"]}\n')[0]
+    verdict = classify(job, Execution(exit_code=0, junit=PASS_XML, interpreter=forged))
+    assert verdict.status is Status.ERROR
+    assert "reported no usable version" in verdict.reason
+    kept = Interpreter.from_record({"version": "3.15.0b3", "implementation": "CPython",
+                                    "executable": "/usr/local/bin/python3.15"})
+    assert kept.version == "3.15.0b3"
+    assert kept.executable == "/usr/local/bin/python3.15"
+
+
+def test_another_implementation_under_an_official_tag_is_an_error(write: Write) -> None:
+    job = jobs(write, 'matrix: {python: ["3.12"]}\n')[0]
+    verdict = classify(job, Execution(exit_code=0, junit=PASS_XML, interpreter=Interpreter(
+        version="3.12.1", implementation="PyPy")))
+    assert verdict.status is Status.ERROR
+    assert "the image ran PyPy" in verdict.reason
