@@ -311,6 +311,16 @@ _SYSTEM_ROOTS = ("/proc", "/sys", "/dev", "/run", "/var/run", "/var/lib/docker",
                  "/var/lib/containerd", "/etc", "/boot")
 
 
+def repository_root(folder: Path) -> Path:
+    """The git work tree holding ``folder`` (the nearest folder above it with a
+    ``.git``), else ``folder`` itself: how far up a matrix file's ``project:`` may point."""
+    resolved = folder.resolve()
+    for candidate in (resolved, *resolved.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return resolved
+
+
 def mount_problem(root: Path) -> str | None:
     """Why ``root`` must not be bind-mounted into test containers: it is a system
     folder, or holds a socket anywhere below it (a Docker or containerd socket would

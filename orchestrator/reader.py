@@ -34,6 +34,7 @@ from .project import (
     ProjectInfo,
     mount_problem,
     read_text,
+    repository_root,
     requirement_files,
     unpinned_from,
 )
@@ -263,6 +264,12 @@ class Reader:
         project = (base / data.get("project", ".")).resolve()
         if not project.is_dir():
             raise self.error(("project",), f"project folder {project} does not exist")
+        home = repository_root(base)
+        if not project.is_relative_to(home):
+            raise self.error(("project",), f"project folder {project} is outside {home}, "
+                             "the matrix file's folder (or its git repository)",
+                             "keep matrix.yaml in the repository it tests: a matrix file "
+                             "from a pull request must not bring host folders into a build")
         if build.get("dockerfile"):
             _check_dockerfile(self, project, build["dockerfile"])
         try:

@@ -353,3 +353,29 @@ def test_long_cell_ids_that_share_their_first_63_characters_both_run(
                         str(tmp_path / "r"), client=docker_client)
     assert outcome.code == 0, (outcome.err, outcome.cells())
     assert len(outcome.cells()) == 2
+
+
+@pytest.mark.usefixtures("cluster")
+def test_a_test_container_cannot_push_to_the_registry_the_workers_pull_from(
+        tmp_path: Path, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    gateway = docker_client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    probe = {"test_push.py": f"""
+        import urllib.error, urllib.request
+
+        def test_the_gateway_registry_serves_pulls_and_refuses_uploads():
+            base = "http://{gateway}:5000/v2"
+            with urllib.request.urlopen(base + "/library/python/tags/list", timeout=10) as r:
+                assert r.status == 200  # the workers pull through it
+            upload = urllib.request.Request(base + "/attack/blobs/uploads/", method="POST")
+            try:
+                urllib.request.urlopen(upload, timeout=10)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 405, exc.code
+            else:
+                raise AssertionError("the registry on the gateway accepted an upload")
+    """}
+    path = make_project(tmp_path, lab_matrix(lab_minors[:1]), probe)
+    outcome = tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / "r"),
+                        client=docker_client)
+    assert outcome.code == 0, (outcome.out, outcome.err)
+    assert next(iter(outcome.cells().values()))["tests"]["passed"] == 1

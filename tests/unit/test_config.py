@@ -198,8 +198,29 @@ def test_mount_mode_refuses_a_folder_holding_a_socket_anywhere(write: Write,
             load_config(matrix)
 
 
-def test_mount_mode_refuses_system_folders(write: Write, tmp_path: Path) -> None:
-    matrix = write("matrix.yaml", 'project: /var/run\nmatrix: {python: ["3.12"]}\n'
-                                  "build: {mode: mount}\n")
-    with pytest.raises(ConfigError, match="system folder"):
+def test_mount_mode_refuses_system_folders() -> None:
+    from orchestrator.project import mount_problem
+
+    assert mount_problem(Path("/var/run")) == "/run is a system folder"  # /var/run -> /run
+    assert mount_problem(Path("/")) == "/ is a system folder"
+
+
+@pytest.mark.parametrize("project", ["/var/run", "../outside", "/etc"])
+def test_a_project_outside_the_matrix_files_repository_is_refused(
+        tmp_path: Path, project: str) -> None:
+    (tmp_path / "outside").mkdir()
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    matrix = checkout / "matrix.yaml"
+    matrix.write_text(f'project: {project}\nmatrix: {{python: ["3.12"]}}\n')
+    with pytest.raises(ConfigError, match=r"matrix.yaml:1:10: project: project folder .* is "
+                                          r"outside .*checkout, the matrix file's folder"):
         load_config(matrix)
+
+
+def test_a_matrix_file_in_a_subfolder_may_point_up_to_its_repository(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "ci").mkdir()
+    matrix = tmp_path / "ci" / "matrix.yaml"
+    matrix.write_text('project: ..\nmatrix: {python: ["3.12"]}\n')
+    assert load_config(matrix).project == tmp_path.resolve()
