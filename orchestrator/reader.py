@@ -333,7 +333,8 @@ class Reader:
                                  "use key=glob[,key=glob] or a glob on cell ids") from exc
         return tuple(out)
 
-    def engines(self, section: Mapping[str, Any]) -> tuple[EngineSettings, ...]:
+    def engines(self, section: Mapping[str, Any],
+                network: str = "bridge") -> tuple[EngineSettings, ...]:
         if not section:
             return DEFAULT_ENGINES
         out = []
@@ -341,6 +342,12 @@ class Reader:
             if entry.get("base_url") and entry.get("context"):
                 raise self.error(("engines", name, "context"), "give base_url or context, "
                                  "not both")
+            if network == "none" and entry["type"] == "swarm":
+                # a Swarm task is always attached to a network (docker_gwbridge at least);
+                # the "none" network is local to each engine and services cannot use it
+                raise self.error(("network",), f"network: none is not available on the Swarm "
+                                 f"engine {name!r} (a Swarm task always has a network)",
+                                 "run those cells on a Docker engine, or use network: bridge")
             out.append(EngineSettings(
                 name=name, type=EngineType(entry["type"]), base_url=entry.get("base_url"),
                 context=entry.get("context"), tls=entry.get("tls", False),

@@ -109,6 +109,10 @@ CORPUS: list[tuple[str, str, int, str]] = [
     ("capability that is not addable", OK_MATRIX + "limits:\n  cap_add: [SYS_ADMIN]\n", 4,
      "one of"),
     ("network host", OK_MATRIX + "network: host\n", 3, "one of 'bridge', 'none'"),
+    ("network none on a Swarm", OK_MATRIX + "network: none\nengines:\n  c: {type: swarm, "
+     "registry: r.example}\n", 3, "not available on the Swarm engine 'c'"),
+    ("project outside the repository", OK_MATRIX + "project: /etc\n", 3,
+     "the matrix file's folder (or its git repository)"),
     ("dockerfile outside the project", OK_MATRIX + "build:\n  dockerfile: ../Dockerfile\n",
      4, "outside the project folder"),
     # the install section (issue 11)
