@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from importlib import resources
+from pathlib import Path
 
 from .jobs import DIST_DIR, INSTALL_DIR, WORKDIR, BuildSpec, ProjectBuild
 from .settings import ProjectKind
@@ -31,7 +31,7 @@ BUILD_REQUIREMENT = "build>=1.2"  # pypa/build, the PEP 517 frontend artifact.py
 @functools.cache
 def tools() -> dict[str, bytes]:
     """The scripts that run inside containers, by name."""
-    folder = resources.files("orchestrator.incontainer")
+    folder = Path(__file__).parent / "incontainer"  # files of the package (see tags.py)
     return {name: folder.joinpath(name).read_bytes() for name in TOOLS}
 
 

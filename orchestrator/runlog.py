@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import TextIO
 
-from concurrent_log_handler import ConcurrentRotatingFileHandler
-
 from .errors import UsageError
 
 ROOT = "orchestrator"
@@ -21,6 +19,8 @@ def attach_run_log(reports: Path) -> logging.Handler:
         if (reports / name).is_symlink():
             raise UsageError(f"{reports / name} is a symbolic link; tagmatrix does not write "
                              "through links", hint="remove the link")
+    from concurrent_log_handler import ConcurrentRotatingFileHandler  # only for a run
+
     handler = ConcurrentRotatingFileHandler(str(reports / "tagmatrix.log"),
                                             maxBytes=10 * 1024 * 1024, backupCount=3,
                                             encoding="utf-8")

@@ -251,6 +251,9 @@ class Scheduler:
             while True:
                 number = len(attempts) + 1
                 result, retryable = self._attempt(job, cell_log, number)
+                # an attempt that failed before asking for its slot (its build) still
+                # stands in line: out of it, or the cells behind it wait for ever
+                self.slots.withdraw(job.id)
                 attempts.append(Attempt(number=number, status=result.status,
                                         reason=result.reason, stage=result.stage,
                                         duration_s=result.duration_s,

@@ -15,7 +15,7 @@ import difflib
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 DEBIAN_SUITES = ("trixie", "bookworm", "bullseye", "forky")
@@ -187,7 +187,9 @@ class Catalogue:
 
     @classmethod
     def builtin(cls) -> Catalogue:
-        text = resources.files("orchestrator").joinpath("data/python-versions.json").read_text()
+        # a file of the package, not importlib.resources: that import costs ~25 ms at
+        # start-up, and tagmatrix is installed as files (never from a zip)
+        text = (Path(__file__).parent / "data" / "python-versions.json").read_text()
         return cls.from_versions_json(json.loads(text),
                                       source="built-in (docker-library versions.json)")
 

@@ -9,8 +9,12 @@ did-you-mean from :func:`difflib.get_close_matches`.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import math
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, Location
@@ -124,12 +128,22 @@ def _sort_key(source: Source, error: ValidationError) -> tuple[int, int]:
 
 
 def check_schema(source: Source, data: Any, schema: dict[str, Any]) -> None:
-    """Raise the first (in file order) schema violation as a ConfigError."""
+    """Raise the first (in file order) schema violation as a ConfigError.
+
+    A document this schema already accepted (the same values, byte for byte as JSON)
+    is not checked again: importing jsonschema is most of what `tagmatrix validate`
+    and `plan` cost (about 40 ms of 100), and CI asks the same file again and again.
+    Only acceptances are remembered, per user (see :func:`_accepted`)."""
+    accepted = _accepted(data, schema)
+    if accepted is not None and accepted.is_file() and not accepted.is_symlink():
+        return
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = list(validator.iter_errors(data))
     if not errors:
+        if accepted is not None:
+            _remember(accepted)
         return
     # For oneOf/anyOf, the most specific sub-error is the useful one.
     best = [jsonschema.exceptions.best_match([e]) or e for e in errors]
@@ -139,6 +153,35 @@ def check_schema(source: Source, data: Any, schema: dict[str, Any]) -> None:
         error.message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         error.args = (error.message,)
     raise error
+
+
+MAX_ACCEPTED = 256  # remembered documents per user; the oldest go first
+
+
+def _accepted(data: Any, schema: dict[str, Any]) -> Path | None:
+    """The marker file of this document under this schema (and tagmatrix version), in
+    the user's own cache folder; None when the values do not serialise."""
+    from . import __version__
+    from .catalogue import cache_dir
+
+    try:
+        text = json.dumps([__version__, schema, data], sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError):  # a date, a NaN: just validate it
+        return None
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return cache_dir() / "accepted" / f"uid-{os.getuid()}" / digest
+
+
+def _remember(marker: Path) -> None:
+    """Create the marker (best effort: a cache that cannot be written only costs time)."""
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        known = sorted(marker.parent.iterdir(), key=lambda p: p.stat().st_mtime)
+        for old in known[:-MAX_ACCEPTED]:
+            old.unlink()
+    except OSError:
+        pass
 
 
 def check_float_trap(source: Source, paths: Iterable[KeyPath]) -> None:

@@ -27,9 +27,11 @@ import itertools
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..results import CellResult, RunResult
+if TYPE_CHECKING:  # results is not needed to read settings (start-up)
+    from ..results import CellResult, RunResult
+
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 _BAD = frozenset({FAILED, ERROR})

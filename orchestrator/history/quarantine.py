@@ -19,13 +19,15 @@ import datetime as dt
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..matrix import Cell, Selector
-from ..results import CellResult, RunResult, Status
 from ..source import KeyPath
 from .errors import ErrorFactory, unlocated
 from .flaky import PASSED, SKIPPED, Observation
+
+if TYPE_CHECKING:  # results is not needed to read settings (start-up)
+    from ..results import CellResult, RunResult
 
 DEFAULT_CLEAN_RUNS = 5  # passes in a row before an entry is suggested for removal
 
@@ -162,6 +164,8 @@ def apply_quarantine(entries: Sequence[QuarantineEntry], run: RunResult, *,
     could go: ``observations`` (the history's, the current run's included) of the tests
     the entries match; an entry is removable when each of its (test, cell) series has
     at least ``clean_runs`` results, the last ``clean_runs`` of them all passes."""
+    from ..results import Status
+
     active = [e for e in entries if not e.expired(today)]
     held, gating, released = [], [], []
     for cell in run.cells:

@@ -33,12 +33,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..results import CellResult, RunResult
 from ..source import KeyPath
 from .errors import ErrorFactory, unlocated
 from .flaky import PASSED, outcome_text
+
+if TYPE_CHECKING:  # results is not needed to read settings (start-up)
+    from ..results import CellResult, RunResult
 
 _DRIFT_MIN_BASELINE = 0.010  # seconds: below this a ratio is timer noise
 _DRIFT_MIN_TESTS = 5

@@ -28,33 +28,6 @@ MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "error": ("E", "ma
         "timeout": ("T", "yellow"), "skipped": ("s", "dim"), "cancelled": ("c", "yellow")}
 
 
-def add_run_options(run: argparse.ArgumentParser) -> None:
-    """``tagmatrix run --history PATH | --no-history``."""
-    where = run.add_mutually_exclusive_group()
-    where.add_argument("--history", metavar="PATH",
-                       help="record the run in this history file (default: history.path of "
-                            "the matrix file, else .tagmatrix/history.db beside it)")
-    where.add_argument("--no-history", action="store_true",
-                       help="neither read nor record a run history")
-
-
-def add_parser(sub: Any) -> None:
-    """``tagmatrix history [--json] [--cell GLOB] [--test SUBSTRING] [--last N]``."""
-    history = sub.add_parser("history", help="the run history: runs, a cell's or a test's "
-                                             "outcomes over time")
-    history.add_argument("-f", "--file", default="matrix.yaml",
-                         help="the matrix file whose history (default: ./matrix.yaml)")
-    history.add_argument("--history", metavar="PATH",
-                         help="the history file (default: history.path of the matrix file, "
-                              "else .tagmatrix/history.db beside it)")
-    history.add_argument("--cell", metavar="GLOB", help="only cells whose id matches")
-    history.add_argument("--test", metavar="SUBSTRING",
-                         help="tests whose id contains this, over time")
-    history.add_argument("--last", type=int, default=20, metavar="N",
-                         help="the last N runs (default 20)")
-    history.add_argument("--json", action="store_true", help="machine-readable output")
-
-
 def history_file(config: Config, given: str | None) -> Path:
     """``--history PATH``, else the matrix file's history.path, else the default."""
     return Path(given) if given else config.history.file(config.file)

@@ -189,6 +189,29 @@ def test_a_failed_dependency_install_quotes_the_resolver(
     assert f"logs/{lab_minors[0]}-slim.log" in cell["reason"]
 
 
+def test_a_cell_whose_install_fails_first_does_not_hold_up_the_others(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    """One slot; the cell first in line fails to install: the rest still run (this hung
+    for good before its place in the slot queue was given up)."""
+    first, *rest = lab_minors[:3]
+    listed = ", ".join(f'"{p}"' for p in (first, *rest))
+    path = library(workspace.folder(), name="firstfails", version="1.0", tests={
+        "test_ok.py": "def test_ok():\n    pass\n"}, matrix=f"""
+        matrix:
+          python: [{listed}]
+          variant: [slim]
+          include:
+            - {{python: "{first}", variant: slim, install: {{packages: ["pytest<0"]}}}}
+        install: {{packages: [pytest]}}
+        test: {{command: python -m pytest -q tests, timeout: 300}}
+        parallel: 1
+    """)
+    cells = run_project(path, client=docker_client, expect=1).cells()
+    assert (cells[f"{first}-slim"]["status"], cells[f"{first}-slim"]["stage"]) == \
+        ("error", "build")
+    assert [cells[f"{p}-slim"]["status"] for p in rest] == ["passed"] * len(rest)
+
+
 def test_a_real_library_gives_the_same_per_test_counts_as_by_hand(
         tmp_path: Path, workspace: Workspace, lab_minors: list[str]) -> None:
     """pluggy's own suite (its sdist from the package index, cached in lab/.cache):

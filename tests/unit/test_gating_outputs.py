@@ -11,8 +11,8 @@ import pytest
 import yaml
 from rich.console import Console
 
-from orchestrator.cli import build_parser
 from orchestrator.compare import compare
+from orchestrator.parser import build_parser
 from orchestrator.progress import LiveProgress, PlainProgress
 from orchestrator.reports.github import commands
 from orchestrator.reports.summary import markdown

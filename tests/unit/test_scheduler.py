@@ -247,6 +247,22 @@ def test_build_failure_is_an_error_for_every_sharer(tmp_path: Path, write: Write
         assert result.stage is Stage.BUILD
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_failed_build_frees_its_place_in_the_queue(tmp_path: Path, write: Write,
+                                                     parallel: int) -> None:
+    """The first cell in line (best priority) fails to build: it never asks for a slot,
+    and the cells behind it must not wait for it for ever."""
+    failure = BuildFailed("build failed: No matching distribution found for pytest<0",
+                          stage=Stage.BUILD)
+    engine = FakeEngine({"3.10-slim": failure})
+    found = scheduler(tmp_path, engine, jobs(write, MATRIX), parallel=parallel)
+    results = Background(found).join()
+    assert results["3.10-slim"].status is Status.ERROR
+    assert [results[c].status for c in ("3.11-slim", "3.12-slim", "3.13-slim")] == \
+        [Status.PASSED] * 3
+    assert found.slots.queued() == 0
+
+
 def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write) -> None:
     lost = EngineUnavailable("lost the Docker engine")
     engine = FakeEngine({"3.10-slim": lost})
