@@ -71,6 +71,7 @@ class Scheduler:
         self.slots = Slots(max(1, options.parallel))
         self.halt = Halt()  # this engine was lost: its queued cells do not start
         self._builds: dict[str, tuple[str, Future[PreparedImage]]] = {}
+        self._build_s: dict[str, float] = {}  # build key -> how long its owner's build took
         self._builds_lock = threading.Lock()
         self._logs: dict[str, CellLog] = {}
         self._logs_lock = threading.Lock()
@@ -206,20 +207,31 @@ class Scheduler:
             try:
                 image = self.engine.prepare(job, spec, cell_log, self.ctx)
             except BaseException as exc:
+                self._build_s[spec.key] = time.monotonic() - clock
                 future.set_exception(exc)
                 raise
+            self._build_s[spec.key] = time.monotonic() - clock
             future.set_result(image)
-            return _Built(image, time.monotonic() - clock)
+            return _Built(image, self._build_s[spec.key])
         if builder != job.id:
             cell_log.note(f"image {spec.tag} is shared with cell {builder}: its log has "
                           "the build")
         try:
-            return _Built(future.result(), 0.0)
+            # its own build, run ahead in the build pool, is still its own time
+            return _Built(future.result(), self._own_build_s(job) or 0.0)
         except CellError as exc:
             if builder == job.id:
                 raise
             raise CellError(f"{exc.message} (build shared with cell {builder})",
                             stage=exc.stage, retryable=exc.retryable) from exc
+
+    def _own_build_s(self, job: Job) -> float | None:
+        """How long this cell's own build took (None: no build, or another cell's)."""
+        if job.build is None:
+            return None
+        with self._builds_lock:
+            entry = self._builds.get(job.build.key)
+            return self._build_s.get(job.build.key) if entry and entry[0] == job.id else None
 
     def _run_job(self, job: Job) -> CellResult | None:
         """All attempts at one cell; only infrastructure errors are tried again. None:
@@ -304,6 +316,7 @@ class Scheduler:
         result = replace(job_result(job, Status.ERROR, ""), engine=self.engine.name)
         retryable = False
         own_s = 0.0
+        judged = False
         try:
             cell_log.note(f"cell {job.id}: python {job.cell.python} variant "
                           f"{job.cell.variant or '(default)'} on engine {self.engine.name}"
@@ -321,6 +334,7 @@ class Scheduler:
             from .warnings_ledger import read_cell  # only when cells run
 
             ledger, dropped = read_cell(execution.warnings, job.id)
+            judged = True
             cell_log.section(f"result: {verdict.status}"
                              + (f" ({verdict.reason})" if verdict.reason else ""))
             result = replace(
@@ -351,7 +365,8 @@ class Scheduler:
             result = replace(result, status=status, reason=exc.message, stage=exc.stage,
                              image_digest=result.image_digest or exc.image_digest)
             if exc.stage in (Stage.PULL, Stage.BUILD, Stage.PUSH):
-                own_s = time.monotonic() - clock  # the build it tried, for the reports
+                # the build it tried (ahead, in the build pool, or now), for the reports
+                own_s = self._own_build_s(job) or (time.monotonic() - clock)
                 result = replace(result, build_s=round(own_s, 3))
             retryable = exc.retryable and status is Status.ERROR
             cell_log.note(f"error: {exc.message}")
@@ -360,6 +375,8 @@ class Scheduler:
             result = replace(result, status=Status.ERROR, stage=Stage.INTERNAL,
                              reason=f"internal error: {type(exc).__name__}: {exc}")
             cell_log.note(f"internal error (see tagmatrix.log): {exc}")
+        if not judged:  # an error before the tests' verdict: the log ends with it too
+            cell_log.section(f"result: {result.status} ({result.reason})")
         result = replace(result, duration_s=round(own_s, 3),
                          started_at=result.started_at or started_at,
                          finished_at=result.finished_at or now_iso())

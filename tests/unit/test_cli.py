@@ -99,3 +99,26 @@ def test_clean_images_needs_a_project_or_all_projects(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["clean", "--images"]) == 2
     assert "-f matrix.yaml, or say --all-projects" in capsys.readouterr().err
+
+
+def test_a_document_the_schema_accepted_is_not_checked_again(tmp_path: Path) -> None:
+    """validate's main cost is importing jsonschema: a document already accepted (the
+    same values under the same schema and version) skips it; anything else is checked."""
+    matrix = tmp_path / "matrix.yaml"
+    env = {**os.environ, "TAGMATRIX_CACHE_DIR": str(tmp_path / "cache")}
+    probe = ("import sys; from orchestrator.cli import main; code = main(['validate', '-f', "
+             f"{str(matrix)!r}]); print('jsonschema' in sys.modules); sys.exit(code)")
+
+    def validate() -> tuple[int, str]:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+        return done.returncode, done.stdout.splitlines()[-1] if done.stdout else done.stderr
+
+    matrix.write_text('matrix: {python: ["3.12"]}\nparallel: 2\n')
+    assert validate() == (0, "True")  # checked, and remembered
+    assert validate() == (0, "False")  # the same values: not checked again
+    matrix.write_text('matrix: {python: ["3.12"]}\nparallel: 3\n')
+    assert validate() == (0, "True")  # other values: checked
+    matrix.write_text('matrix: {python: ["3.12"]}\nparallel: 0\n')
+    code, _ = validate()
+    assert code == 2  # refused, whatever was accepted before

@@ -61,9 +61,11 @@ class FakeEngine:
 
     name = "fake"
 
-    def __init__(self, script: dict[str, object] | None = None, *, gated: bool = False) -> None:
+    def __init__(self, script: dict[str, object] | None = None, *, gated: bool = False,
+                 build_s: float = 0.0) -> None:
         self.script = script or {}
         self.gated = gated
+        self.build_s = build_s  # how long each build takes (a duration, not a wait for events)
         self.running = 0
         self.max_running = 0
         self.builds: list[str] = []
@@ -82,6 +84,7 @@ class FakeEngine:
     def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
                 ctx: RunContext) -> PreparedImage:
         outcome = self.script.get(job.id)
+        threading.Event().wait(self.build_s if spec is not None else 0.0)
         if isinstance(outcome, BuildFailed):
             raise outcome
         with self.lock:
@@ -261,6 +264,18 @@ def test_a_failed_build_frees_its_place_in_the_queue(tmp_path: Path, write: Writ
     assert [results[c].status for c in ("3.11-slim", "3.12-slim", "3.13-slim")] == \
         [Status.PASSED] * 3
     assert found.slots.queued() == 0
+
+
+def test_a_cells_own_build_counts_in_its_time_even_built_ahead_or_failed(
+        tmp_path: Path, write: Write) -> None:
+    failure = BuildFailed("build failed: boom", stage=Stage.BUILD)
+    engine = FakeEngine({"3.10-slim": failure}, build_s=0.05)
+    _, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1)
+    for cell in results.values():  # every image was built ahead, in the build pool
+        assert cell.duration_s >= 0.05, (cell.id, cell.duration_s)
+    assert results["3.10-slim"].build_s >= 0.05  # the failed build's time is reported
+    log = (tmp_path / "reports" / "logs" / "3.10-slim.log").read_text()
+    assert "result: error (build failed: boom)" in log  # the log ends with its verdict
 
 
 def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write) -> None:
