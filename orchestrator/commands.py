@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .config import Config, load_config, read_image
 from .errors import Cancelled, ExitCode, UsageError
 from .matrix import Selector
-from .plan import check_selection, make_plan
+from .plan import Job, check_selection, make_plan
 from .results import Gate, RunResult, Status, load_results
 from .settings import MAX_PARALLEL
 
@@ -78,26 +78,52 @@ def cmd_plan(args: argparse.Namespace, out: Out) -> int:
         "version": job.expected_version,  # what the catalogue says the tag holds
         "state": job.state, "reason": job.reason, "gating": job.gating,
         "origin": job.cell.origin, "command": list(job.command), "timeout": job.timeout,
-        "engine": job.engine,
+        "engine": job.engine, "install": _install_of(job),
     } for job in plan.jobs]
     if args.json:
         print(json.dumps({"cells": rows, "catalogue": plan.catalogue_source}, indent=2))
         return 0
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{config.file}" + (f" (profile {config.profile})"
                                             if config.profile else ""), title_justify="left")
-    for name in ("cell", "image", "platform", "engine", "state", "gating", "reason"):
+    installs = any(row["install"] for row in rows)
+    for name in ("cell", "image", "platform", "engine", *(["install"] if installs else []),
+                 "state", "gating", "reason"):
         table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(row["id"], row["image"], row["platform"], row["engine"] or "-",
+    for row in rows:  # Text: "[tests]" in a string would be read as rich markup
+        table.add_row(Text(row["id"]), Text(row["image"]), row["platform"],
+                      Text(row["engine"] or "-"),
+                      *([Text(_install_text(row["install"]))] if installs else []),
                       "[green]planned[/]" if row["state"] == "planned" else "[dim]skipped[/]",
-                      "yes" if row["gating"] else "allowed to fail", row["reason"])
+                      "yes" if row["gating"] else "allowed to fail", Text(row["reason"]))
     console.print(table)
     planned = sum(1 for r in rows if r["state"] == "planned")
     console.print(f"{len(rows)} cells: {planned} planned, {len(rows) - planned} skipped "
                   f"(catalogue: {plan.catalogue_source})")
     return 0
+
+
+def _install_of(job: Job) -> dict[str, Any] | None:
+    """What the cell installs (the install flow), as plan --json shows it."""
+    step = job.build.install if job.build is not None else None
+    if step is None:
+        return None
+    return {"project": step.kind.value, "extras": list(step.extras),
+            "groups": list(step.groups), "requirements": list(step.requirements),
+            "resolution": step.resolution.value}
+
+
+def _install_text(install: dict[str, Any] | None) -> str:
+    """``sdist [tests] +group test -r req.txt (lowest-direct)`` for the plan's table."""
+    if install is None:
+        return "-"
+    return " ".join([install["project"],
+                     *([f"[{','.join(install['extras'])}]"] if install["extras"] else []),
+                     *(f"+group {g}" for g in install["groups"]),
+                     *(f"-r {r}" for r in install["requirements"]),
+                     f"({install['resolution']})"])
 
 
 def cmd_tags(args: argparse.Namespace, out: Out) -> int:

@@ -179,6 +179,10 @@ def main() -> None:
                 run([sys.executable, "-m", "build", "--wheel", "--outdir", tmp, str(sdist)],
                     "building the wheel from the sdist")
                 wheel = next(Path(tmp).glob("*.whl"))
+                if not wheel.name.endswith("-none-any.whl"):  # py3-none-any, py2.py3-...
+                    fail(f"the project's wheel is not pure Python ({wheel.name}): one wheel "
+                         "cannot serve every interpreter; use install.project: sdist (each "
+                         "cell builds its own)")
                 text = wheel_metadata(wheel)
                 shutil.copy2(wheel, dist / wheel.name)
             else:

@@ -40,6 +40,7 @@ QUIET = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore",
          "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1", "UV_NO_CACHE": "1"}
 # pip says "ERROR: ...", uv "error: ..." or a line starting with a cross (U+00D7)
 _ERROR = re.compile(r"^\s*(?:ERROR:|error:|\u00d7|[\w.]+(?:Error|Exception)\b)")
+_SAID = re.compile(r"^\s*(?:ERROR:|error:|\u00d7)")
 
 
 def fail(message: str) -> None:
@@ -66,7 +67,10 @@ def run(argv: list[str], what: str, cwd: Path | None = None) -> str:
             lines = [*lines[-199:], line]
     sys.stdout.flush()
     if process.returncode:
-        errors = [x.strip() for x in lines if _ERROR.match(x)]
+        # the installer's own words first ("error: Failed to build pyyaml==6.0"): a
+        # build backend's traceback comes after them and names no package
+        said = [x.strip() for x in lines if _SAID.match(x)]
+        errors = said or [x.strip() for x in lines if _ERROR.match(x)]
         last = errors[-1] if errors else next((x.strip() for x in reversed(lines)
                                                if x.strip()), "no output")
         fail(f"{what} failed: {last[:500]}")

@@ -174,6 +174,27 @@ def test_a_project_that_does_not_build_fails_every_cell_with_one_build(
     assert (logs / "_project.linux-sdist.log").read_text().count("Step 1/") == 1
 
 
+def test_project_wheel_refuses_a_wheel_that_is_not_pure_python(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    root = workspace.folder()
+    path = library(root, name="platformwheel", version="1.0", tests={
+        "test_ok.py": "def test_ok():\n    pass\n"}, matrix=f"""
+        matrix: {{python: {json.dumps(lab_minors[:2])}, variant: [slim]}}
+        install: {{project: wheel, packages: [pytest]}}
+        test: {{command: python -m pytest -q tests, timeout: 300}}
+    """)
+    # a platform wheel without a compiler: the usual way to tag a wheel as binary
+    (root / "setup.py").write_text(
+        "from setuptools import setup\nfrom setuptools.dist import Distribution\n\n"
+        "class Binary(Distribution):\n    def has_ext_modules(self):\n        return True\n\n"
+        "setup(distclass=Binary)\n")
+    outcome = run_project(path, client=docker_client, expect=1)
+    for cell in outcome.cells().values():
+        assert (cell["status"], cell["stage"]) == ("error", "build")
+        assert "the project's wheel is not pure Python" in cell["reason"], cell["reason"]
+        assert "use install.project: sdist" in cell["reason"]
+
+
 def test_a_failed_dependency_install_quotes_the_resolver(
         workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     path = library(workspace.folder(), name="needsmissing", version="1.0", tests={

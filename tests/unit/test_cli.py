@@ -122,3 +122,27 @@ def test_a_document_the_schema_accepted_is_not_checked_again(tmp_path: Path) -> 
     matrix.write_text('matrix: {python: ["3.12"]}\nparallel: 0\n')
     code, _ = validate()
     assert code == 2  # refused, whatever was accepted before
+
+
+def test_plan_shows_what_each_cell_installs(write: Write,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    write("pyproject.toml", '[build-system]\nrequires = ["setuptools"]\n'
+          'build-backend = "setuptools.build_meta"\n[project]\nname = "x"\nversion = "1"\n'
+          '[project.optional-dependencies]\ntests = ["pytest"]\nmsgpack = ["msgpack"]\n')
+    path = write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+          deps: [latest, min]
+          include:
+            - {deps: min, install: {resolution: lowest-direct, extras: [msgpack]}}
+        install: {extras: [tests]}
+    """)
+    assert main(["plan", "-f", str(path), "--json"]) == 0
+    cells = {c["id"]: c["install"] for c in json.loads(capsys.readouterr().out)["cells"]}
+    assert cells["3.12-latest"] == {"project": "sdist", "extras": ["tests"], "groups": [],
+                                    "requirements": [], "resolution": "highest"}
+    # an include entry's list replaces the top-level one (it is not merged)
+    assert cells["3.12-min"]["extras"] == ["msgpack"]
+    assert cells["3.12-min"]["resolution"] == "lowest-direct"
+    assert main(["plan", "-f", str(path)]) == 0
+    assert "sdist [tests] (highest)" in capsys.readouterr().out

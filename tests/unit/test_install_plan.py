@@ -4,6 +4,7 @@ installs, how include entries change it per cell, and the Dockerfiles it renders
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,3 +164,18 @@ def test_install_with_a_custom_dockerfile_is_refused(write: Write) -> None:
             build: {dockerfile: Dockerfile}
             install: {packages: [pytest]}
         """))
+
+
+def test_a_failed_install_quotes_the_installers_words_not_the_backends_traceback(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.incontainer import install
+
+    uv_like = ("print('Resolved 12 packages'); print('error: Failed to build `pyyaml==6.0`'); "
+               "print('  Caused by: The build backend returned an error'); "
+               "print('Traceback (most recent call last):'); "
+               "print(\"AttributeError: 'build_ext' object has no attribute 'cython_sources'\"); "
+               "raise SystemExit(1)")
+    with pytest.raises(SystemExit):
+        install.run([sys.executable, "-c", uv_like], "dependencies")
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "tagmatrix: error: dependencies failed: error: Failed to build `pyyaml==6.0`"
