@@ -331,6 +331,12 @@ class Scheduler:
             finally:
                 self.engine.remove(started)
             verdict = classify(job, execution)
+            if verdict.status is Status.FAILED and not verdict.cases:
+                # no per-test results: the command's last words say why ("No module
+                # named pytest") better than its exit code
+                said = last_line(cell_log.output_excerpt())
+                if said:
+                    verdict = replace(verdict, reason=f"{verdict.reason}; it said: {said}")
             from .warnings_ledger import read_cell  # only when cells run
 
             ledger, dropped = read_cell(execution.warnings, job.id)
@@ -381,6 +387,12 @@ class Scheduler:
                          started_at=result.started_at or started_at,
                          finished_at=result.finished_at or now_iso())
         return result, retryable
+
+
+def last_line(output: str) -> str:
+    """The last non-empty line of a command's output, cut to 200 characters."""
+    return next((line.strip()[:200] for line in reversed(output.splitlines())
+                 if line.strip()), "")
 
 
 def backoff(attempt: int, base: float) -> float:

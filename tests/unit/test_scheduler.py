@@ -125,6 +125,9 @@ class FakeEngine:
             self._note("end", started.job)
 
     def collect(self, started: Started, ending: Ending, log: CellLog) -> Execution:
+        said = self.script.get(f"{started.id}:output")
+        if isinstance(said, bytes):  # what the container printed
+            log.output(said)
         outcome = self.script.get(started.id, Execution(exit_code=0, junit=PASS_XML))
         assert isinstance(outcome, Execution)
         if not outcome.interpreter.version:
@@ -276,6 +279,16 @@ def test_a_cells_own_build_counts_in_its_time_even_built_ahead_or_failed(
     assert results["3.10-slim"].build_s >= 0.05  # the failed build's time is reported
     log = (tmp_path / "reports" / "logs" / "3.10-slim.log").read_text()
     assert "result: error (build failed: boom)" in log  # the log ends with its verdict
+
+
+def test_a_failure_without_per_test_results_quotes_the_last_output_line(
+        tmp_path: Path, write: Write) -> None:
+    engine = FakeEngine({
+        "3.12": Execution(exit_code=1, junit=None, junit_error="no JUnit file"),
+        "3.12:output": b"collecting\n/usr/local/bin/python: No module named pytest\n\n"})
+    _, results = run(tmp_path, engine, jobs(write, 'matrix: {python: ["3.12"]}\n'))
+    assert results["3.12"].reason == ("exit code 1; no JUnit file; it said: "
+                                           "/usr/local/bin/python: No module named pytest")
 
 
 def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write) -> None:
