@@ -27,8 +27,8 @@ class JobState(enum.StrEnum):
 PLANNED = JobState.PLANNED
 SKIPPED = JobState.SKIPPED
 
-# tagmatrix's own folder in a project (the run history's default place): never in a
-# build context, whatever .dockerignore says.
+# tagmatrix's own folder (the run history's default place, beside any matrix.yaml):
+# never in a build context at any depth, whatever .dockerignore says.
 OWN_FOLDER = ".tagmatrix"
 # Where tagmatrix keeps its own files inside a container.
 CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa: S108 - in the container

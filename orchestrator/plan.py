@@ -101,20 +101,19 @@ def context_excludes(project: Path) -> tuple[str, ...]:
 
 
 def own_output(project: Path, reports: Path | None, history: Path | None) -> tuple[str, ...]:
-    """tagmatrix's own output inside the project besides OWN_FOLDER, as project-relative
-    paths: the reports folder, the run history (its folder when it is a .tagmatrix
-    folder, else the file and SQLite's companions). Left out after .dockerignore:
-    nothing brings them back (a run's output would otherwise change the project every
-    run, and tests could read earlier runs)."""
+    """tagmatrix's own output inside the project besides its OWN_FOLDERs (left out at
+    any depth), as project-relative paths: the reports folder, a run history kept
+    elsewhere (history.path: the file and SQLite's companions). Left out after
+    .dockerignore: nothing brings them back (a run's output would otherwise change the
+    project every run, and tests could read earlier runs)."""
     root = project.resolve()
     found: list[str] = []
     paths: list[Path] = []
     if reports is not None:
         paths.append(reports.resolve())
-    if history is not None:
+    if history is not None and history.resolve().parent.name != OWN_FOLDER:
         place = history.resolve()
-        paths += [place.parent] if place.parent.name == OWN_FOLDER else \
-            [place, *(place.with_name(place.name + s) for s in ("-wal", "-shm", "-journal"))]
+        paths += [place, *(place.with_name(place.name + s) for s in ("-wal", "-shm", "-journal"))]
     found += [p.relative_to(root).as_posix() for p in paths if root in p.parents]
     return tuple(dict.fromkeys(found))
 

@@ -16,9 +16,11 @@ positional reads, so concurrent builds share the snapshot safely.
 
 What enters: the project minus ``rules.excludes`` (tagmatrix's defaults), then the
 project's .dockerignore (docker-py's semantics, so "!" lines bring paths back as in
-``docker build``), then minus .tagmatrix and ``rules.own`` (tagmatrix's own output:
-nothing brings it back). Regular files, folders and links (as links, never followed) are kept;
-sockets, FIFOs and devices are left out.
+``docker build``), then minus tagmatrix's own output, which nothing brings back: every
+.tagmatrix folder (the run history's place beside any matrix.yaml), every reports
+folder (it holds reportdir.MARKER) and ``rules.own``.
+Regular files, folders and links (as links, never followed) are kept; sockets, FIFOs
+and devices are left out.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from ..errors import BuildFailed, Stage
 from ..ignorefile import read_patterns
 from ..jobs import OWN_FOLDER, ContextRules
 from ..project import ProjectError
+from ..reportdir import MARKER
 from .ignore import Matcher, PatternError
-from .walk import Entry, Folders, Kind, ProjectChanged, open_file, walk
+from .walk import Entry, Folders, Kind, Own, ProjectChanged, open_file, walk
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,8 @@ class ContextSnapshot:
         try:
             folders = Folders(root)
             try:
-                self.entries = walk(folders, matcher, (OWN_FOLDER, *rules.own), hooks.listed)
+                self.entries = walk(folders, matcher, Own(rules.own, OWN_FOLDER, MARKER),
+                                    hooks.listed)
                 self.size = sum(e.size for e in self.entries)
                 _check_size(root, self.entries, self.size, rules.max_bytes)
                 if hooks.copying is not None:

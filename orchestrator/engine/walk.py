@@ -131,14 +131,25 @@ class Folders:
         os.close(self._root)
 
 
-def walk(folders: Folders, matcher: Matcher, own: Sequence[str],
+@dataclass(frozen=True)
+class Own:
+    """tagmatrix's own output, left out whatever the patterns say: ``paths`` (with all
+    below them), anything ``named`` so at any depth, and any folder holding a file
+    named ``marker`` (a reports folder, wherever a run put it)."""
+
+    paths: Sequence[str]
+    named: str
+    marker: str
+
+
+def walk(folders: Folders, matcher: Matcher, own: Own,
          listed: Callable[[str], None] | None = None) -> list[Entry]:
     """The context's entries in path order: docker-py's walk (a path the patterns
     exclude is left out; an excluded folder is not entered unless a "!" pattern may
-    bring something below it back), minus ``own`` (paths and everything below them).
-    ``listed(folder)`` runs after each folder is listed (tests use it to change the
-    folder at that moment)."""
+    bring something below it back), minus ``own``. ``listed(folder)`` runs after each
+    folder is listed (tests use it to change the folder at that moment)."""
     found: list[Entry] = []
+    dropped: set[str] = set()
     pending = [""]
     while pending:
         folder = pending.pop()
@@ -148,9 +159,13 @@ def walk(folders: Folders, matcher: Matcher, own: Sequence[str],
                 names = [item.name for item in listing]
         except OSError as exc:
             raise _failure(exc, folder or ".") from exc
+        if folder and own.marker in names:
+            dropped.add(folder)
+            continue
         for base in names:
             name = f"{folder}/{base}" if folder else base
-            if any(name == o or name.startswith(o + "/") for o in own):
+            if base == own.named or any(name == p or name.startswith(p + "/")
+                                        for p in own.paths):
                 continue
             try:
                 info = os.stat(base, dir_fd=fd, follow_symlinks=False)
@@ -168,6 +183,7 @@ def walk(folders: Folders, matcher: Matcher, own: Sequence[str],
                 pending.append(name)
         if listed is not None:
             listed(folder)
+    found = [e for e in found if e.name not in dropped]
     found.sort(key=lambda e: e.name)
     return found
 

@@ -20,6 +20,7 @@ from orchestrator.errors import BuildFailed
 from orchestrator.ignorefile import MAX_PATTERNS
 from orchestrator.jobs import ContextRules
 from orchestrator.plan import ALWAYS_EXCLUDED, context_excludes, own_output
+from orchestrator.reportdir import MARKER
 
 
 def project(tmp_path: Path) -> Path:
@@ -123,7 +124,8 @@ def test_no_dockerignore_line_brings_tagmatrix_output_back(tmp_path: Path) -> No
 
 def test_a_history_kept_inside_the_project_stays_out(tmp_path: Path) -> None:
     root = project(tmp_path)
-    (root / "ci" / ".tagmatrix").mkdir(parents=True)  # matrix.yaml in ci/, project: ..
+    # .tagmatrix folders at any depth (ci/matrix.yaml with project: ..), history.path
+    (root / "ci" / ".tagmatrix").mkdir(parents=True)
     (root / "ci" / ".tagmatrix" / "history.db").write_bytes(b"db")
     (root / "ci" / "runs.db").write_bytes(b"db")  # history.path: runs.db
     (root / "ci" / "runs.db-wal").write_bytes(b"wal")
@@ -133,8 +135,20 @@ def test_a_history_kept_inside_the_project_stays_out(tmp_path: Path) -> None:
     assert "ci/keep.txt" in default
     assert not {n for n in default if n.startswith("ci/.tagmatrix")}
     custom = names(snapshot(root, rules(root, history=root / "ci" / "runs.db")))
-    assert {"ci/keep.txt", "ci/.tagmatrix/history.db"} <= custom
-    assert not {"ci/runs.db", "ci/runs.db-wal"} & custom
+    assert "ci/keep.txt" in custom
+    assert not {"ci/runs.db", "ci/runs.db-wal", "ci/.tagmatrix/history.db"} & custom
+
+
+def test_any_reports_folder_stays_out_wherever_a_run_put_it(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    (root / "out" / "pr-42" / "logs").mkdir(parents=True)  # an earlier --reports out/pr-42
+    (root / "out" / "pr-42" / MARKER).write_text("")
+    (root / "out" / "pr-42" / "results.json").write_text("{}")
+    (root / "out" / "notes.txt").write_text("mine\n")
+    (root / ".dockerignore").write_text("!out\n!out/**\n")
+    found = names(snapshot(root))
+    assert "out/notes.txt" in found
+    assert not {n for n in found if n.startswith("out/pr-42")}
 
 
 def test_a_symlinked_dockerignore_is_refused(tmp_path: Path) -> None:
