@@ -91,6 +91,7 @@ class ContextSnapshot:
             try:
                 self.entries = walk(folders, matcher, Own(rules.own, OWN_FOLDER, MARKER),
                                     hooks.listed)
+                folders.release()  # the copy opens every folder again, checked again
                 self.size = sum(e.size for e in self.entries)
                 _check_size(root, self.entries, self.size, rules.max_bytes)
                 if hooks.copying is not None:

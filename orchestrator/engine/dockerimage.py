@@ -221,9 +221,8 @@ class ImageStore:
         started = time.monotonic()
         image_id, cached = stream_build(self.streams, self.errors, BuildRequest(
             context=snapshot.stream(extra, prefix="project/"), dockerfile=PROJECT_DOCKERFILE,
-            tag=spec.tag,
-            args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key}, timeout=spec.timeout,
-            failure=what), project_log, cancel)
+            tag=spec.tag, args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key},
+            timeout=spec.timeout, failure=what), project_log, cancel)
         project_log.note(f"project image {image_id[:19]} in {time.monotonic() - started:.1f} s"
                          + (" (all steps cached)" if cached else ""))
         return image_id

@@ -85,8 +85,7 @@ def _parent(name: str) -> str:
 class Folders:
     """The project's folders as open descriptors, each reached from the root with
     O_NOFOLLOW and checked against the (device, inode) listed for it; the root and the
-    most recently used OPEN_FOLDERS others stay open. A folder still open reads as it
-    was listed even if it is renamed meanwhile: what it holds is still the project's."""
+    most recently used OPEN_FOLDERS others stay open until :meth:`release`."""
 
     def __init__(self, root: Path) -> None:
         try:
@@ -109,10 +108,18 @@ class Folders:
         if found is not None:
             self._open.move_to_end(folder)
             return found
-        parent = self.fd(_parent(folder))
-        base = folder.rpartition("/")[2]
+        parts = folder.split("/")
+        depth = len(parts) - 1  # the deepest ancestor still open (a loop: no recursion
+        while depth and "/".join(parts[:depth]) not in self._open:  # limit on deep trees)
+            depth -= 1
+        fd = self._open[("/".join(parts[:depth]))] if depth else self._root
+        for end in range(depth + 1, len(parts) + 1):
+            fd = self._open_below(fd, "/".join(parts[:end]))
+        return fd
+
+    def _open_below(self, parent: int, folder: str) -> int:
         try:
-            fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
+            fd = os.open(folder.rpartition("/")[2], _DIR_FLAGS, dir_fd=parent)
         except OSError as exc:  # ELOOP: now a link; ENOTDIR, ENOENT: replaced or removed
             raise _failure(exc, folder) from exc
         info = os.fstat(fd)
@@ -120,14 +127,18 @@ class Folders:
             os.close(fd)
             raise ProjectChanged(folder)
         self._open[folder] = fd
-        while len(self._open) > OPEN_FOLDERS:
+        while len(self._open) > max(OPEN_FOLDERS, 1):  # never the one just opened
             _, oldest = self._open.popitem(last=False)
             os.close(oldest)
         return fd
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Closes every folder but the root: the next use opens (and checks) it again."""
         while self._open:
             os.close(self._open.popitem()[1])
+
+    def close(self) -> None:
+        self.release()
         os.close(self._root)
 
 
