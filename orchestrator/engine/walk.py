@@ -108,11 +108,13 @@ class Folders:
         if found is not None:
             self._open.move_to_end(folder)
             return found
+        # from the deepest ancestor still open, one component at a time (a loop, not a
+        # recursion: a tree deeper than Python's recursion limit is walked too)
         parts = folder.split("/")
-        depth = len(parts) - 1  # the deepest ancestor still open (a loop: no recursion
-        while depth and "/".join(parts[:depth]) not in self._open:  # limit on deep trees)
+        depth = len(parts) - 1
+        while depth and "/".join(parts[:depth]) not in self._open:
             depth -= 1
-        fd = self._open[("/".join(parts[:depth]))] if depth else self._root
+        fd = self._open["/".join(parts[:depth])] if depth else self._root
         for end in range(depth + 1, len(parts) + 1):
             fd = self._open_below(fd, "/".join(parts[:end]))
         return fd
