@@ -7,9 +7,10 @@ listed; after the listing, before the first copy): no sleeps, no timing luck."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,21 +80,36 @@ def test_a_folder_swapped_for_a_link_before_the_copy_fails_the_build(
         take(root, Hooks(copying=swap_for_link(root, host, keep=keep)))
 
 
-def test_a_deep_tree_is_walked_with_few_descriptors(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+DEPTH = 1100  # deeper than Python's recursion limit
+
+
+@pytest.fixture
+def deep_tree(tmp_path: Path) -> Iterator[Path]:
+    """A project holding l/l/.../l/leaf.txt, DEPTH folders deep; removed afterwards
+    without recursion (pytest's own clean-up, shutil.rmtree, would overflow)."""
     root, _ = setup(tmp_path)
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(1100):  # deeper than Python's recursion limit
-        os.mkdir("l", dir_fd=fd)
-        deeper = os.open("l", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-        os.close(fd)
-        fd = deeper
-    leaf = os.open("leaf.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-    os.write(leaf, b"leaf\n")
-    os.close(leaf)
-    os.close(fd)
+    chain = [os.open(root, os.O_RDONLY | os.O_DIRECTORY)]
+    try:
+        for _ in range(DEPTH):
+            os.mkdir("l", dir_fd=chain[-1])
+            chain.append(os.open("l", os.O_RDONLY | os.O_DIRECTORY, dir_fd=chain[-1]))
+        leaf = os.open("leaf.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=chain[-1])
+        os.write(leaf, b"leaf\n")
+        os.close(leaf)
+        yield root
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink("leaf.txt", dir_fd=chain[-1])
+        while len(chain) > 1:
+            os.close(chain.pop())
+            os.rmdir("l", dir_fd=chain[-1])
+        os.close(chain.pop())
+
+
+def test_a_deep_tree_is_walked_with_few_descriptors(
+        deep_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(walk, "OPEN_FOLDERS", 1)  # every folder opened from the nearest
-    body = content(take(root, Hooks()))           # open ancestor, one level at a time
+    body = content(take(deep_tree, Hooks()))      # open ancestor, one level at a time
     assert b"leaf\n" in body
     assert HOST_SECRET not in body
 
