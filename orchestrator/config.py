@@ -241,6 +241,7 @@ def load_config(path: Path | str, *, profile: str | None = None,
             timeout=float(build.get("timeout", DEFAULT_BUILD_TIMEOUT)),
             setup=reader.command(build["setup"], ("build", "setup")) if "setup" in build else None,
             parallel=int(build.get("parallel", 0)),
+            max_context=reader.max_context(build),
         ),
         test=TestSettings(
             command=reader.command(test.get("command", list(DEFAULT_COMMAND)), ("test", "command")),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .matrix import Cell
-from .settings import EnvVar, Limits, Network, ProjectKind, Resolution
+from .settings import DEFAULT_MAX_CONTEXT, EnvVar, Limits, Network, ProjectKind, Resolution
 from .tags import InterpreterCheck
 
 
@@ -27,6 +27,9 @@ class JobState(enum.StrEnum):
 PLANNED = JobState.PLANNED
 SKIPPED = JobState.SKIPPED
 
+# tagmatrix's own folder (the run history's default place, beside any matrix.yaml):
+# never in a build context at any depth, whatever .dockerignore says.
+OWN_FOLDER = ".tagmatrix"
 # Where tagmatrix keeps its own files inside a container.
 CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa: S108 - in the container
 WORKDIR = {"linux": "/usr/src/app", "windows": "C:\\src\\app"}
@@ -35,6 +38,19 @@ MOUNT_DIR = {"linux": "/tagmatrix/project", "windows": "C:\\tagmatrix-project"}
 # Where a cell image keeps the installer, its record and the project's artifact.
 INSTALL_DIR = {"linux": "/tmp/tagmatrix-install", "windows": "C:\\tagmatrix-install"}  # noqa: S108
 DIST_DIR = {"linux": "/tmp/tagmatrix-dist", "windows": "C:\\tagmatrix-dist"}  # noqa: S108
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextRules:
+    """What the project's build context holds (engine/context.py applies these): the
+    project minus ``excludes`` (tagmatrix's defaults: version control, virtualenvs,
+    caches), then its .dockerignore, whose "!" lines can bring those back, then minus
+    ``own`` (tagmatrix's own output in the project: the reports folder, the run
+    history), which nothing brings back; at most ``max_bytes`` of file content."""
+
+    excludes: tuple[str, ...] = ()  # .dockerignore patterns
+    own: tuple[str, ...] = ()  # project-relative paths, "/"-separated, with all below them
+    max_bytes: int = DEFAULT_MAX_CONTEXT
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,7 +64,7 @@ class ProjectBuild:
     context: Path
     kind: ProjectKind  # never AUTO here
     requirements: tuple[str, ...]  # project-relative paths the dependency install needs
-    excludes: tuple[str, ...]  # left out of the build context (before .dockerignore)
+    context_rules: ContextRules
     tag: str
     platform: str = "linux"
     timeout: float
@@ -83,7 +99,7 @@ class BuildSpec:
     args: tuple[tuple[str, str], ...]
     tag: str  # name given to the built image
     timeout: float
-    excludes: tuple[str, ...] = ()  # left out of the build context (before .dockerignore)
+    context_rules: ContextRules = field(default_factory=ContextRules)
     project: ProjectBuild | None = None  # the install flow: the image it copies from
     install: InstallStep | None = None
 
@@ -111,7 +127,8 @@ class Job:
     network: Network = Network.BRIDGE
     expected_version: str | None = None  # what the catalogue says the tag holds
     interpreter: InterpreterCheck | None = None  # what the cell must prove it ran
-    excludes: tuple[str, ...] = ()  # left out of the project's fingerprint and contexts
+    # what the project's fingerprint reads (mount mode: what the bootstrap's copy skips)
+    context_rules: ContextRules = field(default_factory=ContextRules)
 
     @property
     def id(self) -> str:

@@ -21,9 +21,11 @@ from .dockerfile import TOOLS_DIGEST, builtin_template
 from .errors import UsageError
 from .jobs import (
     CONTAINER_DIR,
+    OWN_FOLDER,
     PLANNED,
     SKIPPED,
     BuildSpec,
+    ContextRules,
     InstallStep,
     Job,
     JobState,
@@ -39,9 +41,9 @@ from .tags import Catalogue, InterpreterCheck, UnknownVersion, parse_variant, pa
 __all__ = ["PLANNED", "SKIPPED", "BuildSpec", "Job", "Plan", "builtin_template",
            "explicit_junit", "looks_like_pytest", "make_plan"]
 
-# Never part of a build context, whatever .dockerignore says (its "!" lines can
-# bring one back): tagmatrix's own files, version control, virtualenvs, caches.
-ALWAYS_EXCLUDED = (".git", ".hg", ".svn", ".tagmatrix", ".tox", ".nox", ".venv",
+# Left out of build contexts before .dockerignore applies (its "!" lines can bring one
+# back, as `!.git` for setuptools-scm): version control, virtualenvs, caches.
+ALWAYS_EXCLUDED = (".git", ".hg", ".svn", ".tox", ".nox", ".venv",
                    "**/__pycache__", "*.egg-info", "**/*.egg-info", ".pytest_cache",
                    ".mypy_cache", ".ruff_cache", ".hypothesis")
 
@@ -82,11 +84,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "project"
 
 
-def context_excludes(project: Path, reports: Path | None) -> tuple[str, ...]:
-    """What a build context leaves out before .dockerignore applies: ALWAYS_EXCLUDED,
-    virtualenvs (any folder with a pyvenv.cfg, two levels deep) and the reports
-    folder when it is inside the project (a run's own output would otherwise change
-    the project every run)."""
+def context_excludes(project: Path) -> tuple[str, ...]:
+    """What a build context leaves out before .dockerignore applies: ALWAYS_EXCLUDED and
+    virtualenvs (any folder with a pyvenv.cfg, two levels deep)."""
     found = list(ALWAYS_EXCLUDED)
     try:
         for child in sorted(project.iterdir()):
@@ -97,10 +97,24 @@ def context_excludes(project: Path, reports: Path | None) -> tuple[str, ...]:
                         found.append(folder.relative_to(project).as_posix())
     except OSError:
         pass
+    return tuple(dict.fromkeys(found))
+
+
+def own_output(project: Path, reports: Path | None, history: Path | None) -> tuple[str, ...]:
+    """tagmatrix's own output inside the project besides its OWN_FOLDERs (left out at
+    any depth), as project-relative paths: the reports folder, a run history kept
+    elsewhere (history.path: the file and SQLite's companions). Left out after
+    .dockerignore: nothing brings them back (a run's output would otherwise change the
+    project every run, and tests could read earlier runs)."""
+    root = project.resolve()
+    found: list[str] = []
+    paths: list[Path] = []
     if reports is not None:
-        root, out = project.resolve(), reports.resolve()
-        if out != root and root in out.parents:
-            found.append(out.relative_to(root).as_posix())
+        paths.append(reports.resolve())
+    if history is not None and history.resolve().parent.name != OWN_FOLDER:
+        place = history.resolve()
+        paths += [place, *(place.with_name(place.name + s) for s in ("-wal", "-shm", "-journal"))]
+    found += [p.relative_to(root).as_posix() for p in paths if root in p.parents]
     return tuple(dict.fromkeys(found))
 
 
@@ -115,14 +129,18 @@ class _Project:
     declared_args: frozenset[str]
     slug: str
     context: str
-    excludes: tuple[str, ...]
+    rules: ContextRules
 
     @classmethod
     def of(cls, config: Config, reports: Path | None) -> _Project:
         dockerfile = config.build.dockerfile
         declared = _declared_args(config.project, dockerfile) if dockerfile else set()
+        rules = ContextRules(
+            excludes=context_excludes(config.project),
+            own=own_output(config.project, reports, config.history.file(config.file)),
+            max_bytes=config.build.max_context)
         return cls(frozenset(declared), _slug(config.project.name), str(config.project),
-                   context_excludes(config.project, reports))
+                   rules)
 
 
 def install_step(config: Config, cell: Cell) -> InstallStep | None:
@@ -165,7 +183,7 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
                    **dict(config.build.args)}
         args = {k: v for k, v in offered.items() if k in declared}
     key = _key(base_image, project.context, dockerfile, template, sorted(args.items()),
-               project.excludes, built.key if built else None, install)
+               project.rules, built.key if built else None, install)
     return BuildSpec(
         key=key,
         base_image=base_image,
@@ -175,7 +193,7 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
         args=tuple(sorted(args.items())),
         tag=f"tagmatrix/{project.slug}:{cell.tag}-{key}",
         timeout=config.build.timeout,
-        excludes=project.excludes,
+        context_rules=project.rules,
         project=built,
         install=install if built else None,
     )
@@ -203,10 +221,10 @@ def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
         paths = sorted({p for j in planned if (step := install_step(config, j.cell))
                         for p in _required_paths(config, step)})
         for kind in steps:
-            key = _key(builder, project.context, kind, paths, project.excludes, TOOLS_DIGEST)
+            key = _key(builder, project.context, kind, paths, project.rules, TOOLS_DIGEST)
             builds[(platform, kind)] = ProjectBuild(
                 key=key, base_image=builder, context=config.project, kind=kind,
-                requirements=tuple(paths), excludes=project.excludes,
+                requirements=tuple(paths), context_rules=project.rules,
                 tag=f"tagmatrix/{project.slug}-project:{kind}-{key}", platform=platform,
                 timeout=config.build.timeout)
     return builds
@@ -332,7 +350,7 @@ def make_plan(
             engine=routed.engine or "",
             expected_version=resolved,
             interpreter=InterpreterCheck(cell.python, newest),
-            excludes=project.excludes,
+            context_rules=project.rules,
         ))
     if not mount:
         builds = project_builds(config, catalogue, jobs, project)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .ignorefile import read_patterns
 from .matrix import (
     OVERRIDE_KEYS,
     PRIMARY_AXES,
@@ -40,7 +41,9 @@ from .project import (
 )
 from .settings import (
     DEFAULT_ENGINES,
+    DEFAULT_MAX_CONTEXT,
     MAX_CELLS,
+    MAX_CONTEXT,
     MAX_MEMORY,
     EngineSettings,
     EngineType,
@@ -115,6 +118,16 @@ class Reader:
                                  "by a shell (it would reach the program as an argument)",
                                  f'write it as a list: ["sh", "-c", {json.dumps(value)}]')
         return parts
+
+    def max_context(self, build: Mapping[str, Any]) -> int:
+        """build.max_context in bytes (a size like 2g, or bytes)."""
+        if "max_context" not in build:
+            return DEFAULT_MAX_CONTEXT
+        size = parse_size(build["max_context"])
+        if not 0 < size <= MAX_CONTEXT:
+            raise self.error(("build", "max_context"), f"{size} bytes is not between 1 byte "
+                             "and 1 TiB", "use a size like 500m or 4g (default 2g)")
+        return size
 
     def limits(self, section: Mapping[str, Any]) -> Limits:
         default = Limits()
@@ -274,6 +287,7 @@ class Reader:
             _check_dockerfile(self, project, build["dockerfile"])
         try:
             info = ProjectInfo.read(project)
+            read_patterns(project)  # .dockerignore: no link out, capped size and count
         except ProjectError as exc:
             raise self.error(("project",), str(exc), exc.hint) from exc
         pairs = self.install(data.get("install", {}), ("install",))

@@ -20,6 +20,7 @@ from .settings import (
 )
 
 _SCALAR = {"type": ["string", "number", "boolean"]}
+_SIZE = {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmMgG]?[bB]?$"}  # settings.parse_size
 _COMMAND = {
     "description": "A command: a string (split like a shell would) or a list of arguments.",
     "oneOf": [
@@ -151,6 +152,10 @@ _TOP_LEVEL: dict[str, Any] = {
             "parallel": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLEL,
                          "description": "Images built at once (default: as many as "
                                         "cells run at once)."},
+            "max_context": {"oneOf": [{"type": "integer", "minimum": 1}, _SIZE],
+                            "description": "The most file content a build context may "
+                                           "hold: bytes, or a size like 500m or 4g "
+                                           "(default 2g)."},
         },
     },
     "test": {
@@ -213,9 +218,7 @@ _TOP_LEVEL: dict[str, Any] = {
         "additionalProperties": False,
         "description": "Resource limits of every test container.",
         "properties": {
-            "memory": {"oneOf": [
-                {"type": "integer", "minimum": 6291456},
-                {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?[kKmMgG]?[bB]?$"}],
+            "memory": {"oneOf": [{"type": "integer", "minimum": 6291456}, _SIZE],
                 "description": "Bytes, or a size like 512m or 4g (default 4g; no swap)."},
             "cpus": {"type": "number", "exclusiveMinimum": 0, "maximum": 1024,
                      "description": "CPUs (default: no limit)."},

@@ -19,6 +19,12 @@ MAX_TIMEOUT = 7 * 24 * 3600.0  # a cell or a build may take a week, not forever
 MAX_PARALLEL = 256  # cells at once on one engine (more is a typo, or a fork bomb)
 MAX_CELLS = 10_000  # a matrix larger than this needs max_cells: to say so
 MAX_MEMORY = 1024**4  # 1 TiB per container
+# The most file content a build context may hold (build.max_context). Each build sends
+# the context to the engine, which keeps it in the project image and in every cell's
+# image: a checkout of a few GiB (or a sparse file that claims it) multiplies into
+# tens of GiB of disk. 2 GiB holds any test suite with its fixtures.
+DEFAULT_MAX_CONTEXT = 2 * 1024**3
+MAX_CONTEXT = 1024**4
 
 
 # Capabilities of Docker's default set that tests do not need: raw sockets (spoofing on
@@ -114,6 +120,7 @@ class BuildSettings:
     timeout: float = DEFAULT_BUILD_TIMEOUT
     setup: tuple[str, ...] | None = None  # mount mode: runs before the tests
     parallel: int = 0  # images built at once; 0: as many as cells run at once
+    max_context: int = DEFAULT_MAX_CONTEXT  # bytes of file content in a build context
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -185,7 +185,9 @@ def container_env(job: Job, *, gate: bool = False, frame: bool = False) -> dict[
         env["PYTEST_ADDOPTS"] = " ".join(a for a in addopts if a)
     copy: dict[str, object] | None = None
     if job.mount is not None:
-        skip = [*COPY_SKIP, *(e for e in job.excludes if "/" not in e and "*" not in e)]
+        rules = job.context_rules
+        skip = [*COPY_SKIP, *(e for e in (*rules.excludes, *rules.own)
+                              if "/" not in e and "*" not in e)]
         copy = {"from": MOUNT_DIR[job.platform], "to": WORKDIR[job.platform],
                 "skip": sorted(set(skip))}
     env["TAGMATRIX_JOB"] = job_env(directory=job.container_dir, command=job.command,

@@ -102,11 +102,12 @@ class DockerEngine:
         base = self.images.base(job.base_image, self.pull, log)
         log.note(f"base image {base.reference} id {base.id[:19]}"
                  + (f" digest {base.digest}" if base.digest else ""))
-        if spec is None:
-            project = job.mount or Path()
+        if spec is None:  # mount mode: the digest is read, nothing is copied or built
+            digest = self.images.fingerprint(job.mount or Path(), job.context_rules,
+                                             content=False)
             return PreparedImage(reference=base.reference, id=base.id, base=base,
                                  size=base.size, workdir=WORKDIR[job.platform],
-                                 project_digest=self.images.fingerprint(project, job.excludes))
+                                 project_digest=digest)
         labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key,
                   LABEL_PROJECT: project_id(spec.context)}
         try:
@@ -122,7 +123,7 @@ class DockerEngine:
             reference=image_id, id=image_id, base=base, size=int(data.get("Size") or 0),
             workdir=str((data.get("Config") or {}).get("WorkingDir") or "/"),
             build_s=elapsed, cached=cached,
-            project_digest=self.images.fingerprint(spec.context, spec.excludes))
+            project_digest=self.images.fingerprint(spec.context, spec.context_rules))
 
     def _build(self, spec: BuildSpec, log: CellLog, labels: dict[str, str],
                ctx: RunContext) -> tuple[str, bool]:

@@ -7,12 +7,19 @@ project image is built once per run (its failure is given to every cell without
 building again) and each cell's image copies from it by id; the application
 template and custom Dockerfiles build from the snapshot. Every build streams
 (engine/dockerbuild.py).
+
+One snapshot per project and run: the project image (which streams it under
+``project/``), the cells' builds, whatever Dockerfile they name, and the digest every
+cell records all read the same one, so the digest is the code that was built. A
+snapshot that failed (too large, the folder changing under it) fails every cell with
+the same reason without reading the folder again.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import posixpath
 import threading
 import time
 from collections.abc import Callable
@@ -23,9 +30,10 @@ import docker
 
 from ..celllog import CellLog
 from ..dockerfile import cell_dockerfile, project_dockerfile, tools
-from ..errors import CellError, ImageNotFound, Stage
-from ..jobs import BuildSpec, ProjectBuild
+from ..errors import BuildFailed, CellError, ImageNotFound, Stage
+from ..jobs import OWN_FOLDER, BuildSpec, ContextRules, ProjectBuild
 from ..labels import LABEL_PROJECT_KEY
+from ..project import ProjectError, read_text
 from ..settings import ProjectKind
 from . import BaseImage
 from .context import ContextSnapshot
@@ -34,8 +42,11 @@ from .dockerbuild import BuildRequest, indent, single_file_context, stream_build
 
 log = logging.getLogger(__name__)
 
-TEMPLATE_NAME = ".tagmatrix.Dockerfile"
-PROJECT_DOCKERFILE = "tagmatrix-project.Dockerfile"
+# The application template's Dockerfile, at the root of the project's context: named
+# as tagmatrix's own folder, the one name no snapshot holds (engine/context.py), so it
+# never replaces a project file or folder.
+TEMPLATE_NAME = OWN_FOLDER
+PROJECT_DOCKERFILE = "tagmatrix-project.Dockerfile"  # beside project/, never in it
 
 
 def _split_reference(ref: str) -> tuple[str, str]:
@@ -60,7 +71,8 @@ class ImageStore:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._bases: dict[str, BaseImage] = {}
-        self._snapshots: dict[tuple[Any, ...], ContextSnapshot] = {}
+        self._snapshots: dict[tuple[Path, ContextRules], ContextSnapshot | CellError] = {}
+        self._dockerfiles: dict[tuple[Path, str], bytes] = {}
         self._projects: dict[str, tuple[str, str] | CellError] = {}
 
     def _lock(self, key: str) -> threading.Lock:
@@ -130,19 +142,44 @@ class ImageStore:
 
     # -- builds --------------------------------------------------------------------------------
 
-    def snapshot(self, context: Path, excludes: tuple[str, ...], *, prefix: str = "",
-                 dockerfile: str | None = None) -> ContextSnapshot:
-        """The run's one snapshot of a build context (see engine/context.py)."""
-        key = (context, excludes, prefix, dockerfile)
+    def snapshot(self, context: Path, rules: ContextRules, *,
+                 content: bool = True) -> ContextSnapshot:
+        """The run's one snapshot of a project (see engine/context.py); ``content``
+        False: only its fingerprint is needed (mount mode), nothing is copied."""
+        key = (context, rules)
         with self._lock(f"context:{key}"):
-            if key not in self._snapshots:
-                self._snapshots[key] = ContextSnapshot(context, excludes, prefix=prefix,
-                                                       dockerfile=dockerfile)
-            return self._snapshots[key]
+            found = self._snapshots.get(key)
+            if found is None or (content and isinstance(found, ContextSnapshot)
+                                 and not found.has_content):
+                try:
+                    found = ContextSnapshot(context, rules, content=content)
+                except CellError as exc:
+                    found = exc
+                self._snapshots[key] = found
+        if isinstance(found, CellError):
+            raise found
+        return found
 
-    def fingerprint(self, context: Path, excludes: tuple[str, ...]) -> str:
+    def fingerprint(self, context: Path, rules: ContextRules, *, content: bool = True) -> str:
         """What the project is (for attribution across runs): the snapshot's digest."""
-        return self.snapshot(context, excludes).fingerprint
+        return self.snapshot(context, rules, content=content).fingerprint
+
+    def _dockerfile(self, context: Path, dockerfile: str) -> bytes:
+        """A custom Dockerfile the context leaves out (.dockerignore), read once per run
+        as every project file is (inside the project, no link)."""
+        key = (context, dockerfile)
+        with self._lock(f"dockerfile:{key}"):
+            if key not in self._dockerfiles:
+                try:
+                    text = read_text(context, dockerfile)
+                except (OSError, ProjectError) as exc:
+                    raise BuildFailed(f"cannot read the Dockerfile {dockerfile}: {exc}",
+                                      stage=Stage.BUILD) from exc
+                if text is None:
+                    raise BuildFailed(f"the Dockerfile {dockerfile} is gone from {context}",
+                                      stage=Stage.BUILD)
+                self._dockerfiles[key] = text.encode()
+            return self._dockerfiles[key]
 
     def project(self, spec: ProjectBuild, open_log: Callable[[str], CellLog],
                 labels: dict[str, str], cancel: threading.Event,
@@ -170,7 +207,7 @@ class ImageStore:
 
     def _build_project(self, spec: ProjectBuild, project_log: CellLog,
                        labels: dict[str, str], cancel: threading.Event) -> str:
-        snapshot = self.snapshot(spec.context, spec.excludes, prefix="project/")
+        snapshot = self.snapshot(spec.context, spec.context_rules)
         project_log.section(f"project image ({spec.kind}) from {spec.base_image}")
         _note_context(project_log, snapshot)
         text = project_dockerfile(spec)
@@ -183,9 +220,9 @@ class ImageStore:
                     spec.kind, "the project image did not build")
         started = time.monotonic()
         image_id, cached = stream_build(self.streams, self.errors, BuildRequest(
-            context=snapshot.stream(extra), dockerfile=PROJECT_DOCKERFILE, tag=spec.tag,
-            args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key}, timeout=spec.timeout,
-            failure=what), project_log, cancel)
+            context=snapshot.stream(extra, prefix="project/"), dockerfile=PROJECT_DOCKERFILE,
+            tag=spec.tag, args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key},
+            timeout=spec.timeout, failure=what), project_log, cancel)
         project_log.note(f"project image {image_id[:19]} in {time.monotonic() - started:.1f} s"
                          + (" (all steps cached)" if cached else ""))
         return image_id
@@ -200,20 +237,24 @@ class ImageStore:
             cell_log.note("Dockerfile: the install flow\n" + indent(text))
             context, dockerfile = single_file_context(TEMPLATE_NAME, text.encode()), TEMPLATE_NAME
         elif spec.template is not None:
-            snapshot = self.snapshot(spec.context, spec.excludes)
+            snapshot = self.snapshot(spec.context, spec.context_rules)
             _note_context(cell_log, snapshot)
             # our Dockerfile, and a .dockerignore naming it: the engine then keeps both
-            # out of COPY . . (it removes no other file that way)
+            # out of COPY . . (it removes no other file that way; the project's own
+            # .dockerignore, which this one replaces, is not copied either)
             ignore = f"{TEMPLATE_NAME}\n.dockerignore\n".encode()
             context = snapshot.stream({TEMPLATE_NAME: spec.template.encode(),
                                        ".dockerignore": ignore})
             dockerfile = TEMPLATE_NAME
             cell_log.note("Dockerfile: the application template\n" + indent(spec.template))
         else:
-            dockerfile = spec.dockerfile or "Dockerfile"
-            snapshot = self.snapshot(spec.context, spec.excludes, dockerfile=dockerfile)
+            dockerfile = posixpath.normpath(spec.dockerfile or "Dockerfile")
+            snapshot = self.snapshot(spec.context, spec.context_rules)
             _note_context(cell_log, snapshot)
-            context = snapshot.stream()
+            # the engine needs the Dockerfile even when .dockerignore leaves it out (it
+            # then keeps it out of COPY, as `docker build` does)
+            context = snapshot.stream(None if snapshot.has(dockerfile) else
+                                      {dockerfile: self._dockerfile(spec.context, dockerfile)})
         return stream_build(self.streams, self.errors, BuildRequest(
             context=context, dockerfile=dockerfile, tag=spec.tag, args=dict(spec.args),
             labels=labels, timeout=spec.timeout), cell_log, cancel)
@@ -224,7 +265,8 @@ class ImageStore:
 
     def close(self) -> None:
         for snapshot in self._snapshots.values():
-            snapshot.close()
+            if isinstance(snapshot, ContextSnapshot):
+                snapshot.close()
 
 
 def _note_context(cell_log: CellLog, snapshot: ContextSnapshot) -> None:

@@ -126,12 +126,33 @@ CORPUS: list[tuple[str, str, int, str]] = [
      "did you mean 'extras'"),
     ("install project kind typo", OK_MATRIX + "install:\n  project: sdsit\n", 4,
      "did you mean 'sdist'"),
+    # build contexts (the context-hardening review)
+    ("max_context not a size", OK_MATRIX + "build:\n  max_context: lots\n", 4,
+     "build.max_context: 'lots' does not match"),
+    ("max_context of zero", OK_MATRIX + "build:\n  max_context: 0k\n", 4,
+     "0 bytes is not between 1 byte and 1 TiB"),
+    ("max_context over a terabyte", OK_MATRIX + "build:\n  max_context: 2000g\n", 4,
+     "is not between 1 byte and 1 TiB"),
+]
+
+# Malformed project files, refused by `validate` with the matrix file's line of `project:`
+# (name, project files, matrix text, line, fragment)
+PROJECT_CORPUS: list[tuple[str, dict[str, str], str, int, str]] = [
+    (".dockerignore over the pattern cap", {".dockerignore": "\n".join(
+        f"**/p{i}/**" for i in range(1001))}, "project: .\n" + OK_MATRIX, 1,
+     "has 1001 patterns, over tagmatrix's cap of 1000"),
+    (".dockerignore pattern over the length cap", {".dockerignore": "a" * 5000},
+     "project: .\n" + OK_MATRIX, 1, "a pattern of 5000 characters"),
+    (".dockerignore over the byte cap", {".dockerignore": "\n".join(
+        "x" * 1000 for _ in range(200))}, "project: .\n" + OK_MATRIX, 1,
+     "bytes of patterns, over tagmatrix's cap of 131072"),
 ]
 
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CORPUS) >= 30
-    assert len({name for name, *_ in CORPUS}) == len(CORPUS)
+    names = [name for name, *_ in CORPUS] + [name for name, *_ in PROJECT_CORPUS]
+    assert len(set(names)) == len(names)
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c[0] for c in CORPUS])
@@ -145,5 +166,21 @@ def test_malformed_config_exits_2_with_its_line(
     err = capsys.readouterr().err
     first = err.splitlines()[0]
     assert first.startswith(f"tagmatrix: error: {path}:{line}:"), err
+    assert fragment in err, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", PROJECT_CORPUS, ids=[c[0] for c in PROJECT_CORPUS])
+def test_a_malformed_project_file_exits_2_with_the_line_of_project(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        case: tuple[str, dict[str, str], str, int, str]) -> None:
+    name, files, text, line, fragment = case
+    for relative, body in files.items():
+        (tmp_path / relative).write_text(body, encoding="utf-8")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["validate", "-f", str(path)]) == 2, name
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith(f"tagmatrix: error: {path}:{line}:"), err
     assert fragment in err, err
     assert "Traceback" not in err
