@@ -52,10 +52,12 @@ def _tests(before: CellResult | None,
            after: CellResult) -> tuple[tuple[Change, tuple[str, ...]], ...]:
     was = set(before.failing_tests) if before else set()
     now = set(after.failing_tests)
-    ran = {c.key for c in after.cases} if after.cases else now | was
-    fixed = sorted(t for t in was - now if t in ran or not after.cases)
+    ran = {c.key for c in after.cases}
+    # a test is fixed when it ran and passed, or when the whole cell passed; one that
+    # did not run in a failing cell (it ran no tests, or only some) was not fixed
+    fixed = sorted(t for t in was - now if t in ran or after.status is Status.PASSED)
     if after.status not in (Status.PASSED, Status.FAILED):
-        fixed = []  # tests that did not run were not fixed
+        fixed = []
     tests = ((Change.NEW_FAILURE, sorted(now - was)), (Change.FIXED, fixed),
              (Change.STILL_FAILING, sorted(now & was)), (Change.FLAKY, sorted(after.flaky_tests)))
     return tuple((change, tuple(keys)) for change, keys in tests if keys)
@@ -72,6 +74,11 @@ def _cell_change(before: CellResult | None, after: CellResult) -> Change:
     if was_bad and after.status is Status.PASSED:
         return Change.FIXED
     if was_bad and now_bad:
+        # failing in a new way is a new failure: a cell whose tests failed and that now
+        # runs none (a conftest that no longer imports, exit 4), errors or hangs would
+        # otherwise hide behind the failures it had
+        if before.status is not after.status or (before.tests.total and not after.tests.total):
+            return Change.NEW_FAILURE
         return Change.STILL_FAILING
     return Change.UNCHANGED
 

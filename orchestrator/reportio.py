@@ -71,19 +71,33 @@ def rerender(reports: Path) -> RunResult:
     return run
 
 
-def merge_rerun(run: RunResult, reports: Path) -> RunResult:
+def merge_rerun(run: RunResult, reports: Path) -> tuple[RunResult, str]:
     """A --rerun-failed run merged into the folder's previous run: its cells replace
-    theirs, the others stay as they were (their files too)."""
+    theirs, the others stay as they were (their files too), each marked with the run it
+    comes from. Only the same code merges: when the rerun built another project than
+    the cells it would keep, the rerun stays alone and the second value says why."""
     if not (reports / "results.json").is_file():
-        return run
+        return run, ""
     try:
         previous = read_back(reports)
     except UsageError as exc:
         log.warning("not merging the rerun into the previous results: %s", exc)
-        return run
+        return run, ""
     fresh = {c.id: c for c in run.cells}
-    cells = [fresh.pop(c.id, c) for c in previous.cells]
-    return replace(run, cells=(*cells, *fresh.values()))
+    kept = [c for c in previous.cells if c.id not in fresh]
+    now = {c.project_digest for c in run.cells if c.project_digest}
+    then = {c.project_digest for c in kept if c.project_digest}
+    if now and then and now != then:
+        return run, (f"the project changed since run {previous.run_id} (its content digest "
+                     f"{_short(then)} → {_short(now)}): its {len(kept)} other cell(s) tested "
+                     "other code and were not carried over; run the whole matrix")
+    carried = {c.id: replace(c, carried_from=c.carried_from or previous.run_id) for c in kept}
+    cells = [fresh.pop(c.id) if c.id in fresh else carried[c.id] for c in previous.cells]
+    return replace(run, cells=(*cells, *fresh.values())), ""
+
+
+def _short(digests: set[str]) -> str:
+    return ", ".join(sorted(d.split(":", 1)[-1][:12] for d in digests))
 
 
 def previous_durations(reports: Path) -> dict[str, float]:

@@ -241,6 +241,7 @@ class CellResult:
     warnings: tuple[WarningRecord, ...] | None = None  # the warnings ledger; None: not run
     warnings_dropped: int = 0  # occurrences the ledger's caps left out
     quarantined: tuple[str, ...] = ()  # failing tests a quarantine entry keeps from gating
+    carried_from: str = ""  # --rerun-failed: the earlier run whose result this cell keeps
 
     @property
     def ok(self) -> bool:
@@ -306,6 +307,9 @@ class CellResult:
         held = fields.get("quarantined")
         fields["quarantined"] = tuple(_text(t) for t in held[:MAX_PACKAGES]) \
             if isinstance(held, list) else ()
+        if not isinstance(fields.get("carried_from", ""), str):
+            fields["carried_from"] = ""
+        fields["carried_from"] = _text(fields.get("carried_from", ""))[:80]
         if not isinstance(fields.get("warnings_dropped", 0), int):
             fields["warnings_dropped"] = 0
         if fields.get("warnings") is not None:

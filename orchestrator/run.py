@@ -21,7 +21,7 @@ from .compare import compare
 from .config import Config
 from .engine import FullEngine, RunContext
 from .engines import EngineFactory, connect_all, targets_of
-from .errors import EngineUnavailable, InternalError, Stage
+from .errors import EngineUnavailable, InternalError, Stage, UsageError
 from .events import EventSink, ignore
 from .jobs import PLANNED, Plan
 from .labels import (
@@ -147,17 +147,12 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
                         cells=tuple(results[job.id] for job in plan.jobs),
                         config=str(config.file), profile=config.profile,
                         cancelled=cancellation.signal_name, gate=request.gate)
-        if request.baseline is not None:
-            run = compare(run, request.baseline)
-        # also for a cancelled run; before a rerun merges: only the cells that ran are kept
-        run = _with_history(request, run)
-        if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
-            run = merge_rerun(run, request.reports)
-        write_reports(run, request.reports)
-        for stale in folder.remove_stale(c.id for c in run.cells):
-            log.info("removed %s: its cell is not part of this run", stale)
+        run, not_merged = _report(request, run, folder)
         if failure is not None:
             raise failure
+        if not_merged:  # the reports hold the rerun's cells only; its verdict is no answer
+            raise UsageError(f"--rerun-failed: {not_merged}",
+                             hint="tagmatrix run (without --rerun-failed)")
         lost = [s.engine_lost for s in schedulers if s.engine_lost is not None]
         lost += [down[j.engine] for j in plan.jobs if j.state is PLANNED and j.engine in down]
         if lost:
@@ -168,6 +163,23 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
     finally:
         detach(handler)
         folder.unlock()
+
+
+def _report(request: RunRequest, run: RunResult,
+            folder: ReportsFolder) -> tuple[RunResult, str]:
+    """The run compared, recorded in the history, merged (a rerun) and written; the
+    second value: why a rerun was not merged ("" when it was, or was no rerun)."""
+    if request.baseline is not None:
+        run = compare(run, request.baseline)
+    # also for a cancelled run; before a rerun merges: only the cells that ran are kept
+    run = _with_history(request, run)
+    not_merged = ""
+    if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
+        run, not_merged = merge_rerun(run, request.reports)
+    write_reports(run, request.reports)
+    for stale in folder.remove_stale(c.id for c in run.cells):
+        log.info("removed %s: its cell is not part of this run", stale)
+    return run, not_merged
 
 
 def _open_folder(request: RunRequest,

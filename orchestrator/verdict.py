@@ -36,6 +36,12 @@ class Verdict:
     cases: tuple[TestCase, ...] = ()
 
 
+# pytest's exit codes when it wrote no results (pytest.ExitCode): say what they mean
+_PYTEST_EXIT = {2: " (pytest was interrupted)", 3: " (pytest's internal error)",
+                4: " (pytest could not start: a usage error, or a conftest that does not "
+                   "import)"}
+
+
 def classify(job: Job, execution: Execution) -> Verdict:
     """The status of a finished container, from its exit code and its JUnit."""
     code = execution.exit_code
@@ -66,7 +72,8 @@ def classify(job: Job, execution: Execution) -> Verdict:
         why = execution.junit_error or "no JUnit file"
         if code == 0:
             return Verdict(Status.ERROR, f"results missing: {why}", Stage.RESULTS)
-        return Verdict(Status.FAILED, f"exit code {code}; {why}")
+        meaning = _PYTEST_EXIT.get(code, "") if job.pytest_junit else ""
+        return Verdict(Status.FAILED, f"exit code {code}{meaning}; {why}")
     wrong = _wrong_interpreter(job, execution)
     if wrong:
         return Verdict(Status.ERROR, wrong, Stage.RESULTS, cases)

@@ -77,7 +77,11 @@ def _duration(seconds: float) -> str:
 def reason(cell: CellResult) -> str:
     """The reason, with the number of attempts when there was more than one."""
     tries = len(cell.attempts)
-    return cell.reason + (f" (after {tries} attempts)" if tries > 1 else "")
+    text = cell.reason + (f" (after {tries} attempts)" if tries > 1 else "")
+    if cell.carried_from:  # --rerun-failed did not run it again: say whose result it is
+        text = f"{text}; " if text else ""
+        text += f"carried over from run {cell.carried_from} (not rerun)"
+    return text
 
 
 def _tests(cell: CellResult) -> str:

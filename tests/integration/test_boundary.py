@@ -130,11 +130,13 @@ def test_a_narrowed_run_writes_only_its_cells_and_a_rerun_merges(
     """}
     path = make_project(workspace.folder(), lab_matrix(lab_minors[:2]), tests)
     reports = path.parent / "reports"
-    run_project(path, client=docker_client, expect=1)
+    full = run_project(path, client=docker_client, expect=1).results()["run_id"]
     old, new = f"{lab_minors[0]}-slim", f"{lab_minors[1]}-slim"
     rerun = run_project(path, client=docker_client, args=["--rerun-failed"], expect=1)
     assert sorted(rerun.cells()) == sorted([old, new])  # merged: the passing cell kept
     assert rerun.cells()[new]["status"] == "passed"
+    assert rerun.cells()[new]["carried_from"] == full  # and says so
+    assert "carried over from run" in (reports / "summary.md").read_text()
     assert (reports / "cells" / f"{new}.xml").is_file()
     narrowed = run_project(path, client=docker_client, args=["--only", f"python={lab_minors[1]}"])
     assert list(narrowed.cells()) == [new]
@@ -143,6 +145,27 @@ def test_a_narrowed_run_writes_only_its_cells_and_a_rerun_merges(
     shown = tagmatrix("report", "--reports", str(reports))
     assert shown.code == 0, shown.err
     assert old not in shown.out
+
+
+def test_a_rerun_of_changed_code_is_not_merged_into_a_green(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    newest = tuple(int(p) for p in lab_minors[1].split("."))
+    tests = {"test_v.py": f"""
+        import sys
+
+        def test_not_newest():
+            assert sys.version_info[:2] != {newest}
+    """}
+    path = make_project(workspace.folder(), lab_matrix(lab_minors[:2]), tests)
+    run_project(path, client=docker_client, expect=1)  # the newer python fails
+    # "fixed" by a change that breaks the older one instead
+    oldest = tuple(int(p) for p in lab_minors[0].split("."))
+    (path.parent / "tests" / "test_v.py").write_text(
+        f"import sys\n\ndef test_not_oldest():\n    assert sys.version_info[:2] != {oldest}\n")
+    rerun = run_project(path, client=docker_client, args=["--rerun-failed"], expect=2)
+    assert "the project changed since run" in rerun.err
+    assert "run the whole matrix" in rerun.err
+    assert list(rerun.cells()) == [f"{lab_minors[1]}-slim"]  # only what ran, no merged green
 
 
 def test_a_committed_link_in_the_reports_folder_is_refused(

@@ -7,7 +7,16 @@ from dataclasses import replace
 from orchestrator.changes import Change
 from orchestrator.compare import attribute, compare, regressed, unexpected_passes
 from orchestrator.errors import Stage
-from orchestrator.results import Attempt, CellResult, Interpreter, RunResult, Status
+from orchestrator.results import (
+    Attempt,
+    CellResult,
+    Interpreter,
+    RunResult,
+    Status,
+    TestCase,
+    TestCounts,
+    TestOutcome,
+)
 
 NEW_FAILURE, FIXED, STILL_FAILING = Change.NEW_FAILURE, Change.FIXED, Change.STILL_FAILING
 UNCHANGED, NEW_CELL = Change.UNCHANGED, Change.NEW_CELL
@@ -35,7 +44,10 @@ def test_cells_and_tests_are_classified() -> None:
                  run_id="night-1")
     after = compare(run(cell("a-slim", Status.FAILED, ("t::new",), project=PROJECT_B),
                         cell("b-slim", Status.PASSED),
-                        cell("c-slim", Status.FAILED, ("t::y", "t::w")),
+                        replace(cell("c-slim", Status.FAILED, ("t::y", "t::w")), cases=(
+                            TestCase(classname="t", name="y", outcome=TestOutcome.FAILED),
+                            TestCase(classname="t", name="w", outcome=TestOutcome.FAILED),
+                            TestCase(classname="t", name="z", outcome=TestOutcome.PASSED))),
                         cell("d-slim", Status.PASSED), cell("e-slim", Status.PASSED)), before)
     changes = {c.id: c.comparison.to_json() for c in after.cells if c.comparison}
     assert after.baseline == "night-1"
@@ -80,3 +92,34 @@ def test_allowed_to_fail_regressions_do_not_gate_and_passes_are_called_out() -> 
                         cell("rc-alpine", Status.FAILED, gating=False)))
     assert regressed(after) == []
     assert [c.id for c in unexpected_passes(after)] == ["rc-alpine"]
+
+
+def test_a_failing_cell_that_now_runs_no_tests_is_a_new_failure_and_fixes_nothing() -> None:
+    """Before: 24 tests failed. Now conftest no longer imports (pytest exit 4, no JUnit):
+    the regressions gate must fail, and the 24 did not get fixed."""
+    failing = tuple(f"t::pager[{i}]" for i in range(24))
+    before = run(cell("3.13-slim", Status.FAILED, failing), cell("3.12-slim", Status.FAILED,
+                                                                   failing))
+    before = replace(before, cells=tuple(replace(c, tests=TestCounts(total=2459, passed=2435,
+                                                                     failed=24))
+                                         for c in before.cells))
+    broken = replace(cell("3.13-slim", Status.FAILED, project=PROJECT_B),
+                     reason="exit code 4; no JUnit file; it said: ImportError while loading "
+                            "conftest", exit_code=4)
+    still = replace(cell("3.12-slim", Status.FAILED, failing[:23]),
+                    tests=TestCounts(total=2459, passed=2436, failed=23))
+    after = compare(run(broken, still), before)
+    changes = {c.id: c.comparison for c in after.cells if c.comparison}
+    assert changes["3.13-slim"].cell is NEW_FAILURE
+    assert changes["3.13-slim"].tests_of(FIXED) == ()
+    assert "project changed" in changes["3.13-slim"].attribution
+    assert changes["3.12-slim"].cell is STILL_FAILING
+    assert [c.id for c in regressed(after)] == ["3.13-slim"]
+
+
+def test_failing_in_another_way_is_a_new_failure() -> None:
+    before = run(cell("a-slim", Status.FAILED, ("t::x",)), cell("b-slim", Status.ERROR))
+    after = compare(run(cell("a-slim", Status.TIMEOUT), cell("b-slim", Status.ERROR)), before)
+    changes = {c.id: c.comparison for c in after.cells if c.comparison}
+    assert changes["a-slim"].cell is NEW_FAILURE  # it hangs now
+    assert changes["b-slim"].cell is STILL_FAILING

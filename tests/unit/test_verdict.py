@@ -38,6 +38,8 @@ def jobs(write: Write, matrix: str) -> list[Job]:
     (Execution(exit_code=0, junit=None, junit_error="no file"), Status.ERROR, "results missing"),
     (Execution(exit_code=2, junit=None), Status.FAILED, "exit code 2"),
     (Execution(exit_code=5, junit=b"<testsuite/>"), Status.FAILED, "no tests were collected"),
+    (Execution(exit_code=4, junit=None, junit_error="no JUnit file"), Status.FAILED,
+     "exit code 4 (pytest could not start: a usage error, or a conftest that does not import)"),
     (Execution(exit_code=252, setup_failed=True), Status.ERROR, "setup"),
 ])
 def test_classify(write: Write, execution: Execution, status: Status, needle: str) -> None:
