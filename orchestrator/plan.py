@@ -100,15 +100,19 @@ def context_excludes(project: Path) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
-def own_output(project: Path, reports: Path | None, history: Path | None) -> tuple[str, ...]:
-    """tagmatrix's own output inside the project besides its OWN_FOLDERs (left out at
+def own_output(project: Path, reports: Path | None, history: Path | None,
+               matrix: Path | None = None) -> tuple[str, ...]:
+    """tagmatrix's own files inside the project besides its OWN_FOLDERs (left out at
     any depth), as project-relative paths: the reports folder, a run history kept
-    elsewhere (history.path: the file and SQLite's companions). Left out after
-    .dockerignore: nothing brings them back (a run's output would otherwise change the
-    project every run, and tests could read earlier runs)."""
+    elsewhere (history.path: the file and SQLite's companions), the matrix file and its
+    lock (CI settings: a quarantine entry must not make the project "changed"). Left out
+    after .dockerignore: nothing brings them back (a run's output would otherwise change
+    the project every run, and tests could read earlier runs)."""
     root = project.resolve()
     found: list[str] = []
     paths: list[Path] = []
+    if matrix is not None:
+        paths += [matrix.resolve(), matrix.resolve().with_suffix(".lock")]
     if reports is not None:
         paths.append(reports.resolve())
     if history is not None and history.resolve().parent.name != OWN_FOLDER:
@@ -137,7 +141,8 @@ class _Project:
         declared = _declared_args(config.project, dockerfile) if dockerfile else set()
         rules = ContextRules(
             excludes=context_excludes(config.project),
-            own=own_output(config.project, reports, config.history.file(config.file)),
+            own=own_output(config.project, reports, config.history.file(config.file),
+                           config.file),
             max_bytes=config.build.max_context)
         return cls(frozenset(declared), _slug(config.project.name), str(config.project),
                    rules)

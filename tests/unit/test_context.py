@@ -99,6 +99,27 @@ def test_a_runs_own_reports_do_not_change_the_fingerprint(tmp_path: Path) -> Non
     assert snapshot(root).fingerprint != first
 
 
+def test_editing_the_matrix_file_or_its_lock_does_not_change_the_project(
+        tmp_path: Path) -> None:
+    """A quarantine entry or a new lock is a CI setting, not a change of the code: with
+    the matrix file at the project's root (as the README shows) the digest stays."""
+    from orchestrator.config import load_config
+    from orchestrator.plan import make_plan
+    from orchestrator.tags import Catalogue
+
+    root = project(tmp_path)
+    matrix = root / "matrix.yaml"
+    matrix.write_text('matrix: {python: ["3.12"]}\n')
+    (job,) = make_plan(load_config(matrix), Catalogue.builtin()).jobs
+    assert job.build is not None
+    found = job.build.context_rules
+    first = snapshot(root, found).fingerprint
+    matrix.write_text('matrix: {python: ["3.12"]}\n# quarantine: a comment\n')
+    (root / "matrix.lock").write_text("{}")
+    assert snapshot(root, found).fingerprint == first
+    assert "matrix.yaml" not in names(snapshot(root, found))
+
+
 def test_dockerignore_applies_after_the_exclusions_and_can_bring_one_back(
         tmp_path: Path) -> None:
     root = project(tmp_path)
