@@ -33,6 +33,7 @@ class Lock:
     repository: str
     digests: dict[str, str]  # tag -> sha256:...
     created: str = ""
+    path: str = "matrix.lock"  # the file it was read from, for messages
 
     def reference(self, tag: str) -> str:
         return f"{self.registry}/{self.repository}@{self.digests[tag]}"
@@ -80,7 +81,7 @@ def read(path: Path) -> Lock:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Lock(registry=str(data["registry"]), repository=str(data["repository"]),
                     digests={tag: str(v["digest"]) for tag, v in data["images"].items()},
-                    created=str(data.get("created", "")))
+                    created=str(data.get("created", "")), path=str(path))
     except FileNotFoundError as exc:
         raise StaleLock(f"{path}: no lock file", hint="run `tagmatrix lock` first") from exc
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -92,13 +93,13 @@ def check(lock: Lock, config: Config, jobs: Iterable[Job],
           registry: Registry | None = None) -> None:
     """Refuse a lock that does not cover every planned cell, or whose digests are gone."""
     if (lock.registry, lock.repository) != (config.image.registry, config.image.repository):
-        raise StaleLock(f"matrix.lock is for {lock.registry}/{lock.repository}, the matrix "
+        raise StaleLock(f"{lock.path} is for {lock.registry}/{lock.repository}, the matrix "
                         f"uses {config.image.registry}/{config.image.repository}",
                         hint="run `tagmatrix lock` again")
     tags = sorted({j.cell.tag for j in jobs if j.state == PLANNED})
     uncovered = [t for t in tags if t not in lock.digests]
     if uncovered:
-        raise StaleLock(f"matrix.lock has no digest for {', '.join(uncovered)}",
+        raise StaleLock(f"{lock.path} has no digest for {', '.join(uncovered)}",
                         hint="run `tagmatrix lock` again")
     from .engine.registry import Registry
 

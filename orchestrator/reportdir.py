@@ -33,7 +33,9 @@ LOCK = ".tagmatrix.lock"
 SYSTEM = {Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64",
                              "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys",
                              "/tmp", "/usr", "/var")}  # noqa: S108 - refused, not used
-OURS = {"results.json", "tagmatrix.log", MARKER, LOCK, "junit.xml", "summary.md", "index.html",
+GITIGNORE = ".gitignore"  # "*": a reports folder inside a checkout is not committed by accident
+OURS = {"results.json", "tagmatrix.log", MARKER, LOCK, GITIGNORE, "junit.xml", "summary.md",
+        "index.html",
         "cells", "logs", "bench.json", "libraries.json", "history-bench.json"}
 
 
@@ -102,6 +104,9 @@ class ReportsFolder:
         for name in ("cells", "logs"):
             real_folder(self.absolute / name, "reports folder")
         self.create(self.absolute / MARKER).close()
+        if _kind(self.absolute / GITIGNORE) == "absent":  # yours, if you wrote one
+            with self.create(self.absolute / GITIGNORE) as handle:
+                handle.write(b"# tagmatrix's reports are not part of the project\n*\n")
 
     def writable(self) -> None:
         """A clear error now rather than a traceback after the run."""

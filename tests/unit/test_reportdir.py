@@ -117,3 +117,11 @@ def test_lock_refuses_an_output_that_is_not_a_file(
     (tmp_path / "matrix.yaml").write_text(MATRIX)
     assert main(["lock", "-f", str(tmp_path / "matrix.yaml"), "-o", "/proc/version"]) == 2
     assert "not a regular file" in capsys.readouterr().err
+
+
+def test_a_new_reports_folder_ignores_itself_for_git(tmp_path: Path) -> None:
+    reports = folder(tmp_path / "r")
+    assert (tmp_path / "r" / ".gitignore").read_text().splitlines()[-1] == "*"
+    (tmp_path / "r" / ".gitignore").write_text("!keep-me\n")  # the user's own: kept
+    reports.prepare()
+    assert (tmp_path / "r" / ".gitignore").read_text() == "!keep-me\n"
