@@ -27,7 +27,7 @@ FRAME_END = "@@tagmatrix-frame-end@@"
 SETUP_FAILED_EXIT = 252  # reserved: the setup command failed, tests never ran
 WARNINGS_FILE = "warnings.json"  # the warnings ledger, in the job's folder
 
-# Kept lean: every cell pays its start-up. `python -S` skips site; `platform` and
+# Kept lean: every cell pays its start-up. `python -I -S` skips site; `platform` and
 # `subprocess` are imported only where needed.
 BOOTSTRAP = r"""
 import json, os, sys, time
@@ -139,7 +139,10 @@ except OSError as e:
 
 def container_command() -> list[str]:
     """The argv every test container starts with."""
-    return ["python", "-S", "-c", BOOTSTRAP]
+    # -I: isolated, the working folder (the project) is not on sys.path and PYTHON*
+    # variables are ignored: a project's json.py or ctypes.py must not run in place of
+    # the bootstrap's imports, before the "go" gate and before no_new_privs
+    return ["python", "-I", "-S", "-c", BOOTSTRAP]
 
 
 @functools.cache

@@ -168,6 +168,23 @@ def test_a_rerun_of_changed_code_is_not_merged_into_a_green(
     assert list(rerun.cells()) == [f"{lab_minors[1]}-slim"]  # only what ran, no merged green
 
 
+def test_a_project_module_cannot_replace_the_bootstraps_imports(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    """The container starts in the project's folder: its json.py must not be what the
+    bootstrap imports (it would run before the "go" gate and before no_new_privs)."""
+    root = workspace.folder()
+    (root / "json.py").write_text("open('/tmp/shadowed', 'w').write('the project ran first')\n")
+    tests = {"test_first.py": """
+        import os
+
+        def test_the_bootstrap_did_not_import_the_project():
+            assert not os.path.exists("/tmp/shadowed")
+    """}
+    outcome = run_matrix(root, lab_matrix(lab_minors[:1], command=["pytest", "-q", "tests"]),
+                         tests, client=docker_client)
+    assert next(iter(outcome.cells().values()))["tests"]["passed"] == 1
+
+
 def test_a_committed_link_in_the_reports_folder_is_refused(
         workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     root = workspace.folder()
