@@ -3,25 +3,32 @@ of a cell's result before any report renders it.
 
 What is replaced by ``***``, for each secret value:
 
-- the value itself;
+- the value itself, and the value as Python's ``repr()`` and JSON escape it
+  (backslashes, quotes, tabs, control characters, line breaks): pytest shows
+  values in assertion messages through ``repr()``;
 - each line of a multi-line value that is at least MIN_PART characters long (a
-  test framework's diff shows a value line by line), and the value with its line
-  breaks escaped (``\\n``), as ``repr()`` and JSON show it;
-- a prefix or suffix of at least MIN_PART characters that meets a truncation mark
-  (``...`` or ``…``): pytest shortens long values in assertion messages.
+  test framework's diff shows a value line by line);
+- a prefix or suffix of at least MIN_PART characters (of the value or of an escaped
+  form) that meets a truncation mark (``...`` or ``…``): pytest shortens long values
+  in assertion messages.
 
 Not caught, and documented: other encodings of a value (base64, URL or percent
 encoding, hex), a value split by other characters, and parts shorter than MIN_PART
-characters.
+characters. Cuts are found without a regular expression of every prefix (a 4 KiB
+private key would make one of 8,000 alternatives, tens of seconds to compile and
+quadratic to run): each place where a secret's first (or last) MIN_PART characters
+occur is extended as far as the text agrees with the secret, and masked when a
+truncation mark follows (or precedes) it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import re
-from collections.abc import Iterable
-from typing import Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, AnyStr, Generic, TypeVar
 
 MIN_PART = 8
 MASK = "***"
@@ -29,33 +36,84 @@ _CUTS = ("...", "\u2026")
 T = TypeVar("T")
 
 
+def escaped_forms(secret: str) -> set[str]:
+    """``secret`` as repr() shows it (with either quote) and as JSON shows it."""
+    return {repr(secret)[1:-1], repr(secret + "'\"")[1:-4], json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1]}
+
+
 def _parts(secrets: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(whole strings to replace, secrets whose cut prefixes/suffixes are replaced)."""
+    """(whole strings to replace, strings whose cut prefixes/suffixes are replaced)."""
     wholes: set[str] = set()
-    cut: list[str] = []
     for secret in secrets:
         if not secret:
             continue
         wholes.add(secret)
+        wholes.update(form for form in escaped_forms(secret) if len(form) >= MIN_PART)
         if "\n" in secret or "\r" in secret:
-            wholes.add(secret.replace("\r", "\\r").replace("\n", "\\n"))
             wholes.update(line for line in re.split(r"\r?\n|\r", secret)
                           if len(line.strip()) >= MIN_PART)
-        if len(secret) > MIN_PART:
-            cut.append(secret)
+    cut = sorted(w for w in wholes if len(w) > MIN_PART)
     return sorted(wholes, key=len, reverse=True), cut
 
 
-def _pattern(wholes: list[str], cut: list[str]) -> str | None:
-    alternatives = [re.escape(w) for w in wholes]
-    for secret in cut:
-        prefixes = [re.escape(secret[:n]) for n in range(len(secret) - 1, MIN_PART - 1, -1)]
-        suffixes = [re.escape(secret[-n:]) for n in range(len(secret) - 1, MIN_PART - 1, -1)]
-        marks = "|".join(re.escape(m) for m in _CUTS)
-        alternatives.append(f"(?:{'|'.join(prefixes)})(?={marks})")
-        alternatives.append("(?:" + "|".join(f"(?<={re.escape(m)})" for m in _CUTS)
-                            + f")(?:{'|'.join(suffixes)})")
-    return "|".join(alternatives) if alternatives else None
+class _Cuts(Generic[AnyStr]):
+    """Masks of the cut prefixes and suffixes of ``secrets`` in str or bytes."""
+
+    def __init__(self, secrets: Sequence[AnyStr], marks: Sequence[AnyStr]) -> None:
+        self.secrets: Sequence[AnyStr] = secrets
+        self.marks: Sequence[AnyStr] = marks
+
+    def spans(self, text: AnyStr) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        for secret in self.secrets:
+            found += _prefix_spans(text, secret, self.marks)
+            found += _suffix_spans(text, secret, self.marks)
+        return found
+
+
+def _prefix_spans(text: AnyStr, secret: AnyStr,
+                  marks: Sequence[AnyStr]) -> list[tuple[int, int]]:
+    head, found, start = secret[:MIN_PART], [], text.find(secret[:MIN_PART])
+    while start >= 0:
+        length = MIN_PART
+        limit = min(len(secret), len(text) - start)
+        while length < limit and text[start + length] == secret[length]:
+            length += 1
+        if length < len(secret) and any(text.startswith(m, start + length) for m in marks):
+            found.append((start, start + length))
+        start = text.find(head, start + 1)
+    return found
+
+
+def _suffix_spans(text: AnyStr, secret: AnyStr,
+                  marks: Sequence[AnyStr]) -> list[tuple[int, int]]:
+    tail, found = secret[-MIN_PART:], []
+    end = text.find(tail)
+    while end >= 0:
+        stop = end + MIN_PART  # the match ends here; extend it backwards
+        length = MIN_PART
+        limit = min(len(secret), stop)
+        while length < limit and text[stop - length - 1] == secret[-length - 1]:
+            length += 1
+        begin = stop - length
+        if length < len(secret) and any(text[:begin].endswith(m) for m in marks):
+            found.append((begin, stop))
+        end = text.find(tail, end + 1)
+    return found
+
+
+def _masked(text: AnyStr, spans: list[tuple[int, int]], mask: AnyStr) -> AnyStr:
+    if not spans:
+        return text
+    out, at = [], 0
+    for begin, end in sorted(spans):
+        if end <= at:
+            continue
+        out += [text[at:max(begin, at)], mask]
+        at = end
+    out.append(text[at:])
+    return text[:0].join(out)
 
 
 class Redactor:
@@ -63,10 +121,12 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str]) -> None:
         wholes, cut = _parts(secrets)
-        pattern = _pattern(wholes, cut)
+        pattern = "|".join(re.escape(w) for w in wholes) or None
         self._text = re.compile(pattern) if pattern else None
         self._bytes = re.compile(pattern.encode()) if pattern else None
-        longest = max((len(w.encode()) for w in [*wholes, *cut]), default=0)
+        self._cuts_text = _Cuts(cut, _CUTS)
+        self._cuts_bytes = _Cuts([c.encode() for c in cut], [m.encode() for m in _CUTS])
+        longest = max((len(w.encode()) for w in wholes), default=0)
         # what could be the start of a match that the next chunk completes
         self.hold = longest + max(len(m.encode()) for m in _CUTS) if longest else 0
         self.pending = b""
@@ -76,19 +136,27 @@ class Redactor:
         return self._text is not None
 
     def text(self, value: str) -> str:
-        return self._text.sub(MASK, value) if self._text is not None else value
+        if self._text is None:
+            return value
+        value = _masked(value, self._cuts_text.spans(value), MASK)
+        return self._text.sub(MASK, value)
+
+    def _bytes_sub(self, data: bytes) -> bytes:
+        assert self._bytes is not None
+        data = _masked(data, self._cuts_bytes.spans(data), MASK.encode())
+        return self._bytes.sub(MASK.encode(), data)
 
     def feed(self, chunk: bytes) -> bytes:
         if self._bytes is None:
             return chunk
-        data = self._bytes.sub(MASK.encode(), self.pending + chunk)
+        data = self._bytes_sub(self.pending + chunk)
         cut = max(len(data) - self.hold, 0)
         self.pending = data[cut:]
         return data[:cut]
 
     def flush(self) -> bytes:
         data, self.pending = self.pending, b""
-        return self._bytes.sub(MASK.encode(), data) if self._bytes is not None else data
+        return self._bytes_sub(data) if self._bytes is not None else data
 
     def value(self, value: T) -> T:
         """``value`` with every string in it redacted: dataclasses (frozen ones too),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,3 +71,34 @@ def test_a_secret_set_in_an_include_entry_stays_secret(write: Write) -> None:
     assert "inc1ude" not in repr(token)
     assert repr(EnvVar(name="A", value="visible")) == \
         "EnvVar(name='A', value='visible', secret=False)"
+
+
+def test_a_secret_as_pytest_shows_it_through_repr_is_redacted() -> None:
+    """pytest's assertion messages show values by repr(): backslashes doubled, quotes
+    and control characters escaped; JSON escapes them its own way."""
+    for secret in ("pw\\Atk13\\Zq9", "pw'atk13\"Zq9", "pw\tatk13Zq9x", "pw\x07atk13Zq9x",
+                   "C:\\Users\\atk13\\key"):
+        redact = Redactor([secret])
+        shown = f"E       AssertionError: assert {secret!r} == 'nope'"
+        assert redact.text(shown) == "E       AssertionError: assert '***' == 'nope'", secret
+        assert redact.text(json.dumps({"v": secret})) == '{"v": "***"}', secret
+        cut = f"assert {repr(secret)[:11]}...' == 'nope'"  # pytest's cut of the repr
+        assert repr(secret)[1:11] not in redact.text(cut), secret
+
+
+def test_a_long_secret_needs_no_pattern_of_its_prefixes() -> None:
+    """A 4 KiB private key: a pattern of every prefix and suffix (8,000 alternatives)
+    took 33-42 s to compile and 31 s more for 256 KiB of pytest's dots. The pattern
+    holds the value and its escaped forms only; cuts are found by scanning."""
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "\n".join(
+        "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAABlwAAAAdzc2gtcn" for _ in
+        range(58)) + "\n-----END OPENSSH PRIVATE KEY-----"
+    assert len(key) > 4000
+    redact = Redactor([key])
+    assert redact._text is not None
+    assert len(redact._text.pattern) < 12 * len(key)  # the value, its forms, its lines
+    dots = b"." * 256 * 1024 + key[:200].encode() + b"...\n"
+    out = b"".join(redact.feed(dots[i:i + 65536]) for i in range(0, len(dots), 65536))
+    out += redact.flush()
+    assert key[:200].encode() not in out
+    assert out.endswith(b"***...\n")
