@@ -330,17 +330,24 @@ def mount_problem(root: Path) -> str | None:
                                     for p in _SYSTEM_ROOTS):
         return f"{resolved} is a system folder"
     seen = 0
-    for folder, dirs, files in os.walk(resolved):
-        for name in (*dirs, *files):
+    pending = [str(resolved)]  # a stack, not os.walk: 1,500 nested folders overflowed it
+    while pending:
+        try:
+            with os.scandir(pending.pop()) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
             seen += 1
             if seen > MOUNT_SCAN_LIMIT:
                 return (f"{resolved} holds more than {MOUNT_SCAN_LIMIT} entries; tagmatrix "
                         "cannot check it for sockets")
             try:
-                mode = (Path(folder) / name).lstat().st_mode
+                mode = entry.stat(follow_symlinks=False).st_mode
             except OSError:
                 continue
             if stat.S_ISSOCK(mode):
-                return f"{Path(folder) / name} is a socket"
-        dirs[:] = [d for d in dirs if not (Path(folder) / d).is_symlink()]
+                return f"{entry.path} is a socket"
+            if stat.S_ISDIR(mode):  # never a link to a folder
+                pending.append(entry.path)
     return None

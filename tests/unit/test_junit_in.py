@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from orchestrator.junit_in import InvalidResults, clip, parse_junit
+from orchestrator.results import TestOutcome
 
 PYTEST_9 = b"""<?xml version="1.0" encoding="utf-8"?>
 <testsuites name="pytest tests"><testsuite name="pytest" errors="0" failures="1" skipped="1"
@@ -88,3 +91,26 @@ def test_clip_is_bounded_and_idempotent(size: int) -> None:
         assert once.startswith(text[:10])
         assert once.endswith(text[-10:])
         assert "[truncated" in once
+
+
+def test_one_huge_token_is_handed_to_the_parser_in_few_pieces(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """expat before 2.6 scans a token that spans many reads again at each read: in
+    16 KiB reads one 60 MiB attribute took 103 s (quadratic). Few large reads."""
+    from orchestrator import junit_in
+
+    reads: list[int] = []
+    original = junit_in._BigReads.read
+
+    def counted(self: io.BytesIO, size: int | None = -1) -> bytes:
+        piece = original(self, size)  # type: ignore[arg-type]
+        reads.append(len(piece))
+        return piece
+
+    monkeypatch.setattr(junit_in._BigReads, "read", counted)
+    message = b"x" * (20 * 1024 * 1024)
+    data = (b'<testsuite><testcase classname="t" name="a"><failure message="' + message
+            + b'"/></testcase></testsuite>')
+    (case,) = parse_junit(data)
+    assert case.outcome is TestOutcome.FAILED
+    assert len([n for n in reads if n]) <= 4, reads[:10]
