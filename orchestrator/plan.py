@@ -196,12 +196,14 @@ def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
     builds: dict[tuple[str, ProjectKind], ProjectBuild] = {}
     for platform in sorted({j.platform for j in jobs}):
         planned = [j for j in jobs if j.platform == platform and j.state is PLANNED]
-        steps = {step.kind: step for j in planned if (step := install_step(config, j.cell))}
+        installs = [step for j in planned if (step := install_step(config, j.cell))]
+        steps = {step.kind: step for step in installs}
         if not planned or not steps:
             continue
         builder = max(planned, key=lambda j: _age(catalogue, j)).base_image
-        paths = sorted({p for j in planned if (step := install_step(config, j.cell))
-                        for p in _required_paths(config, step)})
+        # each distinct list of requirements files is read once, not once per cell
+        listed = {step.requirements for step in installs if step.requirements}
+        paths = sorted({p for files in listed for p in _required_paths(config, files)})
         for kind in steps:
             key = _key(builder, project.context, kind, paths, project.excludes, TOOLS_DIGEST)
             builds[(platform, kind)] = ProjectBuild(
@@ -212,10 +214,10 @@ def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
     return builds
 
 
-def _required_paths(config: Config, step: InstallStep) -> tuple[str, ...]:
-    from .project import requirement_files
+def _required_paths(config: Config, files: tuple[str, ...]) -> tuple[str, ...]:
+    from .reqfiles import requirement_files
 
-    return requirement_files(config.project, step.requirements) if step.requirements else ()
+    return requirement_files(config.project, files)
 
 
 @functools.lru_cache(maxsize=4096)
