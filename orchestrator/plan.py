@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Config
-from .dockerfile import TOOLS_DIGEST, builtin_template
+from .dockerfile import CELL_TOOLS_DIGEST, PROJECT_TOOLS_DIGEST, builtin_template
 from .errors import UsageError
 from .jobs import (
     CONTAINER_DIR,
@@ -165,7 +165,8 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
                    **dict(config.build.args)}
         args = {k: v for k, v in offered.items() if k in declared}
     key = _key(base_image, project.context, dockerfile, template, sorted(args.items()),
-               project.excludes, built.key if built else None, install)
+               project.excludes, built.key if built else None, install,
+               CELL_TOOLS_DIGEST if built else None)
     return BuildSpec(
         key=key,
         base_image=base_image,
@@ -178,6 +179,7 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
         excludes=project.excludes,
         project=built,
         install=install if built else None,
+        limits=config.limits,
     )
 
 
@@ -205,12 +207,13 @@ def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
         listed = {step.requirements for step in installs if step.requirements}
         paths = sorted({p for files in listed for p in _required_paths(config, files)})
         for kind in steps:
-            key = _key(builder, project.context, kind, paths, project.excludes, TOOLS_DIGEST)
+            key = _key(builder, project.context, kind, paths, project.excludes,
+                       PROJECT_TOOLS_DIGEST)
             builds[(platform, kind)] = ProjectBuild(
                 key=key, base_image=builder, context=config.project, kind=kind,
                 requirements=tuple(paths), excludes=project.excludes,
                 tag=f"tagmatrix/{project.slug}-project:{kind}-{key}", platform=platform,
-                timeout=config.build.timeout)
+                timeout=config.build.timeout, limits=config.limits)
     return builds
 
 
