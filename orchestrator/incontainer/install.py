@@ -90,6 +90,17 @@ def version_of(argv: list[str]) -> str:
         return "?"
 
 
+def image_uv_config() -> Path | None:
+    """The image's own uv configuration file (user level first, as uv ranks them)."""
+    home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    dirs = (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep)
+    for candidate in (os.environ.get("UV_CONFIG_FILE"), f"{home}/uv/uv.toml",
+                      *(f"{d}/uv/uv.toml" for d in dirs if d), "/etc/uv/uv.toml"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
 def uv() -> list[str]:
     """uv, installed from the package index into a folder of its own (not into the
     environment the tests run in), pointed at the index pip is configured with."""
@@ -97,8 +108,13 @@ def uv() -> list[str]:
     run([*PIP, "install", "--target", str(target), "uv"], "installing uv")
     binary = target / "bin" / ("uv.exe" if os.name == "nt" else "uv")
     argv = [str(binary), "pip", "install", "--python", sys.executable, "--system"]
-    configured = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or any(
-        Path(p).is_file() for p in ("/etc/uv/uv.toml", Path.home() / ".config/uv/uv.toml"))
+    # uv also reads a uv.toml (or pyproject.toml's [tool.uv]) in its working folder and
+    # the folders above it, which hold what the project image prepared: the project's
+    # build could have put one there. Only the image's own file counts (one file: uv
+    # would merge a user-level and a system-level one).
+    config = image_uv_config()
+    argv += ["--config-file", str(config)] if config else ["--no-config"]
+    configured = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or config
     if not configured:  # uv does not read pip.conf: point it at the index pip uses
         found = subprocess.run([*PIP, "config", "get", "global.index-url"], text=True,
                                capture_output=True, check=False).stdout.strip()

@@ -184,3 +184,38 @@ def test_build_steps_get_the_cells_memory_limit(
         assert probe["memsw"] in (limit, None), (where, probe)  # None: no swap accounting
         with capsys.disabled():  # the figures the README's Security model quotes
             print(f"\n{where}: {json.dumps(probe, sort_keys=True)}")
+
+
+# uv reads uv.toml (or pyproject.toml's [tool.uv]) in its working folder and the
+# folders above it; the installer runs it among the project's requirements files.
+PLANTING_SETUP = '''
+import pathlib
+from setuptools import setup
+
+req = pathlib.Path("/tagmatrix/deps/req")
+if req.is_dir():  # the project image: an index that answers nothing, where uv looks
+    for folder in (req, req.parent):
+        (folder / "uv.toml").write_text(
+            '[[index]]\\nurl = "http://127.0.0.1:9/simple"\\ndefault = true\\n')
+setup()
+'''
+
+
+def test_a_planted_uv_configuration_does_not_steer_a_min_cell(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    root = workspace.folder()
+    (root / "setup.py").write_text(PLANTING_SETUP)
+    (root / "pyproject.toml").write_text(
+        SETUPTOOLS + '[project]\nname = "planted"\nversion = "1.0"\n'
+        'dependencies = ["attrs>=22.1.0"]\n')
+    (root / "tests").mkdir()
+    (root / "tests" / "test_ok.py").write_text("def test_ok():\n    pass\n")
+    path = root / "matrix.yaml"
+    path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
+                    f'matrix: {{python: ["{lab_minors[-1]}"], variant: [slim]}}\n'
+                    'install: {packages: ["pytest>=8.0.0"], resolution: lowest-direct}\n'
+                    "test: {command: python -m pytest -q tests, timeout: 300}\n")
+    (cell,) = run_project(path, client=docker_client).cells().values()
+    assert cell["status"] == "passed", cell["reason"]
+    assert cell["packages"]["attrs"] == "22.1.0"
+    assert cell["install"]["resolver"].startswith("uv ")

@@ -177,3 +177,21 @@ def test_a_step_killed_under_the_limit_says_so(tmp_path: Path) -> None:
                                           r"limits\.memory, 512 MiB"):
         _build(tmp_path, [{"stream": "Step 1/1 : RUN x\n"}, {
             "error": "The command '/bin/sh -c x' returned a non-zero code: 137"}])
+
+
+def test_uv_reads_only_the_images_own_configuration(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.incontainer import install
+
+    user, system = tmp_path / "user" / "uv" / "uv.toml", tmp_path / "xdg" / "uv" / "uv.toml"
+    for path in (user, system):
+        path.parent.mkdir(parents=True)
+        path.write_text("")
+    monkeypatch.delenv("UV_CONFIG_FILE", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "uv.toml").write_text("")  # where uv would discover one: never chosen
+    assert install.image_uv_config() == user
+    user.unlink()
+    assert install.image_uv_config() == system
