@@ -35,8 +35,11 @@ CONTAINER_DIR = {"linux": "/tmp/tagmatrix", "windows": "C:\\tagmatrix"}  # noqa:
 WORKDIR = {"linux": "/usr/src/app", "windows": "C:\\src\\app"}
 # Mount mode: the checkout, bound read-only here, copied to the workdir by the bootstrap.
 MOUNT_DIR = {"linux": "/tagmatrix/project", "windows": "C:\\tagmatrix-project"}
-# Where a cell image keeps the installer, its record and the project's artifact.
+# Where a cell image keeps what the project image prepared for the install (requirements
+# files, the metadata-only wheel) and the install's record, and the project's artifact.
 INSTALL_DIR = {"linux": "/tmp/tagmatrix-install", "windows": "C:\\tagmatrix-install"}  # noqa: S108
+# tagmatrix's installer, from the cell build's own context (never the project image).
+TOOLS_DIR = {"linux": "/tmp/tagmatrix-tools", "windows": "C:\\tagmatrix-tools"}  # noqa: S108
 DIST_DIR = {"linux": "/tmp/tagmatrix-dist", "windows": "C:\\tagmatrix-dist"}  # noqa: S108
 
 
@@ -68,6 +71,8 @@ class ProjectBuild:
     tag: str
     platform: str = "linux"
     timeout: float
+    # the cells' memory limit, applied to the build's RUN steps too (they run project code)
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +107,7 @@ class BuildSpec:
     context_rules: ContextRules = field(default_factory=ContextRules)
     project: ProjectBuild | None = None  # the install flow: the image it copies from
     install: InstallStep | None = None
+    limits: Limits = field(default_factory=Limits)  # as ProjectBuild.limits
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +143,11 @@ class Job:
     @property
     def container_dir(self) -> str:
         return CONTAINER_DIR[self.platform]
+
+    @property
+    def install_step(self) -> InstallStep | None:
+        """How the plan says the cell's image installs (install flow only)."""
+        return self.build.install if self.build is not None else None
 
     @property
     def install_record(self) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .config import Config
-from .dockerfile import TOOLS_DIGEST, builtin_template
+from .dockerfile import CELL_TOOLS_DIGEST, PROJECT_TOOLS_DIGEST, builtin_template
 from .errors import UsageError
 from .jobs import (
     CONTAINER_DIR,
@@ -188,7 +188,8 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
                    **dict(config.build.args)}
         args = {k: v for k, v in offered.items() if k in declared}
     key = _key(base_image, project.context, dockerfile, template, sorted(args.items()),
-               project.rules, built.key if built else None, install)
+               project.rules, built.key if built else None, install,
+               CELL_TOOLS_DIGEST if built else None)
     return BuildSpec(
         key=key,
         base_image=base_image,
@@ -201,6 +202,7 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
         context_rules=project.rules,
         project=built,
         install=install if built else None,
+        limits=config.limits,
     )
 
 
@@ -219,26 +221,29 @@ def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
     builds: dict[tuple[str, ProjectKind], ProjectBuild] = {}
     for platform in sorted({j.platform for j in jobs}):
         planned = [j for j in jobs if j.platform == platform and j.state is PLANNED]
-        steps = {step.kind: step for j in planned if (step := install_step(config, j.cell))}
+        installs = [step for j in planned if (step := install_step(config, j.cell))]
+        steps = {step.kind: step for step in installs}
         if not planned or not steps:
             continue
         builder = max(planned, key=lambda j: _age(catalogue, j)).base_image
-        paths = sorted({p for j in planned if (step := install_step(config, j.cell))
-                        for p in _required_paths(config, step)})
+        # each distinct list of requirements files is read once, not once per cell
+        listed = {step.requirements for step in installs if step.requirements}
+        paths = sorted({p for files in listed for p in _required_paths(config, files)})
         for kind in steps:
-            key = _key(builder, project.context, kind, paths, project.rules, TOOLS_DIGEST)
+            key = _key(builder, project.context, kind, paths, project.rules,
+                       PROJECT_TOOLS_DIGEST)
             builds[(platform, kind)] = ProjectBuild(
                 key=key, base_image=builder, context=config.project, kind=kind,
                 requirements=tuple(paths), context_rules=project.rules,
                 tag=f"tagmatrix/{project.slug}-project:{kind}-{key}", platform=platform,
-                timeout=config.build.timeout)
+                timeout=config.build.timeout, limits=config.limits)
     return builds
 
 
-def _required_paths(config: Config, step: InstallStep) -> tuple[str, ...]:
-    from .project import requirement_files
+def _required_paths(config: Config, files: tuple[str, ...]) -> tuple[str, ...]:
+    from .reqfiles import requirement_files
 
-    return requirement_files(config.project, step.requirements) if step.requirements else ()
+    return requirement_files(config.project, files)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -10,6 +10,7 @@ backend never runs on the host; the sdist is built in a container (see
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -20,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .depgroups import GroupError, GroupResolver, normalize
 from .settings import ProjectKind
 
 MAX_FILE = 1024 * 1024  # pyproject.toml, requirements files, .dockerignore, Dockerfile
-MAX_REQUIREMENT_FILES = 200  # -r/-c files followed from the listed ones
 _PYTHON_ARG = re.compile(r"\$\{?PYTHON_(?:IMAGE|TAG)\b")
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# PEP 508 names, which PEP 685 makes the grammar of extras (compared normalised)
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 
 
 class ProjectError(ValueError):
@@ -101,6 +103,11 @@ class ProjectInfo:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise ProjectError(f"pyproject.toml is not valid TOML: {exc}") from exc
+            except RecursionError as exc:  # tomllib parses nested arrays/tables by recursion
+                raise ProjectError("pyproject.toml nests arrays or tables too deeply for "
+                                   "Python's TOML parser",
+                                   hint="no real pyproject.toml nests hundreds of levels") \
+                    from exc
         project = data.get("project") if isinstance(data.get("project"), dict) else None
         setup_py = (root / "setup.py").is_file()
         packaged = project is not None or isinstance(data.get("build-system"), dict) \
@@ -113,36 +120,41 @@ class ProjectInfo:
             optional = project.get("optional-dependencies") or {}
             if "optional-dependencies" not in dynamic and isinstance(optional, dict) \
                     and not setup_py:
-                extras = frozenset(str(k) for k in optional)
+                extras = frozenset(normalize_extra(str(k)) for k in optional)
         groups = data.get("dependency-groups") or {}
         if not isinstance(groups, dict):
             raise ProjectError("pyproject.toml: [dependency-groups] is not a table")
         return cls(root=root, packaged=packaged, name=name, extras=extras, groups=groups,
                    has_requirements_txt=(root / "requirements.txt").is_file())
 
+    @functools.cached_property
+    def _groups(self) -> GroupResolver:
+        # once per project: every cell's plan asks again (cached_property writes the
+        # instance's __dict__, which a frozen dataclass allows)
+        return GroupResolver(self.groups)
+
     def resolve_groups(self, names: Sequence[str]) -> tuple[str, ...]:
-        """The requirement strings of dependency groups, ``include-group`` followed, as
-        pip resolves them (the PEP 735 reference implementation does the work)."""
+        """The requirement strings of dependency groups, ``include-group`` followed, each
+        requirement once (see depgroups.py: parsed by the PEP 735 reference
+        implementation, expanded within caps)."""
         if not names:
             return ()
         import difflib
 
-        from dependency_groups import resolve
-
+        known = {normalize(g): g for g in self.groups}
         for name in names:
-            if name not in self.groups:
-                known = sorted(self.groups)
-                close = difflib.get_close_matches(name, known, n=1)
+            if normalize(name) not in known:
+                close = difflib.get_close_matches(name, sorted(self.groups), n=1)
                 raise ProjectError(
                     f"dependency group {name!r} is not in pyproject.toml's [dependency-groups]",
                     hint=f"did you mean '{close[0]}'?" if close
-                    else ("groups: " + ", ".join(known) if known
+                    else ("groups: " + ", ".join(sorted(self.groups)) if self.groups
                           else "the project declares no dependency groups"))
         try:
-            return tuple(resolve(self.groups, *names))
-        except (LookupError, ValueError, TypeError) as exc:
-            # a cycle, an include of a missing group, or an invalid requirement string
-            raise ProjectError(f"pyproject.toml [dependency-groups]: {exc}") from exc
+            return self._groups.resolve(names)
+        except GroupError as exc:
+            raise ProjectError(f"pyproject.toml [dependency-groups]: {exc}",
+                               hint=exc.hint) from exc
 
     def check_buildable(self, kind: ProjectKind) -> None:
         """A project to build (sdist, wheel, editable) needs packaging metadata."""
@@ -160,122 +172,36 @@ class ProjectInfo:
         return asked
 
     def check_extras(self, extras: Iterable[str]) -> None:
-        """Extras the static metadata does not declare (dynamic metadata: unchecked)."""
-        if self.extras is None:
-            return
+        """Every extra must be a name (PEP 685); with static metadata, one the project
+        declares (compared normalised). Dynamic metadata: only the grammar is checked."""
         import difflib
 
         for extra in extras:
-            if extra not in self.extras:
-                close = difflib.get_close_matches(extra, sorted(self.extras), n=1)
-                raise ProjectError(
-                    f"the project has no extra {extra!r} ([project.optional-dependencies])",
-                    hint=f"did you mean '{close[0]}'?" if close
-                    else ("extras: " + ", ".join(sorted(self.extras)) if self.extras
-                          else "it declares none; dependency groups are listed under "
-                               "install.groups"))
-
-
-def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
-    """Requirements-file lines with continuations joined and comments dropped."""
-    buffer, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not buffer:
-            start = number
-        line = re.sub(r"(^|\s)#.*$", "", raw)
-        if line.endswith("\\"):
-            buffer += line[:-1] + " "
-            continue
-        buffer += line
-        if buffer.strip():
-            yield start, buffer.strip()
-        buffer = ""
-    if buffer.strip():
-        yield start, buffer.strip()
-
-
-_FILE_OPTIONS = {"-r": "r", "--requirement": "r", "-c": "c", "--constraint": "c",
-                 "-f": "f", "--find-links": "f", "-e": "e", "--editable": "e"}
-
-
-def _option(line: str) -> tuple[str, str] | None:
-    for flag, kind in _FILE_OPTIONS.items():
-        if line == flag:
-            return kind, ""
-        for sep in (" ", "=", "\t") if flag.startswith("--") else (" ", "\t", ""):
-            if line.startswith(flag + sep) and (sep or not flag.startswith("--")):
-                return kind, line[len(flag) + len(sep):].strip()
-    return None
-
-
-def _is_local_path(value: str) -> bool:
-    archive = value.endswith((".whl", ".tar.gz", ".zip")) and not _URL.match(value)
-    return value.startswith((".", "/", "file:")) or archive
-
-
-def requirement_files(root: Path, listed: Sequence[str]) -> tuple[str, ...]:
-    """The project-relative paths a dependency install needs for ``listed`` requirements
-    files: the files, the ``-r``/``-c`` files they include, local ``--find-links``
-    folders and local packages they name. A line that installs the project itself
-    (``-e .``, ``.[tests]``) is refused: tagmatrix installs the project (install.project)."""
-    needed: dict[str, None] = {}
-    queue = [(posixpath.normpath(p), "") for p in listed]
-    while queue:
-        relative, origin = queue.pop(0)
-        if relative in needed:
-            continue
-        if len(needed) >= MAX_REQUIREMENT_FILES:
-            raise ProjectError(f"requirements files include more than {MAX_REQUIREMENT_FILES} "
-                               "files", where=origin)
-        try:
-            text = read_text(root, relative)
-        except ProjectError as exc:
-            exc.where = exc.where or origin
-            raise
-        if text is None:
-            raise ProjectError(f"requirements file {relative} does not exist in the project",
-                               hint="paths are relative to the project folder", where=origin)
-        needed[relative] = None
-        folder = PurePosixPath(relative).parent
-        for number, line in _logical_lines(text):
-            here = f"{relative}:{number}"
-            option = _option(line)
-            kind, value = option if option else ("", line)
-            if kind in ("r", "c"):
-                queue.append((posixpath.normpath(str(folder / value)), here))
+            check_extra_name(extra)
+            if self.extras is None or normalize_extra(extra) in self.extras:
                 continue
-            if kind == "f":
-                if not _URL.match(value):
-                    _local(root, str(folder / value), here, needed, self_ok=True)
-                continue
-            if kind == "e" or (not kind and not line.startswith("-")):
-                target = re.sub(r"\[.*\]$", "", value.split(";")[0].split(" @ ")[0].strip())
-                if target.startswith("file:"):
-                    target = re.sub(r"^file:(//)?", "", target)
-                if kind == "e" and _URL.match(target):
-                    continue  # a VCS URL
-                if _is_local_path(target) or kind == "e":
-                    _local(root, target, here, needed, self_ok=False)
-    return tuple(needed)
+            close = difflib.get_close_matches(normalize_extra(extra), sorted(self.extras), n=1)
+            raise ProjectError(
+                f"the project has no extra {extra!r} ([project.optional-dependencies])",
+                hint=f"did you mean '{close[0]}'?" if close
+                else ("extras: " + ", ".join(sorted(self.extras)) if self.extras
+                      else "it declares none; dependency groups are listed under "
+                           "install.groups"))
 
 
-def _local(root: Path, relative: str, where: str, needed: dict[str, None], *,
-           self_ok: bool) -> None:
-    try:
-        path = inside(root, relative)
-    except ProjectError as exc:
-        exc.where = where
-        raise
-    if path == root.resolve():
-        if self_ok:
-            return
-        raise ProjectError("this line installs the project itself; tagmatrix installs it "
-                           "(install.project), with the extras under install.extras",
-                           hint="remove the line, or list a requirements file without it",
-                           where=where)
-    if not path.exists():
-        raise ProjectError(f"{relative} does not exist in the project", where=where)
-    needed[str(PurePosixPath(os.path.relpath(path, root.resolve())))] = None
+def normalize_extra(name: str) -> str:
+    """PEP 685: extras compare as normalised names (``Tests_Extra`` is ``tests-extra``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def check_extra_name(extra: str) -> None:
+    """An extra is a PEP 508 name (letters, digits, ``-``, ``_``, ``.``; a letter or digit
+    at both ends), as PEP 685 requires, whether or not the project's extras are known."""
+    if not _NAME.match(extra):
+        raise ProjectError(f"{extra!r} is not an extra name (PEP 685: letters, digits, "
+                           "'-', '_' and '.', starting and ending with a letter or digit)",
+                           hint="write the extra as [project.optional-dependencies] names "
+                                "it, e.g. tests")
 
 
 def dockerignore(root: Path) -> list[str]:

@@ -33,12 +33,13 @@ from .names import MAX_VALUE, axis_problem
 from .project import (
     ProjectError,
     ProjectInfo,
+    check_extra_name,
     mount_problem,
     read_text,
     repository_root,
-    requirement_files,
     unpinned_from,
 )
+from .reqfiles import requirement_files
 from .settings import (
     DEFAULT_ENGINES,
     DEFAULT_MAX_CONTEXT,
@@ -240,6 +241,12 @@ class Reader:
             elif key == "resolution":
                 out.append((key, Resolution(value)))
             else:
+                if key == "extras":
+                    for i, extra in enumerate(value):
+                        try:
+                            check_extra_name(extra)
+                        except ProjectError as exc:
+                            raise self.error((*path, key, i), str(exc), exc.hint) from exc
                 if key == "packages":
                     for i, text in enumerate(value):
                         try:

@@ -7,6 +7,12 @@ the deadline or on cancellation, and ``error``/``errorDetail`` chunks are handle
 ourselves. A failed step's reason quotes the last error line of its output
 (pip's "ERROR: No matching distribution found for X", or the "tagmatrix: error:"
 line our in-container scripts print) and names the log that has the rest.
+
+Every RUN step of a build runs a container, and in the install flow those run the
+project's code (its setup.py builds the sdist, then installs it in each cell): the
+classic builder applies the cells' memory limit to them, swap excluded
+(:func:`container_limits`). Nothing else of a test container's confinement can be
+asked of it (see README, Security model).
 """
 
 from __future__ import annotations
@@ -17,14 +23,25 @@ import tarfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import IO, Any, cast
+from typing import IO, Any, TypedDict, cast
 
 from ..celllog import CellLog
 from ..errors import BuildFailed, CellError, Stage
+from ..settings import Limits
 from .dockerapi import Streams, Translator, is_transient
 
 _OURS = "tagmatrix: error: "
 _ERROR_LINE = re.compile(r"^\s*(?:ERROR:|error:|E: )")
+
+
+class BuildLimits(TypedDict, total=False):
+    """The classic builder's limits of each RUN step's container, as docker-py takes
+    them (``api.build(container_limits=...)``; its stubs keep their own type private)."""
+
+    memory: int
+    memswap: int
+    cpushares: int
+    cpusetcpus: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +55,16 @@ class BuildRequest:
     labels: dict[str, str]
     timeout: float
     failure: str = "build failed"  # how a failed step is reported
+    limits: BuildLimits | None = None  # container_limits of every RUN step
+
+
+def container_limits(limits: Limits) -> BuildLimits:
+    """The build API's limits for each RUN step's container: the cells' memory, and as
+    much again with swap (memswap counts memory plus swap), so none. Of the classic
+    builder's limits docker-py passes only memory, memswap, cpushares and cpusetcpus:
+    a cell's CPU quota (limits.cpus) cannot be passed (docker/docker-py#3249), nor
+    can a pids limit, capabilities or no-new-privileges (the build API has none)."""
+    return {"memory": limits.memory, "memswap": limits.memory}
 
 
 def stream_build(streams: Streams, errors: Translator, request: BuildRequest, cell_log: CellLog,
@@ -62,7 +89,8 @@ def stream_build(streams: Streams, errors: Translator, request: BuildRequest, ce
                                    custom_context=True,
                                    dockerfile=request.dockerfile, tag=request.tag,
                                    buildargs=request.args, labels=request.labels, rm=True,
-                                   forcerm=True, decode=True, pull=False)
+                                   forcerm=True, decode=True, pull=False,
+                                   container_limits=request.limits)
                 for chunk in stream:
                     progress = _consume(chunk, cell_log, progress)
         except CellError as exc:
@@ -78,22 +106,33 @@ def stream_build(streams: Streams, errors: Translator, request: BuildRequest, ce
     if state["timed_out"]:
         raise BuildFailed(f"build timed out after {request.timeout:g} s{where}", stage=Stage.BUILD)
     if progress.error:
-        raise BuildFailed(f"{request.failure}: {progress.cause()}{where}", stage=Stage.BUILD,
-                          retryable=is_transient(progress.error))
+        raise BuildFailed(f"{request.failure}: {progress.cause()}{_killed(request, progress)}"
+                          f"{where}", stage=Stage.BUILD, retryable=is_transient(progress.error))
     if not progress.image_id:
         raise BuildFailed(f"build ended without an image (stream cut short){where}",
                           stage=Stage.BUILD)
     return progress.image_id, progress.steps > 0 and progress.cached >= progress.steps - 1
 
 
-def single_file_context(name: str, body: bytes) -> IO[bytes]:
-    """A build context of one file (the install flow's cells copy from the project image)."""
+def _killed(request: BuildRequest, progress: _Progress) -> str:
+    """A step killed by SIGKILL (exit 137) under a memory limit most likely met it."""
+    memory = request.limits.get("memory") if request.limits else None
+    if memory and "non-zero code: 137" in progress.error:
+        return (f" (killed: build steps share the cells' limits.memory, "
+                f"{memory / 1024**2:g} MiB)")
+    return ""
+
+
+def small_context(files: dict[str, bytes]) -> IO[bytes]:
+    """A build context of a few files held in memory (an install-flow cell: its
+    Dockerfile and tagmatrix's installer; the rest is copied from the project image)."""
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as archive:
-        member = tarfile.TarInfo(name)
-        member.size = len(body)
-        member.mode = 0o644
-        archive.addfile(member, io.BytesIO(body))
+        for name, body in sorted(files.items()):
+            member = tarfile.TarInfo(name)
+            member.size = len(body)
+            member.mode = 0o644
+            archive.addfile(member, io.BytesIO(body))
     out.seek(0)
     return out
 

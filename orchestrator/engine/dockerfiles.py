@@ -113,7 +113,7 @@ class ContainerFiles:
             files = {"interpreter.json": self.file(
                 cid, f"{folder}/interpreter.json", 1024 * 1024) or b""}
         interpreter, tests_started = interpreter_of(files.get("interpreter.json", b""))
-        packages, install = packages_of(files.get("packages.json", b""))
+        packages, install = packages_of(files.get("packages.json", b""), job.install_step)
         setup_failed = bool(job.setup) and ending.exit_code == SETUP_FAILED_EXIT \
             and _failed_setup(files.get("setup.json"))
         if job.junit_path and not setup_failed and not junit_error:

@@ -29,7 +29,7 @@ from typing import IO, Any
 import docker
 
 from ..celllog import CellLog
-from ..dockerfile import cell_dockerfile, project_dockerfile, tools
+from ..dockerfile import PROJECT_TOOLS, cell_context, cell_dockerfile, project_dockerfile, tools
 from ..errors import BuildFailed, CellError, ImageNotFound, Stage
 from ..jobs import OWN_FOLDER, BuildSpec, ContextRules, ProjectBuild
 from ..labels import LABEL_PROJECT_KEY
@@ -38,7 +38,7 @@ from ..settings import ProjectKind
 from . import BaseImage
 from .context import ContextSnapshot
 from .dockerapi import Streams, Translator, inspect_image, is_transient
-from .dockerbuild import BuildRequest, indent, single_file_context, stream_build
+from .dockerbuild import BuildRequest, container_limits, indent, small_context, stream_build
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ class ImageStore:
         text = project_dockerfile(spec)
         project_log.note("Dockerfile:\n" + indent(text))
         extra = {PROJECT_DOCKERFILE: text.encode(),
-                 **{f"tools/{name}": body for name, body in tools().items()}}
+                 **{f"tools/{name}": tools()[name] for name in PROJECT_TOOLS}}
         what = {ProjectKind.SDIST: "the project's sdist did not build",
                 ProjectKind.WHEEL: "the project's wheel did not build",
                 ProjectKind.EDITABLE: "the project's metadata could not be prepared"}.get(
@@ -222,7 +222,8 @@ class ImageStore:
         image_id, cached = stream_build(self.streams, self.errors, BuildRequest(
             context=snapshot.stream(extra, prefix="project/"), dockerfile=PROJECT_DOCKERFILE,
             tag=spec.tag, args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key},
-            timeout=spec.timeout, failure=what), project_log, cancel)
+            timeout=spec.timeout, failure=what, limits=container_limits(spec.limits)),
+            project_log, cancel)
         project_log.note(f"project image {image_id[:19]} in {time.monotonic() - started:.1f} s"
                          + (" (all steps cached)" if cached else ""))
         return image_id
@@ -234,8 +235,12 @@ class ImageStore:
         context: IO[bytes] | io.RawIOBase
         if spec.install is not None:
             text = cell_dockerfile(spec, project_image)
-            cell_log.note("Dockerfile: the install flow\n" + indent(text))
-            context, dockerfile = single_file_context(TEMPLATE_NAME, text.encode()), TEMPLATE_NAME
+            files = cell_context(spec)
+            cell_log.note("Dockerfile: the install flow\n" + indent(text) + "\n" + indent(
+                f"{name}: {body.decode()}" for name, body in files.items()
+                if name.endswith(".json")))
+            context = small_context({TEMPLATE_NAME: text.encode(), **files})
+            dockerfile = TEMPLATE_NAME
         elif spec.template is not None:
             snapshot = self.snapshot(spec.context, spec.context_rules)
             _note_context(cell_log, snapshot)
@@ -257,7 +262,8 @@ class ImageStore:
                                       {dockerfile: self._dockerfile(spec.context, dockerfile)})
         return stream_build(self.streams, self.errors, BuildRequest(
             context=context, dockerfile=dockerfile, tag=spec.tag, args=dict(spec.args),
-            labels=labels, timeout=spec.timeout), cell_log, cancel)
+            labels=labels, timeout=spec.timeout, limits=container_limits(spec.limits)),
+            cell_log, cancel)
 
     def inspect_built(self, image_id: str) -> dict[str, Any]:
         with self.errors.errors(Stage.BUILD, "inspect built image"):

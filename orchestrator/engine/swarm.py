@@ -44,7 +44,7 @@ from docker.types import (
 
 from ..celllog import CellLog
 from ..errors import CellError, EngineUnavailable, Stage
-from ..jobs import BuildSpec, Job
+from ..jobs import BuildSpec, InstallStep, Job
 from ..labels import LABEL_CELL, LABEL_MANAGED, LABEL_RUN
 from . import (
     Ending,
@@ -281,7 +281,7 @@ class SwarmEngine:
             return replace(Execution.ended(ending, node=live.where), pull_s=self._pull_s(live))
         live.reader.drain(lambda: live.catcher.complete)
         log.output(live.catcher.flush())
-        return self._result(live, ending)
+        return self._result(live, ending, started.job.install_step)
 
     def remove(self, started: Started) -> None:
         with self._live_lock:
@@ -294,7 +294,8 @@ class SwarmEngine:
             self._remove_service(live.sid)
             self._remove_task_container(live)
 
-    def _result(self, live: _Service, ending: Ending) -> Execution:
+    def _result(self, live: _Service, ending: Ending,
+                install_step: InstallStep | None) -> Execution:
         status = live.task.get("Status") or {}
         code = ending.exit_code
         finished = str(status.get("Timestamp", ""))
@@ -307,7 +308,7 @@ class SwarmEngine:
             return Execution(exit_code=code, run_s=ending.run_s, junit_error=str(exc),
                              finished_at=finished, node=live.where, pull_s=self._pull_s(live))
         interpreter, started_at = interpreter_of(frame.interpreter)
-        packages, install = packages_of(frame.packages)
+        packages, install = packages_of(frame.packages, install_step)
         return Execution(
             exit_code=code if code is not None else frame.exit_code, run_s=ending.run_s,
             junit=frame.junit, junit_error="" if frame.junit else "no JUnit file in the frame",

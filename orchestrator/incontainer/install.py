@@ -1,8 +1,15 @@
 """Runs INSIDE a container, while tagmatrix builds a cell's image.
 
-    python install.py deps '<json>'      # the test dependencies (one layer)
-    python install.py project '<json>'   # the project's sdist or wheel (the next layer)
-    python install.py editable '<json>'  # pip install -e . of the copied project
+    python -I install.py deps       # the test dependencies (one layer)
+    python -I install.py project    # the project's sdist or wheel (the next layer)
+    python -I install.py editable   # pip install -e . of the copied project
+
+Each step reads its arguments from ``step-<step>.json`` beside this file. Both come
+from the cell build's own context (dockerfile.py), never from the project image: what
+the project image prepared (requirements files, the metadata-only wheel, project.json)
+is data in another folder (``data`` in the arguments), and pip runs as ``python -I -m
+pip`` so nothing in the working folder (the project's requirements files) can stand
+in for pip's modules.
 
 ``deps`` installs, in one resolver run: the project's own dependencies with the
 selected extras, the requirements files, the packages and the resolved dependency
@@ -12,7 +19,9 @@ markers for this interpreter. ``resolution: lowest-direct`` runs uv (installed f
 the occasion, outside the test environment) with ``--resolution lowest-direct``;
 there the project's requirements must be *direct* ones, so they are listed with
 their markers evaluated here. What ran is recorded in record.json next to this
-file, which the cell's bootstrap returns with the test results.
+file, which the cell's bootstrap returns with the test results; the reports take
+only what the container alone knows from it (the installer's version, the project's
+declared requirements), never the resolution, extras or groups, which the plan says.
 
 ``project`` force-reinstalls the artifact without dependencies (an older release of
 the project pulled in as a dependency of a test tool, e.g. pluggy by pytest, must
@@ -35,7 +44,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 UV_DIR = "/tmp/tagmatrix-uv"  # noqa: S108 - inside the container; removed after the install
 STUB = "tagmatrix_project_deps-0-py3-none-any.whl"
-PIP = [sys.executable, "-m", "pip"]
+PIP = [sys.executable, "-I", "-m", "pip"]
 QUIET = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore",
          "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1", "UV_NO_CACHE": "1"}
 # pip says "ERROR: ...", uv "error: ..." or a line starting with a cross (U+00D7)
@@ -85,6 +94,17 @@ def version_of(argv: list[str]) -> str:
         return "?"
 
 
+def image_uv_config() -> Path | None:
+    """The image's own uv configuration file (user level first, as uv ranks them)."""
+    home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    dirs = (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep)
+    for candidate in (os.environ.get("UV_CONFIG_FILE"), f"{home}/uv/uv.toml",
+                      *(f"{d}/uv/uv.toml" for d in dirs if d), "/etc/uv/uv.toml"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
 def uv() -> list[str]:
     """uv, installed from the package index into a folder of its own (not into the
     environment the tests run in), pointed at the index pip is configured with."""
@@ -92,8 +112,13 @@ def uv() -> list[str]:
     run([*PIP, "install", "--target", str(target), "uv"], "installing uv")
     binary = target / "bin" / ("uv.exe" if os.name == "nt" else "uv")
     argv = [str(binary), "pip", "install", "--python", sys.executable, "--system"]
-    configured = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or any(
-        Path(p).is_file() for p in ("/etc/uv/uv.toml", Path.home() / ".config/uv/uv.toml"))
+    # uv also reads a uv.toml (or pyproject.toml's [tool.uv]) in its working folder and
+    # the folders above it, which hold what the project image prepared: the project's
+    # build could have put one there. Only the image's own file counts (one file: uv
+    # would merge a user-level and a system-level one).
+    config = image_uv_config()
+    argv += ["--config-file", str(config)] if config else ["--no-config"]
+    configured = os.environ.get("UV_INDEX_URL") or os.environ.get("UV_DEFAULT_INDEX") or config
     if not configured:  # uv does not read pip.conf: point it at the index pip uses
         found = subprocess.run([*PIP, "config", "get", "global.index-url"], text=True,
                                capture_output=True, check=False).stdout.strip()
@@ -122,15 +147,16 @@ def direct(requires: list[str], extras: list[str]) -> list[str]:
 
 
 def deps(args: dict[str, Any]) -> None:
-    project = json.loads((HERE / "project.json").read_text()) \
-        if (HERE / "project.json").is_file() else {}
+    data = Path(args["data"])
+    project = json.loads((data / "project.json").read_text()) \
+        if (data / "project.json").is_file() else {}
     lowest = args.get("resolution") == "lowest-direct"
     extras = list(args.get("extras") or [])
     requirements: list[str] = []
     if args.get("stub") and lowest:
         requirements += direct(list(project.get("requires") or []), extras)
     elif args.get("stub"):
-        requirements.append(str(HERE / STUB) + (f"[{','.join(extras)}]" if extras else ""))
+        requirements.append(str(data / STUB) + (f"[{','.join(extras)}]" if extras else ""))
     for path in args.get("requirements") or []:
         requirements += ["-r", path]
     requirements += list(args.get("packages") or [])
@@ -140,12 +166,12 @@ def deps(args: dict[str, Any]) -> None:
             installer = uv()
             resolver = f"uv {version_of([installer[0], '--version'])} (lowest-direct)"
             run([*installer, "--resolution", "lowest-direct", *requirements],
-                "installing the test dependencies (lowest-direct)", cwd=HERE / "req")
+                "installing the test dependencies (lowest-direct)", cwd=data / "req")
             shutil.rmtree(UV_DIR, ignore_errors=True)
         else:
             resolver = f"pip {version_of([*PIP, '--version'])}"
             run([*PIP, "install", *requirements], "installing the test dependencies",
-                cwd=HERE / "req")
+                cwd=data / "req")
         if args.get("stub") and not lowest:
             run([*PIP, "uninstall", "-y", "tagmatrix-project-deps"], "removing the helper")
     record = {"resolver": resolver, "resolution": args.get("resolution") or "highest",
@@ -153,7 +179,7 @@ def deps(args: dict[str, Any]) -> None:
               "requirements": args.get("requirements") or [],
               "project": {"name": project.get("name", ""),
                           "requires": project.get("requires", [])}}
-    (HERE / "record.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    (data / "record.json").write_text(json.dumps(record, sort_keys=True) + "\n")
 
 
 def project(args: dict[str, Any]) -> None:
@@ -172,7 +198,8 @@ def editable(args: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    step, args = sys.argv[1], json.loads(sys.argv[2])
+    step = sys.argv[1]
+    args = json.loads((HERE / f"step-{step}.json").read_text(encoding="utf-8"))
     {"deps": deps, "project": project, "editable": editable}[step](args)
 
 

@@ -230,23 +230,19 @@ def test_a_matrix_file_in_a_subfolder_may_point_up_to_its_repository(tmp_path: P
 def test_mount_mode_checks_a_deeply_nested_checkout_without_crashing(tmp_path: Path) -> None:
     from orchestrator.project import mount_problem
 
-    fd = os.open(tmp_path, os.O_RDONLY)
-    for _ in range(1500):  # os.walk recursed once per level: RecursionError at ~1,000
-        os.mkdir("d", dir_fd=fd)  # (so does Path.mkdir(parents=True): one level at a time)
-        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = inner
-    os.close(fd)
-    assert mount_problem(tmp_path) is None
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.bind(str(tmp_path / "d" / "s.sock"))
-        assert mount_problem(tmp_path) == f"{tmp_path / 'd' / 's.sock'} is a socket"
-    (tmp_path / "d" / "s.sock").unlink()
-    fds = [os.open(tmp_path, os.O_RDONLY)]  # rmtree recurses too: undo it level by level
-    for _ in range(1500):
-        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
-    os.close(fds.pop())
-    while fds:
-        parent = fds.pop()
-        os.rmdir("d", dir_fd=parent)
-        os.close(parent)
+    chain = [os.open(tmp_path, os.O_RDONLY)]  # one level at a time: Path.mkdir(parents=True)
+    try:                                       # and shutil.rmtree recurse too
+        for _ in range(1100):  # os.walk recursed once per level: RecursionError at ~1,000
+            os.mkdir("d", dir_fd=chain[-1])
+            chain.append(os.open("d", os.O_RDONLY, dir_fd=chain[-1]))
+        assert mount_problem(tmp_path) is None
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(tmp_path / "d" / "s.sock"))
+            assert mount_problem(tmp_path) == f"{tmp_path / 'd' / 's.sock'} is a socket"
+        (tmp_path / "d" / "s.sock").unlink()
+    finally:
+        os.close(chain.pop())
+        while chain:
+            parent = chain.pop()
+            os.rmdir("d", dir_fd=parent)
+            os.close(parent)

@@ -135,9 +135,9 @@ CORPUS: list[tuple[str, str, int, str]] = [
      "is not between 1 byte and 1 TiB"),
 ]
 
-# Malformed project files, refused by `validate` with the matrix file's line of `project:`
-# (name, project files, matrix text, line, fragment)
-PROJECT_CORPUS: list[tuple[str, dict[str, str], str, int, str]] = [
+# Malformed .dockerignore files, refused by `validate` with the matrix file's line of
+# `project:` (name, project files, matrix text, line, fragment)
+IGNORE_CORPUS: list[tuple[str, dict[str, str], str, int, str]] = [
     (".dockerignore over the pattern cap", {".dockerignore": "\n".join(
         f"**/p{i}/**" for i in range(1001))}, "project: .\n" + OK_MATRIX, 1,
      "has 1001 patterns, over tagmatrix's cap of 1000"),
@@ -151,7 +151,7 @@ PROJECT_CORPUS: list[tuple[str, dict[str, str], str, int, str]] = [
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(CORPUS) >= 30
-    names = [name for name, *_ in CORPUS] + [name for name, *_ in PROJECT_CORPUS]
+    names = [name for name, *_ in CORPUS] + [name for name, *_ in IGNORE_CORPUS]
     assert len(set(names)) == len(names)
 
 
@@ -170,8 +170,8 @@ def test_malformed_config_exits_2_with_its_line(
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("case", PROJECT_CORPUS, ids=[c[0] for c in PROJECT_CORPUS])
-def test_a_malformed_project_file_exits_2_with_the_line_of_project(
+@pytest.mark.parametrize("case", IGNORE_CORPUS, ids=[c[0] for c in IGNORE_CORPUS])
+def test_a_malformed_dockerignore_exits_2_with_the_line_of_project(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         case: tuple[str, dict[str, str], str, int, str]) -> None:
     name, files, text, line, fragment = case
@@ -183,4 +183,63 @@ def test_a_malformed_project_file_exits_2_with_the_line_of_project(
     err = capsys.readouterr().err
     assert err.splitlines()[0].startswith(f"tagmatrix: error: {path}:{line}:"), err
     assert fragment in err, err
+    assert "Traceback" not in err
+
+
+
+# Hostile project files behind a valid matrix.yaml (issue: install hardening): the files,
+# then the line of matrix.yaml the error points at and a fragment of its message.
+_DEEP_CHAIN = "\n".join(["[dependency-groups]", *(f'g{i} = [{{include-group = "g{i + 1}"}}]'
+                                                  for i in range(20_000)), 'g20000 = ["x"]'])
+GROUPS = OK_MATRIX + "install:\n  groups: [g0]\n"
+REQUIREMENTS = OK_MATRIX + "install:\n  requirements: [a.txt]\n"
+PROJECT_CORPUS: list[tuple[str, str, dict[str, str], int, str]] = [
+    ("include-group chain of 20000", GROUPS, {"pyproject.toml": _DEEP_CHAIN}, 4,
+     "nests include-group more than 64 levels deep"),
+    ("pyproject nested 300000 deep", OK_MATRIX, {"pyproject.toml": "x = " + "[" * 300_000}, 1,
+     "pyproject.toml nests arrays or tables too deeply"),
+    ("dependency group too large", GROUPS, {"pyproject.toml": "[dependency-groups]\ng0 = ["
+                                            + ", ".join(f'"p{i}"' for i in range(5001)) + "]"},
+     4, "more than 5000 distinct requirements"),
+    ("dependency group cycle", GROUPS, {"pyproject.toml": "[dependency-groups]\n"
+                                        'g0 = [{include-group = "g1"}]\n'
+                                        'g1 = [{include-group = "g0"}]\n'}, 4,
+     "cycle: g0 -> g1 -> g0"),
+    ("pip variable in a requirements path", REQUIREMENTS,
+     {"a.txt": "-r ${HOME}/x.txt\n", "${HOME}/x.txt": "pytest\n"}, 4,
+     "${HOME} is expanded by pip inside the container, so tagmatrix cannot check what this "
+     "line names (a.txt:1)"),
+    ("file option sharing its line", REQUIREMENTS, {"a.txt": "pytest\n--pre -r b.txt\n",
+                                                    "b.txt": "attrs\n"}, 4,
+     "a file option shares its line with another option; pip would read it differently "
+     "from tagmatrix (a.txt:2)"),
+    ("ambiguous option abbreviation", REQUIREMENTS, {"a.txt": "--requ b.txt\n",
+                                                     "b.txt": "attrs\n"}, 4,
+     "ambiguous option: --requ"),
+    ("requirements files of 120000 lines", REQUIREMENTS,
+     {"a.txt": "-r b.txt\n" + "pytest\n" * 60_000, "b.txt": "attrs\n" * 60_000}, 4,
+     "more than 100000 lines in all"),
+    ("extra that is not a name", OK_MATRIX + "install:\n  extras: ['tests]; x']\n",
+     {"setup.py": "from setuptools import setup\nsetup()\n"}, 4, "is not an extra name"),
+]
+
+
+def test_the_project_corpus_names_are_unique() -> None:
+    assert len({name for name, *_ in PROJECT_CORPUS}) == len(PROJECT_CORPUS)
+
+
+@pytest.mark.parametrize("case", PROJECT_CORPUS, ids=[c[0] for c in PROJECT_CORPUS])
+def test_a_hostile_project_exits_2_with_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        case: tuple[str, str, dict[str, str], int, str]) -> None:
+    name, text, files, line, fragment = case
+    for relative, body in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(body, encoding="utf-8")
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["validate", "-f", str(path)]) == 2, name
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith(f"tagmatrix: error: {path}:{line}:"), err
+    assert fragment in err.splitlines()[0], err
     assert "Traceback" not in err

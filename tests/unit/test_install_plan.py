@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import load_config
-from orchestrator.dockerfile import cell_dockerfile, project_dockerfile
+from orchestrator.dockerfile import cell_context, cell_dockerfile, project_dockerfile
 from orchestrator.errors import ConfigError
 from orchestrator.plan import make_plan
 from orchestrator.settings import ProjectKind, Resolution
@@ -129,16 +129,24 @@ def test_rendered_dockerfiles_copy_from_the_project_image_by_id(write: Write) ->
     assert text.splitlines()[0] == "FROM 127.0.0.1:5000/library/python:3.12-slim"
     assert "COPY project/ /tagmatrix/src/" in text
     run = json.loads(text.splitlines()[-1].removeprefix("RUN "))
-    assert run[:2] == ["python", "/tagmatrix/artifact.py"]
-    assert json.loads(run[2])["kind"] == "wheel"
-    cell = cell_dockerfile(build, "sha256:" + "0" * 64).splitlines()
-    assert cell[2] == f"COPY --from=sha256:{'0' * 64} /tagmatrix/deps/ /tmp/tagmatrix-install/"
-    deps = json.loads(json.loads(cell[3].removeprefix("RUN "))[3])
-    assert deps == {"extras": ["tests"], "groups": [], "packages": [], "requirements": [],
-                    "resolution": "highest", "stub": True}
+    assert run[:3] == ["python", "-I", "/tagmatrix/artifact.py"]
+    assert json.loads(run[3])["kind"] == "wheel"
+    assert "install.py" not in text  # the project image never holds tagmatrix's installer
+    image = "sha256:" + "0" * 64
+    cell = cell_dockerfile(build, image).splitlines()
+    assert cell[2] == f"COPY --from={image} /tagmatrix/deps/ /tmp/tagmatrix-install/"
+    assert cell[3] == "COPY tagmatrix/ /tmp/tagmatrix-tools/"  # the cell's own context
+    assert json.loads(cell[4].removeprefix("RUN ")) == [
+        "python", "-I", "/tmp/tagmatrix-tools/install.py", "deps"]
+    files = cell_context(build)
+    assert sorted(files) == ["tagmatrix/install.py", "tagmatrix/step-deps.json",
+                             "tagmatrix/step-project.json"]
+    assert json.loads(files["tagmatrix/step-deps.json"]) == {
+        "data": "/tmp/tagmatrix-install", "extras": ["tests"], "groups": [], "packages": [],
+        "requirements": [], "resolution": "highest", "stub": True}
     # dependencies first (cached while only code changes), then the project, then files
-    assert [line.split()[0] for line in cell] == ["FROM", "WORKDIR", "COPY", "RUN", "COPY",
-                                                 "RUN", "COPY"]
+    assert [line.split()[0] for line in cell] == ["FROM", "WORKDIR", "COPY", "COPY", "RUN",
+                                                 "COPY", "COPY", "RUN", "COPY"]
 
 
 @pytest.mark.parametrize(("section", "message"), [

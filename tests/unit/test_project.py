@@ -7,17 +7,19 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator.depgroups import MAX_GROUP_REQUIREMENTS, MAX_GROUP_WORK, MAX_INCLUDE_DEPTH
 from orchestrator.project import (
     MAX_FILE,
     ProjectError,
     ProjectInfo,
     read_text,
-    requirement_files,
     unpinned_from,
 )
+from orchestrator.reqfiles import requirement_files
 from orchestrator.settings import ProjectKind
 
 Write = Callable[[str, str], Path]
@@ -80,7 +82,7 @@ def test_groups_resolve_with_include_group_and_errors_name_the_group(
     with pytest.raises(ProjectError, match=r"'tests' is not in") as missing:
         info.resolve_groups(["tests"])
     assert missing.value.hint == "did you mean 'test'?"
-    with pytest.raises(ProjectError, match=r"[Cc]yclic"):
+    with pytest.raises(ProjectError, match=r"in a cycle: loop -> loop"):
         info.resolve_groups(["loop"])
 
 
@@ -164,3 +166,100 @@ def test_reading_is_capped_and_regular_files_only(tmp_path: Path) -> None:
 def test_the_first_from_must_use_the_cells_image(
         dockerfile: str, expected: tuple[int, str] | None) -> None:
     assert unpinned_from(dockerfile) == expected
+
+
+def _doubling(levels: int) -> str:
+    """g0 includes g1 twice, g1 includes g2 twice, ...: 2^levels copies of pytest to a
+    resolver that keeps duplicates (the attack that took 22 GB at 40 levels)."""
+    lines = ["[dependency-groups]"]
+    lines += [f'g{i} = [{{include-group = "g{i + 1}"}}, {{include-group = "g{i + 1}"}}, '
+              '"pytest"]' for i in range(levels)]
+    return "\n".join([*lines, f'g{levels} = ["pytest"]', ""])
+
+
+def test_groups_that_include_each_other_twice_resolve_once_each(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(_doubling(20))  # 2^21 - 1 copies, unbounded
+    info = ProjectInfo.read(tmp_path)
+    assert info.resolve_groups(["g0"]) == ("pytest",)
+    (tmp_path / "pyproject.toml").write_text(_doubling(60))  # 2^61: only if deduplicated
+    assert ProjectInfo.read(tmp_path).resolve_groups(["g0", "g7"]) == ("pytest",)
+
+
+def test_groups_are_resolved_once_per_project_not_once_per_cell(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dependency_groups import DependencyGroupResolver
+
+    looked: list[str] = []
+    lookup = DependencyGroupResolver.lookup
+
+    def counting(self: DependencyGroupResolver, group: str) -> Any:
+        looked.append(group)
+        return lookup(self, group)
+
+    monkeypatch.setattr(DependencyGroupResolver, "lookup", counting)
+    (tmp_path / "pyproject.toml").write_text(_doubling(5))
+    info = ProjectInfo.read(tmp_path)
+    for _ in range(100):  # a plan asks for every cell
+        assert info.resolve_groups(["g0"]) == ("pytest",)
+    assert sorted(looked) == [f"g{i}" for i in range(6)]
+
+
+def test_include_chains_are_capped_not_a_recursion_error(tmp_path: Path) -> None:
+    lines = ["[dependency-groups]", *(f'g{i} = [{{include-group = "g{i + 1}"}}]'
+                                      for i in range(20_000)), 'g20000 = ["pytest"]']
+    (tmp_path / "pyproject.toml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ProjectError, match=f"more than {MAX_INCLUDE_DEPTH} levels deep"):
+        ProjectInfo.read(tmp_path).resolve_groups(["g0"])
+    shallow = ProjectInfo.read(tmp_path)
+    assert shallow.resolve_groups([f"g{20_000 - MAX_INCLUDE_DEPTH}"]) == ("pytest",)
+
+
+def test_a_long_cycle_is_named_along_its_path(write: Write, tmp_path: Path) -> None:
+    write("pyproject.toml", """
+        [dependency-groups]
+        a = ["pytest", {include-group = "B"}]
+        b = [{include-group = "c"}]
+        c = [{include-group = "a"}]
+    """)
+    with pytest.raises(ProjectError, match="in a cycle: a -> b -> c -> a") as refused:
+        ProjectInfo.read(tmp_path).resolve_groups(["a"])
+    assert refused.value.hint == "PEP 735 makes a cycle an error: break it"
+
+
+def test_group_size_and_work_are_capped(tmp_path: Path) -> None:
+    many = ", ".join(f'"p{i}"' for i in range(MAX_GROUP_REQUIREMENTS + 1))
+    (tmp_path / "pyproject.toml").write_text(f"[dependency-groups]\nbig = [{many}]\n")
+    with pytest.raises(ProjectError, match=f"more than {MAX_GROUP_REQUIREMENTS} distinct"):
+        ProjectInfo.read(tmp_path).resolve_groups(["big"])
+    base = ", ".join(f'"p{i}"' for i in range(1000))
+    fan = [f'h{i} = [{{include-group = "base"}}, "q{i}"]' for i in range(1100)]
+    top = ", ".join(f'{{include-group = "h{i}"}}' for i in range(1100))
+    (tmp_path / "pyproject.toml").write_text("\n".join(
+        ["[dependency-groups]", f"base = [{base}]", *fan, f"top = [{top}]", ""]))
+    with pytest.raises(ProjectError, match=f"copied more than {MAX_GROUP_WORK} requirements"):
+        ProjectInfo.read(tmp_path).resolve_groups(["top"])
+
+
+def test_a_missing_include_names_both_groups(write: Write, tmp_path: Path) -> None:
+    write("pyproject.toml", '[dependency-groups]\ntest = [{include-group = "base"}]\n')
+    with pytest.raises(ProjectError, match="'test' includes 'base', which does not exist"):
+        ProjectInfo.read(tmp_path).resolve_groups(["test"])
+
+
+def test_deeply_nested_toml_is_a_project_error_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("x = " + "[" * 300_000 + "\n")
+    with pytest.raises(ProjectError, match="nests arrays or tables too deeply"):
+        ProjectInfo.read(tmp_path)
+
+
+@pytest.mark.parametrize("extra", ["tests]; import os", "a b", "-x", "x-", "", "tésts"])
+def test_extras_must_be_names_even_when_the_metadata_is_dynamic(
+        write: Write, tmp_path: Path, extra: str) -> None:
+    write("setup.py", "from setuptools import setup\nsetup()\n")  # extras unknowable
+    with pytest.raises(ProjectError, match="is not an extra name"):
+        ProjectInfo.read(tmp_path).check_extras([extra])
+
+
+def test_extras_compare_as_normalised_names(write: Write, tmp_path: Path) -> None:
+    write("pyproject.toml", PYPROJECT.replace("tests = [", "Test_Suite = ["))
+    ProjectInfo.read(tmp_path).check_extras(["test-suite", "TEST.suite"])  # PEP 685
