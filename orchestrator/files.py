@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,20 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, read back from a reports folder (untrusted: a test or a
+    commit may have planted it): never through a link, never more than ``limit`` bytes.
+    OSError (FileNotFoundError when absent) or ValueError says why not."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{path.name} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{path.name} is {info.st_size} bytes, over the cap of {limit}")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"{path.name} is over the cap of {limit} bytes")
+    return data

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from dataclasses import replace
 from pathlib import Path
 
 from .errors import UsageError
-from .files import atomic_write, write_json
+from .files import atomic_write, read_capped, write_json
 from .junit_in import InvalidResults, parse_cell_suite
 from .reportdir import ReportsFolder
 from .reports import html, junit, summary
@@ -33,6 +34,11 @@ def write_reports(run: RunResult, reports: Path, *, step_summary: bool = True) -
             handle.write(text)
 
 
+# A cell's own report read back: its cases are capped (junit_in.MAX_CASES) and each text
+# clipped when written, so a file past this was not written by tagmatrix.
+CELL_FILE_BYTES = 512 * 1024 * 1024
+
+
 def read_back(reports: Path) -> RunResult:
     """A run as its reports hold it: results.json and each cell's cases and output from
     cells/<id>.xml. Untrusted input: read with caps, ids checked (see results.py)."""
@@ -40,18 +46,20 @@ def read_back(reports: Path) -> RunResult:
         run = load_results(reports / "results.json")
     except FileNotFoundError as exc:
         raise UsageError(f"{reports}: no results.json (run `tagmatrix run` first)") from exc
-    except (ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        why = "a symbolic link" if isinstance(exc, OSError) and exc.errno == errno.ELOOP \
+            else exc
         raise UsageError(f"{reports / 'results.json'}: not a tagmatrix results file "
-                         f"({exc})") from exc
+                         f"({why})") from exc
     cells = []
     for cell in run.cells:
         path = reports / "cells" / f"{cell.id}.xml"
-        if not path.is_file() or path.is_symlink():
+        try:
+            cases, output = parse_cell_suite(read_capped(path, CELL_FILE_BYTES), cell.id)
+        except FileNotFoundError:
             cells.append(cell)
             continue
-        try:
-            cases, output = parse_cell_suite(path.read_bytes(), cell.id)
-        except InvalidResults as exc:
+        except (OSError, ValueError, InvalidResults) as exc:
             log.warning("%s: %s", path, exc)
             cells.append(cell)
             continue

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # imported where used: a value module stays cheap to import
 
 SCHEMA_VERSION = 1
 # what matrix.cell_id makes: a slug that is a file name, never a path
-_CELL_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_CELL_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # fullmatch: "$" allows a "\n"
 
 
 class Status(enum.StrEnum):
@@ -290,7 +290,7 @@ class CellResult:
         cell id must be what tagmatrix makes (it names files), a log path its own."""
         fields = dict(data)
         cell_id = fields.get("id")
-        if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id):
+        if not isinstance(cell_id, str) or not _CELL_ID.fullmatch(cell_id):
             raise ValueError(f"{str(cell_id)[:80]!r} is not a cell id")
         if fields.get("log") not in ("", f"logs/{cell_id}.log"):
             fields["log"] = ""
@@ -436,6 +436,18 @@ class RunResult:
         )
 
 
+MAX_RESULTS_BYTES = 256 * 1024 * 1024  # a results.json read back (10,000 cells fit easily)
+
+
 def load_results(path: Path) -> RunResult:
-    """Read a results.json written by tagmatrix."""
-    return RunResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+    """Read a results.json written by tagmatrix: untrusted (anyone may hand one to
+    `report` or `--baseline`), so never through a link, capped, and a nesting too deep
+    for the JSON parser is a ValueError like any other malformed file."""
+    from .files import read_capped
+
+    data = read_capped(path, MAX_RESULTS_BYTES)
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except RecursionError as exc:
+        raise ValueError("nested too deeply to be tagmatrix's") from exc
+    return RunResult.from_json(parsed)

@@ -194,3 +194,36 @@ def test_no_line_a_test_chose_starts_a_line_of_the_terminal_summary(
     assert "\x1b" not in out  # escapes shown, never sent to the terminal
     assert "[link=https://evil.example]hi[/link]" in out  # rich markup printed as text
     assert "boom⏎::error title=injected::x #x1B]0;title#x07" in out
+
+
+def test_a_results_file_read_back_is_bounded_and_never_a_link(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.reportio import write_reports
+
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    (deep / "results.json").write_text("[" * 200_000)  # 400 KB: RecursionError in json
+    assert main(["report", "--reports", str(deep)]) == 2
+    assert "nested too deeply" in capsys.readouterr().err
+    linked = tmp_path / "linked"
+    write_reports(sample_run(), linked, step_summary=False)
+    (linked / "results.json").rename(tmp_path / "elsewhere.json")
+    (linked / "results.json").symlink_to(tmp_path / "elsewhere.json")
+    assert main(["report", "--reports", str(linked)]) == 2
+    assert "a symbolic link" in capsys.readouterr().err
+    (tmp_path / "nl").mkdir()
+    newline = crafted(tmp_path / "nl", {"id": "3.12-slim\n"})
+    assert main(["report", "--reports", str(newline)]) == 2
+    assert "is not a cell id" in capsys.readouterr().err
+
+
+def test_a_huge_cell_report_read_back_is_skipped_not_loaded(tmp_path: Path) -> None:
+    from orchestrator.reportio import CELL_FILE_BYTES, read_back, write_reports
+
+    reports = tmp_path / "r"
+    write_reports(sample_run(), reports, step_summary=False)
+    cell = sample_run().cells[0].id
+    with (reports / "cells" / f"{cell}.xml").open("r+b") as handle:
+        handle.truncate(CELL_FILE_BYTES + 1)  # sparse: nothing written to disk
+    (back,) = [c for c in read_back(reports).cells if c.id == cell]
+    assert back.cases == ()  # refused before a byte was read, the rest still rendered
