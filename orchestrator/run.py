@@ -43,6 +43,7 @@ from .reports import summary
 from .results import CellResult, Gate, RunResult, Status
 from .runlog import attach_run_log, detach
 from .scheduler import Options, Scheduler
+from .slots import CaseBudget
 from .verdict import job_result
 
 if TYPE_CHECKING:
@@ -240,6 +241,7 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
     # result is redacted of all of them
     secret_values = tuple(sorted({e.value for j in plan.jobs for e in j.env if e.secret}))
     expected = previous_durations(request.reports)
+    cases = CaseBudget()  # one for the whole run, every engine's cells together
     schedulers = []
     for name, engine in engines.items():
         jobs = [j for j in plan.jobs if j.state is PLANNED and j.engine == name]
@@ -259,7 +261,7 @@ def _schedulers(request: RunRequest, engines: dict[str, FullEngine], plan: Plan,
             engine, jobs, reports=request.reports, ctx=ctx,
             options=Options(parallel=parallel, log_max_bytes=config.log_max_bytes,
                             retries=config.retries, build_parallel=config.build.parallel,
-                            expected=expected),
+                            expected=expected, cases=cases),
             on_event=events, secrets=secret_values))
     return schedulers
 

@@ -27,8 +27,8 @@ from .errors import CellError, EngineUnavailable, Stage
 from .events import EventSink, Progress, ignore
 from .jobs import PLANNED, Job
 from .results import Attempt, CellResult, Status, TestCounts
-from .slots import Halt, Slots
-from .verdict import classify, job_result
+from .slots import CaseBudget, Halt, Slots
+from .verdict import Verdict, classify, job_result
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Options:
     # cached builds finish within it, and longest-first can then choose among all cells.
     dispatch_grace: float = 1.0
     expected: dict[str, float] = field(default_factory=dict)  # cell id -> seconds, last run
+    cases: CaseBudget = field(default_factory=CaseBudget)  # shared by the run's engines
 
 
 @dataclass(frozen=True)
@@ -310,6 +311,20 @@ class Scheduler:
             return Execution.ended(ending)
         return self.engine.collect(started, ending, cell_log)
 
+    def _judge(self, job: Job, execution: Execution, cell_log: CellLog) -> Verdict:
+        verdict = classify(job, execution)
+        if verdict.cases and not self.options.cases.take(len(verdict.cases)):
+            verdict = Verdict(Status.ERROR, f"results: the run's per-test results passed "
+                              f"{self.options.cases.total:,} (a cap that keeps tagmatrix's "
+                              "memory bounded); this cell's were dropped", Stage.RESULTS)
+        if verdict.status is Status.FAILED and not verdict.cases:
+            # no per-test results: the command's last words say why ("No module named
+            # pytest") better than its exit code
+            said = last_line(cell_log.output_excerpt())
+            if said:
+                verdict = replace(verdict, reason=f"{verdict.reason}; it said: {said}")
+        return verdict
+
     def _attempt(self, job: Job, cell_log: CellLog, number: int) -> tuple[CellResult, bool]:
         """One try; returns its result and whether an infrastructure fault may pass."""
         started_at, clock = now_iso(), time.monotonic()
@@ -330,13 +345,7 @@ class Scheduler:
                 execution = self._execute(started, cell_log)
             finally:
                 self.engine.remove(started)
-            verdict = classify(job, execution)
-            if verdict.status is Status.FAILED and not verdict.cases:
-                # no per-test results: the command's last words say why ("No module
-                # named pytest") better than its exit code
-                said = last_line(cell_log.output_excerpt())
-                if said:
-                    verdict = replace(verdict, reason=f"{verdict.reason}; it said: {said}")
+            verdict = self._judge(job, execution, cell_log)
             from .warnings_ledger import read_cell  # only when cells run
 
             ledger, dropped = read_cell(execution.warnings, job.id)

@@ -107,3 +107,26 @@ class Slots:
             release()
             raise problem
         return release
+
+
+MAX_RUN_CASES = 1_000_000  # per-test results one run keeps in memory, all cells together
+
+
+class CaseBudget:
+    """How many per-test results the run may still keep, shared by every cell and engine:
+    each cell is capped (junit_in.MAX_CASES), and so is their sum, or a few cells of
+    hostile JUnit would take the memory the reports need (8 cells of 240,000 cases
+    each reached 3.3 GB and lost every report)."""
+
+    def __init__(self, total: int = MAX_RUN_CASES) -> None:
+        self.left = total
+        self.total = total
+        self._lock = threading.Lock()
+
+    def take(self, count: int) -> bool:
+        """Whether a cell's ``count`` results fit; if they do, they are taken."""
+        with self._lock:
+            if count > self.left:
+                return False
+            self.left -= count
+            return True

@@ -477,3 +477,20 @@ def test_the_scheduler_refuses_jobs_that_are_not_planned(tmp_path: Path, write: 
     skipped = replace(planned[0], state=SKIPPED, reason="not published")
     with pytest.raises(ValueError, match="planned jobs only"):
         scheduler(tmp_path, FakeEngine(), [skipped, *planned[1:]])
+
+
+def test_the_runs_per_test_results_are_capped_across_cells(tmp_path: Path,
+                                                          write: Write) -> None:
+    """Each cell is capped, and so is their sum: the cell past the budget is an error
+    whose results were dropped, the others keep theirs."""
+    from orchestrator.slots import CaseBudget
+
+    engine = FakeEngine()  # every cell reports PASS_XML: 2 cases
+    _, results = run(tmp_path, engine, jobs(write, MATRIX), parallel=1,
+                     cases=CaseBudget(total=7))
+    kept = [r for r in results.values() if r.status is Status.PASSED]
+    dropped = [r for r in results.values() if r.status is Status.ERROR]
+    assert (len(kept), len(dropped)) == (3, 1)
+    assert dropped[0].stage is Stage.RESULTS
+    assert "per-test results passed 7" in dropped[0].reason
+    assert dropped[0].cases == ()
