@@ -87,6 +87,12 @@ class ReportsFolder:
                              "(an index.html ...) would be overwritten",
                              hint="use a subfolder, e.g. ./reports")
         parent = absolute.parent
+        if _kind(parent) == "absent":  # --reports out/reports: made as `mkdir -p` would
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"--reports {path}: cannot create {parent} "
+                                 f"({exc.strerror})") from exc
         if _kind(parent) != "folder":
             raise UsageError(f"--reports {path}: its parent {parent} is not a folder "
                              "(or is a link)")

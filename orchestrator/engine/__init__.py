@@ -96,6 +96,7 @@ class PreparedImage:
     build_s: float = 0.0
     cached: bool = False  # every build step came from the cache
     project_digest: str = ""  # the build context's content (see engine/context.py)
+    mount: str = ""  # mount mode: the host folder its containers bind (engine/mountcopy.py)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -49,6 +49,7 @@ from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
 from .dockerfiles import ContainerFiles
 from .dockerimage import ImageStore
 from .logstream import LOG_CONFIG, Attachment, LogPump
+from .mountcopy import MountCopies
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class DockerEngine:
         self.errors = Translator(self.api, self.endpoint.describe())
         self.streams = Streams(params, self.api.api_version)
         self.images = ImageStore(self.api, self.streams, self.errors)
+        self.mounts = MountCopies(self.images)
         self.files = ContainerFiles(self.api)
         self._info: EngineInfo | None = None
         self._live: dict[str, _Container] = {}
@@ -102,12 +104,11 @@ class DockerEngine:
         base = self.images.base(job.base_image, self.pull, log)
         log.note(f"base image {base.reference} id {base.id[:19]}"
                  + (f" digest {base.digest}" if base.digest else ""))
-        if spec is None:  # mount mode: the digest is read, nothing is copied or built
-            digest = self.images.fingerprint(job.mount or Path(), job.context_rules,
-                                             content=False)
+        if spec is None:  # mount mode: nothing built; the snapshot is unpacked to bind
+            folder, digest = self.mounts.get(job.mount or Path(), job.context_rules)
             return PreparedImage(reference=base.reference, id=base.id, base=base,
                                  size=base.size, workdir=WORKDIR[job.platform],
-                                 project_digest=digest)
+                                 project_digest=digest, mount=str(folder))
         labels = {LABEL_MANAGED: "true", LABEL_BUILD_KEY: spec.key,
                   LABEL_PROJECT: project_id(spec.context)}
         try:
@@ -162,9 +163,10 @@ class DockerEngine:
     def _create(self, job: Job, image: PreparedImage, ctx: RunContext) -> str:
         binds: dict[str, Mapping[str, str]] | None = None
         if job.mount is not None:
-            # read-only: the bootstrap copies it to the workdir, so nothing a test writes
-            # (a setuid binary, a git hook) reaches the checkout
-            binds = {str(job.mount): {"bind": MOUNT_DIR[job.platform], "mode": "ro"}}
+            # the run's unpacked snapshot (engine/mountcopy.py), never the checkout;
+            # read-only, and the bootstrap copies it to the workdir
+            binds = {image.mount or str(job.mount): {"bind": MOUNT_DIR[job.platform],
+                                                     "mode": "ro"}}
         with self.errors.errors(Stage.RUN, "create container"):
             # Never privileged, never the Docker socket; no privilege escalation
             # (setuid) inside; capabilities tests do not need dropped; memory without
@@ -340,6 +342,7 @@ class DockerEngine:
                 assert_never(item.kind)
 
     def close(self) -> None:
+        self.mounts.close()
         self.images.close()
         self.client.close()
 

@@ -238,6 +238,71 @@ def test_mount_mode_tests_cannot_touch_the_checkout(
     assert after - before == set()  # no hook, no setuid file, no cache in the checkout
 
 
+def test_mount_mode_shows_the_tests_only_what_a_build_context_holds(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    """What actions/checkout leaves (.git/config with the job's token), files
+    .dockerignore excludes, an earlier run's reports: none of it reaches the tests."""
+    root = workspace.folder()
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text('[http "https://github.com/"]\n'
+                                          "\textraheader = AUTHORIZATION: basic c2VjcmV0\n")
+    (root / ".env").write_text("TOKEN=from-the-env-file\n")
+    (root / ".dockerignore").write_text(".env\n")
+    tests = {"test_peek.py": """
+        import os
+
+        def test_nothing_left_out_is_there():
+            for where in ("/tagmatrix/project", "/usr/src/app"):
+                assert not os.path.exists(where + "/.git"), where
+                assert not os.path.exists(where + "/.env"), where
+                assert not os.path.exists(where + "/out/reports"), where
+            assert os.path.exists("/usr/src/app/tests/test_peek.py")
+    """}
+    path = make_project(root, lab_matrix(lab_minors[:1], extra="""
+        build:
+          mode: mount
+          setup: pip install -q -r requirements.txt
+    """), tests)
+    out = root / "out" / "reports"
+    run_project(path, client=docker_client, reports=out, args=["--no-history"])
+    outcome = run_project(path, client=docker_client, reports=out, args=["--no-history"])
+    assert next(iter(outcome.cells().values()))["tests"]["passed"] == 1
+
+
+def test_mount_mode_records_the_code_its_cells_ran(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str],
+        spawn: Spawn) -> None:
+    root = workspace.folder()
+    (root / "code.py").write_text('VERSION = "A"\n')
+    tests = {"test_v.py": """
+        import time
+
+        def test_version():
+            time.sleep(3)
+            import code as c  # the project's code.py (the working folder is on sys.path)
+            assert c.VERSION == "A"
+    """}
+    path = make_project(root, matrix_yaml(f"""\
+matrix:
+  python: ["{lab_minors[0]}"]
+  variant: [slim]
+  n: ["1", "2"]
+test:
+  command: python -m pytest -q -p no:cacheprovider tests
+build:
+  mode: mount
+  setup: pip install -q -r requirements.txt
+parallel: 1
+"""), tests)
+    process = spawn("run", "-f", str(path), "--reports", str(root / "reports"), "--no-history")
+    wait_running(docker_client, 1, process, timeout=300)
+    (root / "code.py").write_text('VERSION = "B"\n')  # the folder changes during the run
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err  # both cells ran the snapshot: "A"
+    results = json.loads((root / "reports" / "results.json").read_text())
+    assert len({c["project_digest"] for c in results["cells"]}) == 1
+
+
 def test_network_none_capabilities_and_no_new_privileges(
         workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     tests = {"test_reach.py": """

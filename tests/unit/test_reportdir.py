@@ -11,7 +11,7 @@ import pytest
 from orchestrator.cli import main
 from orchestrator.errors import UsageError
 from orchestrator.files import atomic_write
-from orchestrator.reportdir import ReportsFolder
+from orchestrator.reportdir import MARKER, ReportsFolder
 
 MATRIX = 'matrix: {python: ["3.12"]}\n'
 
@@ -125,3 +125,8 @@ def test_a_new_reports_folder_ignores_itself_for_git(tmp_path: Path) -> None:
     (tmp_path / "r" / ".gitignore").write_text("!keep-me\n")  # the user's own: kept
     reports.prepare()
     assert (tmp_path / "r" / ".gitignore").read_text() == "!keep-me\n"
+
+
+def test_missing_parents_of_the_reports_folder_are_created(tmp_path: Path) -> None:
+    folder(tmp_path / "out" / "nightly" / "reports")
+    assert (tmp_path / "out" / "nightly" / "reports" / MARKER).is_file()
