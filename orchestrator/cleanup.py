@@ -89,6 +89,10 @@ def sweep(janitor: Janitor, *, all_hosts: bool = False, images: bool = False,
                       all_hosts=all_hosts)
     live = {item.labels.get(LABEL_PROJECT) for item, why in decision.keep
             if item.run_id and "still running" in why}
+    if images:  # and the runs of this host that have no container yet (still building)
+        from .liveruns import live_projects
+
+        live |= live_projects()
     remove: list[Leftover] = list(decision.remove)
     keep = list(decision.keep)
     for item in (i for i in found if i.kind is LeftoverKind.IMAGE):

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from .labels import (
     LABEL_RUN,
     project_id,
 )
+from .liveruns import registered
 from .lock import Lock
 from .lock import check as check_lock
 from .matrix import Selector
@@ -112,6 +114,8 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
     ctx = RunContext(run_id=run_id, labels=run_labels(run_id, project_id(config.project)),
                      cancel=cancellation.event)
     failure: InternalError | None = None
+    live = ExitStack()  # this run counts as live for `clean --images` until it ends
+    live.enter_context(registered(run_id, project_id(config.project)))
     try:
         log.info("run %s: %s%s, %d cells, parallel %d", run_id, config.file,
                  f" (profile {config.profile})" if config.profile else "",
@@ -162,6 +166,7 @@ def execute(request: RunRequest, *, engine_factory: EngineFactory,
         log.info("run %s finished: %s", run_id, summary.verdict_line(run))
         return run
     finally:
+        live.close()
         detach(handler)
         folder.unlock()
 

@@ -45,7 +45,7 @@ from . import (
     Started,
 )
 from .bootstrap import container_command, container_env
-from .dockerapi import Endpoint, Streams, Translator, connect, inspect_image
+from .dockerapi import Endpoint, Streams, Translator, connect
 from .dockerfiles import ContainerFiles
 from .dockerimage import ImageStore
 from .logstream import LOG_CONFIG, Attachment, LogPump
@@ -136,27 +136,10 @@ class DockerEngine:
                                       LABEL_PROJECT: project_id(built.context)}, ctx.cancel,
                 lambda project_log: self.images.base(built.base_image, self.pull, project_log))
             log.note(f"project image {project_image[:19]} ({built.kind}; its build: logs/{name})")
-        previous = self._image_id(spec.tag)
-        image_id, cached = self.images.build(spec, log, labels, ctx.cancel, project_image)
-        if previous and previous != image_id:
-            self._drop_replaced(previous)
-        return image_id, cached
-
-    def _image_id(self, reference: str) -> str:
-        try:
-            return str(inspect_image(self.api, reference)["Id"])
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            return ""
-
-    def _drop_replaced(self, image_id: str) -> None:
-        # The tag moved to a new build: the old image is dangling; drop it if unused.
-        try:
-            data = inspect_image(self.api, image_id)
-            labels = (data.get("Config") or {}).get("Labels") or {}
-            if not data.get("RepoTags") and labels.get(LABEL_MANAGED) == "true":
-                self.api.remove_image(image_id)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            log.debug("keeping replaced image %s: %s", image_id[:19], exc)
+        # The image a tag pointed at before is not removed here: another run of the
+        # project (another branch) may be about to start a container from it;
+        # `tagmatrix clean --images` removes a project's images when no run uses them.
+        return self.images.build(spec, log, labels, ctx.cancel, project_image)
 
     # -- containers ----------------------------------------------------------------------------
 
