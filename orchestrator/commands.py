@@ -361,7 +361,10 @@ def _install_signal_handlers(cancellation: Cancellation) -> dict[int, Any]:
     previous: dict[int, Any] = {}
     # SIGHUP: the terminal closed or the SSH session dropped; like SIGTERM, the run stops
     # cleanly (containers removed, reports written) instead of dying at once
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    # SIGQUIT, SIGUSR1 and SIGUSR2 would otherwise end the process with its containers
+    # still running (until the next run's sweep): stopped cleanly too
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                   signal.SIGUSR1, signal.SIGUSR2):
         previous[signum] = signal.signal(signum, handler)
     return previous
 

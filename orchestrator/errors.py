@@ -21,6 +21,9 @@ class ExitCode(enum.IntEnum):
     INTERNAL = 4  # a bug in tagmatrix; the message names where
     SIGHUP = 129  # cancelled by SIGHUP (the terminal closed)
     SIGINT = 130  # cancelled by SIGINT (Ctrl-C)
+    SIGQUIT = 131  # cancelled by SIGQUIT (Ctrl-\\)
+    SIGUSR1 = 138  # cancelled by SIGUSR1
+    SIGUSR2 = 140  # cancelled by SIGUSR2
     SIGTERM = 143  # cancelled by SIGTERM (a CI cancel)
 
 
@@ -146,9 +149,9 @@ class BuildFailed(CellError):
 
 
 class Cancelled(TagmatrixError):
-    """The run was interrupted (SIGHUP 129, SIGINT 130, SIGTERM 143)."""
+    """The run was interrupted: 128 + the signal's number (SIGHUP 129, SIGINT 130,
+    SIGQUIT 131, SIGUSR1 138, SIGUSR2 140, SIGTERM 143), as a shell reports it."""
 
     def __init__(self, signal_name: str = "SIGINT") -> None:
         super().__init__(f"run cancelled by {signal_name}")
-        self.exit_code = {"SIGHUP": ExitCode.SIGHUP, "SIGINT": ExitCode.SIGINT}.get(
-            signal_name, ExitCode.SIGTERM)
+        self.exit_code = ExitCode.__members__.get(signal_name, ExitCode.SIGTERM)

@@ -376,16 +376,19 @@ def test_two_runs_never_share_a_reports_folder(
     assert json.loads((root / "reports" / "results.json").read_text())["cells"]
 
 
-def test_sighup_cancels_cleanly(workspace: Workspace, docker_client: docker.DockerClient,
-                                lab_minors: list[str], spawn: Spawn) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGHUP, 129), (signal.SIGQUIT, 131),
+                                              (signal.SIGUSR1, 138)])
+def test_hangup_quit_and_user_signals_cancel_cleanly(
+        signum: signal.Signals, code: int, workspace: Workspace,
+        docker_client: docker.DockerClient, lab_minors: list[str], spawn: Spawn) -> None:
     root = workspace.folder()
     tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n"}
     path = make_project(root, lab_matrix(lab_minors[:1]), tests)
     process = spawn("run", "-f", str(path), "--reports", str(root / "reports"))
     wait_running(docker_client, 1, process)
-    process.send_signal(signal.SIGHUP)
+    process.send_signal(signum)
     process.communicate(timeout=60)
-    assert process.returncode == 129
+    assert process.returncode == code
     cell = json.loads((root / "reports" / "results.json").read_text())["cells"][0]
     assert cell["status"] == "cancelled"
     assert spawn.containers() == set()

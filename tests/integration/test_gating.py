@@ -156,9 +156,10 @@ def test_rerun_failed_runs_exactly_the_failed_cells(workspace: Workspace,
     first = run_project(path, client=docker_client, expect=1).cells()
     rerun = run_project(path, client=docker_client, args=("--rerun-failed",), expect=1).cells()
     assert ran_again(first, rerun) == [f"{newest}-slim"]
+    # changed code is never merged with cells that tested the old code (test_boundary):
+    # after the fix the whole matrix runs, and then there is nothing left to rerun
     (root / "tests" / "test_v.py").write_text("def test_ok():\n    pass\n")
-    fixed = run_project(path, client=docker_client, args=("--rerun-failed",)).cells()
-    assert ran_again(rerun, fixed) == [f"{newest}-slim"]
+    fixed = run_project(path, client=docker_client).cells()
     assert {c["status"] for c in fixed.values()} == {"passed"}
     nothing = run_project(path, client=docker_client, args=("--rerun-failed",))
     assert "nothing to rerun" in nothing.out
