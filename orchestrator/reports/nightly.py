@@ -105,7 +105,15 @@ def _history(insights: Insights) -> list[tuple[str, str]]:
     text += f", {note.pruned} pruned)" if note.pruned else ")"
     if note.baseline:
         text += f"; --baseline auto: run {note.baseline}"
-    return [("history", text)]
+    lines = [("history", text)]
+    if note.scope:  # which runs the verdicts, flaky tests, slowdowns and strips compare with
+        compared = f"compared with the {note.compared} earlier run(s) of {note.scope}" \
+            f" (the latest: {note.previous})" if note.compared else \
+            f"no earlier run of {note.scope} to compare with"
+        if note.left_out:
+            compared += f"; {note.left_out} run(s) of other branches or profiles left out"
+        lines.append(("history", compared))
+    return lines
 
 
 def strips(run: RunResult) -> list[tuple[str, list[Status]]]:
