@@ -135,6 +135,10 @@ class Insights:
         """(test, cell) pairs that do not gate (``held``)."""
         return {(e.test, e.cell) for e in self.held}
 
+    def why_exempt(self) -> dict[tuple[str, str], str]:
+        """(test, cell) -> why it does not gate, for every report that lists the test."""
+        return {(e.test, e.cell): e.why for e in self.held}
+
     def findings(self, check: Check, run: RunResult) -> list[str]:
         """What ``check`` finds in ``run`` (its gating cells)."""
         gating = {c.id for c in run.cells if c.gating}

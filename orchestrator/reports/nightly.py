@@ -69,9 +69,11 @@ def sections(run: RunResult, *, cap: int | None = MAX_LINES) -> list[Section]:
         found.append(_capped("Gates", lines, None))
     found.append(_capped("Not gating", [
         ("not gating", f"{e.cell}: {e.test}: not gating: {e.why}") for e in insights.held], cap))
+    why = insights.why_exempt()
     found.append(_capped("Since each cell's previous run", [
         (v.verdict.value, f"{v.cell}: {v.test}: {v.verdict}"
-         + (f" ({'; '.join(v.changes)})" if v.changes else ""))
+         + (f" ({'; '.join(v.changes)})" if v.changes else "")
+         + (f" (not gating: {why[(v.test, v.cell)]})" if (v.test, v.cell) in why else ""))
         for v in insights.verdicts if v.verdict in (Verdict.BROKEN, Verdict.FIXED,
                                                      Verdict.FLAKY)], cap))
     found.append(_capped("Flaky tests", [("flaky", _flaky(f)) for f in insights.flaky], cap))
