@@ -128,7 +128,10 @@ def _cells(console: Console, runs: Sequence[RunRecord], glob: str) -> None:
             line.append_text(_mark(found.status.value) if found else Text("·", style="dim"))
         latest = next((c for r in reversed(runs) for c in r.cells if c.id == cell_id), None)
         if latest is not None and latest.failing_tests:
-            line.append(f"  last failing: {', '.join(latest.failing_tests[:3])}", style="dim")
+            more = len(latest.failing_tests) - 3
+            line.append(f"  last failing: {', '.join(latest.failing_tests[:3])}"
+                        + (f", and {more} more (--json lists them all)" if more > 0 else ""),
+                        style="dim")
         console.print(line)
 
 

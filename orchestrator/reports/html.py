@@ -230,10 +230,14 @@ def _details(cell: CellResult) -> str:
     if cell.log:
         rows.append(("log", f'<a href="{escape(cell.log)}">{escape(cell.log)}</a>'))
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    failures = [c for c in cell.cases if c.outcome in ("failed", "error")][:20]
+    failed = [c for c in cell.cases if c.outcome in ("failed", "error")]
+    failures = failed[:20]
     pre = "".join(f"<p><code>{escape(escape_visible(f'{c.classname}::{c.name}'))}</code></p>"
                   f"<pre>{escape(escape_visible((c.message + chr(10) + c.text).strip()))}</pre>"
                   for c in failures)
+    if len(failed) > len(failures):
+        pre += (f"<p>... and {len(failed) - len(failures)} more failures "
+                f"(cells/{escape(cell.id)}.xml)</p>")
     open_attr = " open" if cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT) \
         and cell.gating else ""
     return (f'<details id="{escape(_anchor(cell.id))}"{open_attr}><summary>'

@@ -23,6 +23,7 @@ from .summary import ICON, STYLE, _code, _md, one_line
 
 MAX_LINES = 30  # per section in the terminal and summary.md (index.html and results.json
 # have them all)
+MAX_FINDINGS = 10  # per gate in the terminal, summary.md and annotations (index.html: all)
 KIND_STYLE = {"gate failed": "bold red", "gate passed": "green", "not gating": "yellow",
               "broken": "bold red", "fixed": "green", "flaky": "yellow",
               "slowdown": "yellow", "new warning": "bold yellow", "warning": "",
@@ -65,7 +66,11 @@ def sections(run: RunResult, *, cap: int | None = MAX_LINES) -> list[Section]:
             state = "failed" if result.failed else "passed"
             lines.append((f"gate {state}", f"--fail-on {result.name}: {state}"
                           + (f" ({len(result.findings)})" if result.findings else "")))
-            lines += [(f"gate {state}", f"  {f}") for f in result.findings[:10]]
+            shown = result.findings if cap is None else result.findings[:MAX_FINDINGS]
+            lines += [(f"gate {state}", f"  {f}") for f in shown]
+            if len(shown) < len(result.findings):
+                lines.append((f"gate {state}", f"  ... and {len(result.findings) - len(shown)}"
+                                               " more (index.html has them all)"))
         found.append(_capped("Gates", lines, None))
     found.append(_capped("Not gating", [
         ("not gating", f"{e.cell}: {e.test}: not gating: {e.why}") for e in insights.held], cap))
@@ -170,7 +175,9 @@ def github_annotations(run: RunResult) -> list[tuple[str, str, str]]:
     insights = run.insights
     if insights is None:
         return []
-    out = [("error", f"tagmatrix --fail-on {r.name}", "; ".join(r.findings[:10]))
+    out = [("error", f"tagmatrix --fail-on {r.name}", "; ".join(r.findings[:MAX_FINDINGS])
+            + (f"; and {len(r.findings) - MAX_FINDINGS} more (summary.md, index.html)"
+               if len(r.findings) > MAX_FINDINGS else ""))
            for r in evaluate(run)[1:] if r.failed]  # the gate itself has its own errors
     out += [("warning", f"not gating in {e.cell}", f"{e.test}: {e.why}") for e in insights.held]
     out += [("warning", "tagmatrix quarantine", text) for text in insights.expired]
