@@ -16,7 +16,7 @@ from rich.text import Text
 
 from ..gates import evaluate
 from ..history.flaky import FlakyTest, Verdict
-from ..insights import Insights
+from ..insights import ABSENT, Insights
 from ..results import Gate, RunResult, Status
 from .junit import escape_visible
 from .summary import ICON, STYLE, _code, _md, one_line
@@ -29,6 +29,15 @@ KIND_STYLE = {"gate failed": "bold red", "gate passed": "green", "not gating": "
               "slowdown": "yellow", "new warning": "bold yellow", "warning": "",
               "new since baseline": "bold yellow", "expired": "red", "remove": "cyan",
               "incident": "magenta", "history": "dim", "not written": "bold yellow"}
+
+
+# A strip without colour (a CI log): one letter per status, upper case for what ran to an
+# outcome, lower case for what did not run its tests.
+LETTER = {Status.PASSED.value: "P", Status.FAILED.value: "F", Status.ERROR.value: "E",
+          Status.TIMEOUT.value: "T", Status.SKIPPED.value: "s", Status.CANCELLED.value: "c",
+          ABSENT: "-"}
+LEGEND = " ".join(f"{letter} {status}" for status, letter in LETTER.items())
+SQUARE = "■"
 
 
 @dataclass(frozen=True)
@@ -123,14 +132,28 @@ def _history(insights: Insights) -> list[tuple[str, str]]:
     return lines
 
 
-def strips(run: RunResult) -> list[tuple[str, list[Status]]]:
-    """(cell, its statuses over the recent runs, oldest first, this run last)."""
+def strips(run: RunResult) -> list[tuple[str, list[str]]]:
+    """(cell, its statuses over the recent runs, oldest first, this run last): Status
+    values, or ``absent`` for a run without the cell."""
     note = run.insights.history if run.insights else None
     if note is None:
         return []
-    known = {s.value for s in Status}
-    return [(cell, [Status(p.status) for p in points if p.status in known])
+    return [(cell, [p.status for p in points if p.status in LETTER])
             for cell, points in note.strips]
+
+
+def strip_text(points: list[str], *, colour: bool) -> Text:
+    """A cell's strip: coloured squares (absent: a dim dot), or without colour one letter
+    per run (:data:`LETTER`), so that a CI log still tells them apart."""
+    line = Text()
+    for status in points:
+        if not colour:
+            line.append(LETTER[status])
+        elif status == ABSENT:
+            line.append("·", style="dim")
+        else:
+            line.append(SQUARE, style=STYLE[Status(status)])
+    return line
 
 
 def print_terminal(run: RunResult, console: Console) -> None:
@@ -143,13 +166,24 @@ def print_terminal(run: RunResult, console: Console) -> None:
             console.print(f"  ... and {section.more} more (index.html, results.json)")
     found = strips(run)
     if any(len(points) > 1 for _, points in found):
-        console.print(Text("\nRecent runs, oldest first", style="bold"))
+        colour = console.color_system is not None
+        legend = Text()
+        if colour:
+            for status in Status:
+                legend.append(SQUARE, style=STYLE[status])
+                legend.append(f" {status.value} ")
+            legend.append("· absent", style="dim")
+        else:
+            legend.append(LEGEND)
+        console.print(Text.assemble(("\nRecent runs, oldest first", "bold"), " (", legend, ")"))
         width = max(len(cell) for cell, _ in found)
         for cell, points in found:
-            line = Text(f"  {cell:<{width}}  ")
-            for status in points:
-                line.append("■", style=STYLE[status])
-            console.print(line)
+            console.print(Text.assemble(f"  {cell:<{width}}  ", strip_text(points,
+                                                                           colour=colour)))
+
+
+def _icon(status: str) -> str:
+    return ICON[Status(status)] if status != ABSENT else "⬜"
 
 
 def markdown(run: RunResult) -> list[str]:
@@ -164,8 +198,9 @@ def markdown(run: RunResult) -> list[str]:
     found = strips(run)
     if any(len(points) > 1 for _, points in found):
         out += ["", "### Recent runs", "", "| cell | oldest → this run |", "|---|---|"]
-        out += [f"| {_code(cell)} | {''.join(ICON[s] for s in points)} |"
+        out += [f"| {_code(cell)} | {''.join(_icon(s) for s in points)} |"
                 for cell, points in found]
+        out += ["", " ".join(f"{_icon(s)} {s}" for s in LETTER)]
     return out
 
 
