@@ -229,15 +229,26 @@ def _flaky_exemptions(run: RunResult, judged: Judgement,
 
 def new_warnings(ledger: Sequence[LedgerEntry], baseline: RunResult | None
                  ) -> tuple[str, ...] | None:
-    """Warnings of this run that no cell of ``baseline`` had; None when the baseline has
-    no ledger to compare with (none given, or from before the ledger)."""
+    """Warnings of this run that no cell of ``baseline`` had (by category, message and
+    file: a warning whose line moved is the same one), or that a test raises now which
+    did not before (when both runs list every test that raised it); None when the
+    baseline has no ledger to compare with (none given, or from before the ledger)."""
     if baseline is None:
         return None
     seen = [c.warnings for c in baseline.cells if c.warnings is not None]
     if not seen:
         return None
-    known = {"{}: {} ({})".format(*w.key) for warnings in seen for w in warnings}
-    return tuple(e.key for e in ledger if e.key not in known)
+    known: dict[tuple[str, str, str], tuple[set[str], bool]] = {}
+    for warnings in seen:
+        for warning in warnings:
+            tests, complete = known.get(warning.key, (set(), True))
+            known[warning.key] = (tests | set(warning.tests), complete and warning.complete)
+    out = []
+    for entry in ledger:
+        found = known.get(entry.identity)
+        if found is None or (found[1] and entry.complete and not set(entry.tests) <= found[0]):
+            out.append(entry.key)
+    return tuple(out)
 
 
 def _record(run: RunResult, plan: HistoryPlan, history: History | None,

@@ -186,7 +186,7 @@ def test_a_deprecation_from_312_on_is_first_seen_on_312(
     [entry] = [e for e in data["warnings_ledger"] if "utcnow" in e["message"]]
     assert (entry["category"], entry["first_seen"], entry["pythons"], entry["location"]) == \
         ("DeprecationWarning", "3.12", ["3.12", "3.13"], "tests/test_speed.py:12")
-    assert entry["tests"] == ["tests/test_speed.py::test_utcnow"]
+    assert entry["tests"] == ["tests.test_speed::test_utcnow"]  # as the JUnit names it
     cells = outcome.cells()
     assert cells["3.11-slim"]["warnings"] == []  # collected, and nothing on 3.11
     assert [w["message"][:40] for w in cells["3.12-slim"]["warnings"]] == \
