@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import assert_never
 
 from .changes import Change
 from .errors import UsageError
 from .insights import Check
-from .results import Gate, RunResult
+from .results import CellResult, Gate, RunResult
 
 _KNOWN = ", ".join([*(g.value for g in Gate), *(c.value for c in Check)])
 
@@ -67,6 +68,19 @@ def regressions(run: RunResult) -> list[str]:
         if not tests:
             found.append(f"{cell.id}: new failure ({cell.status})")
     return found
+
+
+def gating_cells(run: RunResult) -> list[CellResult]:
+    """The cells that fail the run by its gate (a CI annotation marks these as errors,
+    and only these): failing gating cells but those failing only through quarantined
+    tests; with ``regressions``, only those with a new failure that gates."""
+    match run.gate:
+        case Gate.FAILURES:
+            return [c for c in run.cells if not c.ok]
+        case Gate.REGRESSIONS:
+            return run.regressed()
+        case _:
+            assert_never(run.gate)
 
 
 def evaluate(run: RunResult) -> list[GateResult]:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STRIP_RUNS = 10  # outcomes per cell shown over time (this run included)
+ABSENT = "absent"  # a strip's status for a run without the cell
 
 
 class Check(enum.StrEnum):
@@ -71,11 +72,17 @@ class HistoryNote:
     problem: str = ""  # why it was not written or read ("" when all went well)
     baseline: str | None = None  # the run --baseline auto compared with
     strips: tuple[tuple[str, tuple[StripPoint, ...]], ...] = ()  # cell -> oldest first
+    # which earlier runs the verdicts, flakiness, slowdowns and strips looked at
+    scope: str = ""  # "branch main, profile nightly" (records.Scope.describe)
+    compared: int = 0  # earlier runs of that scope in the history
+    previous: str | None = None  # the latest of them
+    left_out: int = 0  # earlier runs of other branches or profiles, not looked at
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "recorded": self.recorded, "seq": self.seq,
                 "runs": self.runs, "pruned": self.pruned, "problem": self.problem,
-                "baseline": self.baseline,
+                "baseline": self.baseline, "scope": self.scope, "compared": self.compared,
+                "previous": self.previous, "left_out": self.left_out,
                 "strips": {cell: [p.to_json() for p in points] for cell, points in self.strips}}
 
     @classmethod
@@ -83,6 +90,8 @@ class HistoryNote:
         return cls(path=str(data["path"]), recorded=bool(data["recorded"]), seq=data.get("seq"),
                    runs=int(data.get("runs", 0)), pruned=int(data.get("pruned", 0)),
                    problem=str(data.get("problem", "")), baseline=data.get("baseline"),
+                   scope=str(data.get("scope", "")), compared=int(data.get("compared", 0)),
+                   previous=data.get("previous"), left_out=int(data.get("left_out", 0)),
                    strips=tuple((str(cell), tuple(StripPoint.from_json(p) for p in points))
                                 for cell, points in data.get("strips", {}).items()))
 
@@ -125,6 +134,10 @@ class Insights:
     def exempt(self) -> set[tuple[str, str]]:
         """(test, cell) pairs that do not gate (``held``)."""
         return {(e.test, e.cell) for e in self.held}
+
+    def why_exempt(self) -> dict[tuple[str, str], str]:
+        """(test, cell) -> why it does not gate, for every report that lists the test."""
+        return {(e.test, e.cell): e.why for e in self.held}
 
     def findings(self, check: Check, run: RunResult) -> list[str]:
         """What ``check`` finds in ``run`` (its gating cells)."""

@@ -25,9 +25,18 @@ from .config import Config
 from .history.analysis import Judgement, judge, quarantine, slowdowns
 from .history.errors import HistoryError, HistoryUnwritable
 from .history.git import GitInfo, read_git
-from .history.records import RunMeta
+from .history.records import RunMeta, Scope
 from .history.store import History
-from .insights import STRIP_RUNS, Check, Exempt, Exemption, HistoryNote, Insights, StripPoint
+from .insights import (
+    ABSENT,
+    STRIP_RUNS,
+    Check,
+    Exempt,
+    Exemption,
+    HistoryNote,
+    Insights,
+    StripPoint,
+)
 from .results import Gate, RunResult
 from .warnings_ledger import CellWarnings, LedgerEntry, build_ledger
 
@@ -50,6 +59,11 @@ class HistoryPlan:
     checks: tuple[Check, ...] = ()  # --fail-on slowdowns, new-warnings
     baseline: str | None = None  # the run --baseline auto found
     problem: str = ""  # found before the run: the history cannot be written
+
+
+def scope_of(config: Config, meta: RunMeta) -> Scope:
+    """The earlier runs this one is compared with (see :class:`Scope`)."""
+    return Scope(profile=config.profile, branch=meta.git_branch, matrix_hash=meta.matrix_hash)
 
 
 def matrix_hash(config: Config) -> str:
@@ -97,8 +111,9 @@ def prepare(config: Config, *, path: Path | None, gate: Gate = Gate.FAILURES,
     baseline = None
     if auto_baseline:
         with _reading(path) as history:
-            record = history.baseline(branch=git.branch, matrix_hash=meta.matrix_hash,
-                                      profile=config.profile) if history else None
+            scope = scope_of(config, meta)
+            record = history.baseline(branch=scope.branch, matrix_hash=scope.matrix_hash,
+                                      profile=scope.profile) if history else None
         if record is None:
             log.warning("--baseline auto: no earlier complete run of %s in %s; nothing to "
                         "compare with", f"branch {git.branch}" if git.branch
@@ -133,7 +148,7 @@ def remember(run: RunResult, config: Config, plan: HistoryPlan,
     try:
         run, insights = _insights(run, config, plan, history, baseline)
         if plan.path is not None:
-            note = _record(run, plan, history, problem)
+            note = _record(run, plan, history, problem, scope_of(config, plan.meta))
     except Exception:  # a bug here must not cost the run its reports
         log.exception("the run history's analyses failed: the reports are written without "
                       "them")
@@ -164,11 +179,13 @@ def _open(plan: HistoryPlan) -> tuple[History | None, str]:
 def _insights(run: RunResult, config: Config, plan: HistoryPlan, history: History | None,
               baseline: RunResult | None) -> tuple[RunResult, Insights]:
     threshold = config.history.slowdown
+    scope = scope_of(config, plan.meta)
     try:
-        judged = judge(run, history, packages=plan.meta.packages, last=FLAKY_WINDOW)
-        slow = slowdowns(run, history, threshold=threshold)
+        judged = judge(run, history, packages=plan.meta.packages, last=FLAKY_WINDOW,
+                       scope=scope)
+        slow = slowdowns(run, history, threshold=threshold, scope=scope)
         held = quarantine(run, config.history.quarantine, history, today=dt.date.today(),
-                          packages=plan.meta.packages)
+                          packages=plan.meta.packages, scope=scope)
     except HistoryError as exc:  # the file went bad under us: what the run shows by itself
         log.warning("history not used: %s", exc.message)
         judged = judge(run, None)
@@ -212,20 +229,32 @@ def _flaky_exemptions(run: RunResult, judged: Judgement,
 
 def new_warnings(ledger: Sequence[LedgerEntry], baseline: RunResult | None
                  ) -> tuple[str, ...] | None:
-    """Warnings of this run that no cell of ``baseline`` had; None when the baseline has
-    no ledger to compare with (none given, or from before the ledger)."""
+    """Warnings of this run that no cell of ``baseline`` had (by category, message and
+    file: a warning whose line moved is the same one), or that a test raises now which
+    did not before (when both runs list every test that raised it); None when the
+    baseline has no ledger to compare with (none given, or from before the ledger)."""
     if baseline is None:
         return None
     seen = [c.warnings for c in baseline.cells if c.warnings is not None]
     if not seen:
         return None
-    known = {"{}: {} ({})".format(*w.key) for warnings in seen for w in warnings}
-    return tuple(e.key for e in ledger if e.key not in known)
+    known: dict[tuple[str, str, str], tuple[set[str], bool]] = {}
+    for warnings in seen:
+        for warning in warnings:
+            tests, complete = known.get(warning.key, (set(), True))
+            known[warning.key] = (tests | set(warning.tests), complete and warning.complete)
+    out = []
+    for entry in ledger:
+        found = known.get(entry.identity)
+        if found is None or (found[1] and entry.complete and not set(entry.tests) <= found[0]):
+            out.append(entry.key)
+    return tuple(out)
 
 
 def _record(run: RunResult, plan: HistoryPlan, history: History | None,
-            problem: str) -> HistoryNote:
-    """Record ``run`` (when the history is writable) and read each cell's recent statuses."""
+            problem: str, scope: Scope) -> HistoryNote:
+    """Record ``run`` (when the history is writable) and read each cell's recent statuses
+    in the runs of ``scope`` (a cell absent from one of them: ``absent``)."""
     path = str(plan.path)
     recorded = None
     if history is not None and not history.readonly:
@@ -237,21 +266,27 @@ def _record(run: RunResult, plan: HistoryPlan, history: History | None,
         log.warning("history not written: %s", problem)
     strips: dict[str, list[StripPoint]] = {c.id: [] for c in run.cells}
     runs = 0
+    compared: list[str] = []
+    left_out = 0
     if history is not None:
         with suppress(HistoryError):
-            earlier = [r for r in history.runs(last=STRIP_RUNS) if r.run_id != run.run_id]
+            earlier = [r for r in history.runs(last=STRIP_RUNS - 1, scope=scope,
+                                               before=run.run_id) if r.run_id != run.run_id]
             runs = history.count()
-            for record in earlier[-(STRIP_RUNS - 1):]:
-                for cell in record.cells:
-                    if cell.id in strips:
-                        strips[cell.id].append(StripPoint(run_id=record.run_id,
-                                                          started_at=record.started_at,
-                                                          status=cell.status.value))
+            compared, left_out = history.scoped(scope, before=run.run_id)
+            for record in earlier:
+                statuses = {c.id: c.status.value for c in record.cells}
+                for cell_id, points in strips.items():
+                    points.append(StripPoint(run_id=record.run_id, started_at=record.started_at,
+                                             status=statuses.get(cell_id, ABSENT)))
     for cell in run.cells:
         strips[cell.id].append(StripPoint(run_id=run.run_id, started_at=run.started_at,
                                           status=cell.status.value))
     return HistoryNote(path=path, recorded=recorded is not None,
                        seq=recorded.seq if recorded else None, runs=runs,
                        pruned=recorded.pruned if recorded else 0, problem=problem,
-                       baseline=plan.baseline,
+                       baseline=plan.baseline, scope=scope.describe(),
+                       compared=len([c for c in compared if c != run.run_id]),
+                       previous=next((c for c in compared if c != run.run_id), None),
+                       left_out=left_out,
                        strips=tuple((cell, tuple(points)) for cell, points in strips.items()))

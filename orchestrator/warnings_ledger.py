@@ -3,11 +3,15 @@
 Each cell's container writes a ledger (``orchestrator/container/tagmatrix_warnings.py``);
 :func:`parse_cell_warnings` reads one (untrusted: it comes from the container, so
 it is size-capped, type-checked and clipped), :func:`build_ledger` merges them.
-A warning is one (category, message, location); across cells it gets the
-interpreters it appears on, the first of them ("first seen on 3.12"), the tests
-that hit it and how often. Warnings first seen on the newest stable interpreter
-of the run, or only on pre-releases, come first: they are what the next Python
-will break, while older interpreters have had them for a while.
+A warning is one (category, message, file): its line is kept to show where, but
+not to recognise it, so a line added above a call does not make its warning "new";
+across cells it gets the interpreters it appears on, the first of them ("first
+seen on 3.12"), the lines, the tests that hit it and how often. Test ids are
+tagmatrix's (``tests.test_x::test_y[1]``, as in the JUnit and everywhere else),
+not pytest's node ids (``tests/test_x.py::test_y[1]``), which the plugin records.
+Warnings first seen on the newest stable interpreter of the run, or only on
+pre-releases, come first: they are what the next Python will break, while older
+interpreters have had them for a while.
 """
 
 from __future__ import annotations
@@ -23,6 +27,19 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 2 * 1024 * 1024  # the plugin writes at most 1 MiB
 _VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?((?:a|b|rc)\d*)?")
 _TAG = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?(?:-?(rc|a\d|b\d)\S*)?")
+_LINES = re.compile(r":\d+(?:, \d+)*$")  # a location's line numbers: "m.py:23, 41"
+
+
+def junit_key(node_id: str) -> str:
+    """A pytest node id as the test's key everywhere else in tagmatrix (``classname::name``
+    of pytest's JUnit): ``tests/test_x.py::TestC::test_m[a/b]`` ->
+    ``tests.test_x.TestC::test_m[a/b]``. pytest's junitxml makes its classname and name
+    the same way (``mangle_test_address``); a key already in this form comes back as it is."""
+    path, bracket, params = node_id.partition("[")
+    names = path.split("::")
+    names[0] = re.sub(r"\.py$", "", names[0].replace("/", "."))
+    names[-1] += bracket + params
+    return "::".join([".".join(names[:-1]), names[-1]]) if len(names) > 1 else names[0]
 
 
 class InvalidLedger(ValueError):
@@ -43,7 +60,13 @@ class WarningRecord:
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return self.category, self.message, f"{self.filename}:{self.lineno}"
+        """How a warning is recognised: category, message and file (not the line)."""
+        return self.category, self.message, self.filename
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``tests`` lists every test that hit it (the plugin lists 20)."""
+        return self.test_count <= len(self.tests)
 
     def to_json(self) -> dict[str, Any]:
         """As the plugin writes it (and as :func:`records_from` reads it back)."""
@@ -105,7 +128,8 @@ def records_from(items: Any) -> tuple[WarningRecord, ...]:
             message=_text(item.get("message"), MAX_MESSAGE),
             filename=_text(item.get("filename"), 300) or "?",
             lineno=_count(item.get("lineno")), count=max(_count(item.get("count")), 1),
-            tests=tuple(_text(t, 500) for t in tests[:MAX_LISTED_TESTS] if isinstance(t, str)),
+            tests=tuple(junit_key(_text(t, 500)) for t in tests[:MAX_LISTED_TESTS]
+                        if isinstance(t, str)),
             test_count=_count(item.get("test_count"))))
     return tuple(records)
 
@@ -151,7 +175,7 @@ class LedgerEntry:
 
     category: str
     message: str
-    location: str  # filename:lineno
+    location: str  # filename:lineno, or filename:23, 41 when it came from several lines
     pythons: tuple[str, ...]  # minor versions it appears on, oldest first
     cells: tuple[str, ...]
     tests: tuple[str, ...]  # some of the tests that hit it
@@ -175,8 +199,18 @@ class LedgerEntry:
 
     @property
     def key(self) -> str:
-        """How a warning is recognised in another run."""
+        """How a warning is named in results.json's ``new_warnings`` (with its lines)."""
         return f"{self.category}: {self.message} ({self.location})"
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """How it is recognised in another run: as :attr:`WarningRecord.key`."""
+        return self.category, self.message, _LINES.sub("", self.location)
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``tests`` lists every test that hit it."""
+        return self.test_count <= len(self.tests)
 
     def to_json(self) -> dict[str, Any]:
         return {"category": self.category, "message": self.message,
@@ -208,7 +242,9 @@ def build_ledger(cells: Sequence[CellWarnings]) -> list[LedgerEntry]:
     for cell in cells:
         for record in cell.warnings:
             entry = merged.setdefault(record.key, {"cells": [], "minors": set(), "tests": [],
-                                                   "count": 0, "labels": set(), "most": 0})
+                                                   "count": 0, "labels": set(), "most": 0,
+                                                   "lines": set()})
+            entry["lines"].add(record.lineno)
             entry["cells"].append(cell.cell)
             entry["count"] += record.count
             entry["most"] = max(entry["most"], record.test_count, len(record.tests))
@@ -219,7 +255,8 @@ def build_ledger(cells: Sequence[CellWarnings]) -> list[LedgerEntry]:
                 entry["labels"].add(cell.python or "?")
             entry["tests"] += [t for t in record.tests if t not in entry["tests"]]
     out = []
-    for (category, message, location), entry in merged.items():
+    for (category, message, filename), entry in merged.items():
+        location = f"{filename}:{', '.join(str(n) for n in sorted(entry['lines']))}"
         found: list[Minor] = sorted(entry["minors"])
         first = found[0] if found else None
         new = bool(found) and older_ran and (

@@ -2,7 +2,9 @@
 
 Each works with ``history=None`` too (no history, or one that could not be opened):
 then only what the current run shows by itself is used (reruns inside the run,
-differences between its cells).
+differences between its cells). Each takes a :class:`~.records.Scope`: the earlier runs
+it looks at are those of the same profile and branch (as ``--baseline auto``'s), so a
+failure on a feature branch is never a verdict, a flip or a slowdown on main.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .flaky import (
     test_name,
 )
 from .quarantine import DEFAULT_CLEAN_RUNS, QuarantineEntry, QuarantineReport, apply_quarantine
+from .records import Scope
 from .slowdown import Slowdown, Threshold, across_cells, against_history
 from .store import History
 
@@ -44,7 +47,7 @@ class Judgement:
 
 def judge(run: RunResult, history: History | None, *,
           packages: Mapping[str, Mapping[str, str]] | None = None,
-          last: int | None = None, limit: int = 200) -> Judgement:
+          last: int | None = None, limit: int = 200, scope: Scope | None = None) -> Judgement:
     """Flaky tests and verdicts (broken, fixed, flaky, still failing) for ``run``, whether
     or not ``run`` was recorded already. ``last``: how many earlier runs to look at;
     ``limit``: how many of the tests that failed in them to examine (the most often
@@ -62,11 +65,12 @@ def judge(run: RunResult, history: History | None, *,
     unexamined = 0
     if history is not None:
         names, unexamined = history.flaky_candidates(last=last, before=run.run_id,
-                                                     limit=limit)
-        earlier = [o for o in history.observations(names, last=last, before=run.run_id)
+                                                     limit=limit, scope=scope)
+        earlier = [o for o in history.observations(names, last=last, before=run.run_id,
+                                                   scope=scope)
                    if o.run_id != run.run_id]
         previous = [o for o in history.previous_observations(
-            [c.id for c in run.cells], before=run.run_id, tests=changed)
+            [c.id for c in run.cells], before=run.run_id, tests=changed, scope=scope)
             if o.run_id != run.run_id]
         changed |= {o.test for o in previous} | set(names)
     current = [o for o in observations_of(run, seq=_LATEST, packages=packages, tests=changed)
@@ -81,21 +85,22 @@ def judge(run: RunResult, history: History | None, *,
 
 
 def slowdowns(run: RunResult, history: History | None, *,
-              threshold: Threshold | None = None) -> list[Slowdown]:
+              threshold: Threshold | None = None, scope: Scope | None = None) -> list[Slowdown]:
     """Tests that got slow in this run: against the other cells, and against the cell's
     own recent history (see :mod:`orchestrator.history.slowdown` for the rule)."""
     threshold = threshold or Threshold()
     found = across_cells(run, threshold)
     if history is not None:
         durations = history.durations([c.id for c in run.cells], runs=threshold.history_runs,
-                                      before=run.run_id)
+                                      before=run.run_id, scope=scope)
         found += against_history(run, durations, threshold)
     return found
 
 
 def quarantine(run: RunResult, entries: Sequence[QuarantineEntry], history: History | None, *,
                today: dt.date, packages: Mapping[str, Mapping[str, str]] | None = None,
-               clean_runs: int = DEFAULT_CLEAN_RUNS) -> QuarantineReport:
+               clean_runs: int = DEFAULT_CLEAN_RUNS,
+               scope: Scope | None = None) -> QuarantineReport:
     """:func:`apply_quarantine` with the history's recent results of the quarantined tests."""
     current = observations_of(run, seq=_LATEST, packages=packages)
     earlier: list[Observation] = []
@@ -104,7 +109,7 @@ def quarantine(run: RunResult, entries: Sequence[QuarantineEntry], history: Hist
                  if any(fnmatch.fnmatchcase(n, e.test) for e in entries)}
         if names:
             earlier = [o for o in history.observations(names, last=clean_runs,
-                                                       before=run.run_id)
+                                                       before=run.run_id, scope=scope)
                        if o.run_id != run.run_id]
     return apply_quarantine(entries, run, today=today, observations=[*earlier, *current],
                             clean_runs=clean_runs)

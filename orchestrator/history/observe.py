@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from .flaky import INCIDENT_MIN_TESTS, CellInputs, Observation
+from .records import Scope
 
 OUTCOMES = {0: "passed", 1: "failed", 2: "error", 3: "skipped"}
 LATEST = 2**62  # a run seq after every recorded run
@@ -27,7 +28,7 @@ _LATEST_CELL = f"SELECT max(id) FROM cell WHERE cell_id = ? AND run <= ? AND NOT
 _CANDIDATES = " ".join((
     "SELECT test.name, count(*) AS n FROM result JOIN test ON test.id = result.test",
     "WHERE (outcome IN (1, 2) OR rerun = 1) AND cell BETWEEN ? AND ?", _NO_INCIDENTS,
-    "GROUP BY result.test ORDER BY n DESC, test.name"))
+    "{scoped} GROUP BY result.test ORDER BY n DESC, test.name"))
 _CELL_ROWS = ("SELECT cell.id, cell.cell_id, run.id, run.run_id, run.started_at,"
               " cell.project_digest, cell.image_digest, cell.interpreter, cell.packages"
               " FROM cell JOIN run ON run.id = cell.run WHERE run.id BETWEEN ? AND ?")
@@ -51,14 +52,31 @@ def seq_of(db: sqlite3.Connection, run_id: str | None) -> int | None:
     return int(row[0]) if row else None
 
 
-def window(db: sqlite3.Connection, last: int | None, before: str | None) -> tuple[int, int]:
-    """(lowest, highest) run seq of the last ``last`` runs recorded before run ``before``."""
+def in_scope(scope: Scope | None) -> tuple[str, tuple[Any, ...]]:
+    """A condition on the run table's columns keeping the runs of ``scope`` (all: None)."""
+    return scope.sql() if scope is not None else ("1", ())
+
+
+def _cells_in(scope: Scope | None) -> tuple[str, tuple[Any, ...]]:
+    """`` AND <cell rows of runs in scope>`` for a query on the cell table."""
+    if scope is None:
+        return "", ()
+    where, params = scope.sql()
+    # ``where`` is Scope.sql()'s fixed text; the values are parameters
+    return f" AND run IN (SELECT id FROM run WHERE {where})", params  # noqa: S608
+
+
+def window(db: sqlite3.Connection, last: int | None, before: str | None,
+           scope: Scope | None = None) -> tuple[int, int]:
+    """(lowest, highest) run seq of the last ``last`` runs of ``scope`` recorded before run
+    ``before`` (runs of other scopes may lie between: filter on the scope as well)."""
     seq = seq_of(db, before)
     high = seq - 1 if seq is not None else LATEST
     if last is None:
         return 0, high
-    row = db.execute("SELECT id FROM run WHERE id <= ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                     (high, last - 1)).fetchone()
+    where, params = in_scope(scope)
+    row = db.execute(f"SELECT id FROM run WHERE id <= ? AND {where} "  # noqa: S608
+                     "ORDER BY id DESC LIMIT 1 OFFSET ?", (high, *params, last - 1)).fetchone()
     return (int(row[0]) if row else 0), high
 
 
@@ -71,10 +89,13 @@ def packages(db: sqlite3.Connection, ids: Collection[int]) -> dict[int, dict[str
 
 
 def cell_rows(db: sqlite3.Connection, low: int, high: int, *, incidents: bool = True,
-              only: Collection[int] | None = None) -> dict[int, Where]:
-    """cell row id -> :class:`Where`, for the runs ``low``..``high`` (or the rows ``only``)."""
-    query = _CELL_ROWS + ("" if incidents else f" AND NOT {_INCIDENT}")
-    rows = [r for r in db.execute(query, (low, high)) if only is None or r[0] in only]
+              only: Collection[int] | None = None,
+              scope: Scope | None = None) -> dict[int, Where]:
+    """cell row id -> :class:`Where`, for the runs ``low``..``high`` of ``scope`` (or the
+    rows ``only``)."""
+    where, params = in_scope(scope)
+    query = _CELL_ROWS + ("" if incidents else f" AND NOT {_INCIDENT}") + f" AND {where}"
+    rows = [r for r in db.execute(query, (low, high, *params)) if only is None or r[0] in only]
     sets = {i: tuple(sorted(p.items()))
             for i, p in packages(db, {r[8] for r in rows if r[8] is not None}).items()}
     interned: dict[tuple[Any, ...], CellInputs] = {}
@@ -113,37 +134,47 @@ def _observations(db: sqlite3.Connection, tests: Mapping[int, str],
 
 
 def flaky_candidates(db: sqlite3.Connection, *, last: int | None = None,
-                     before: str | None = None, limit: int = 200) -> tuple[list[str], int]:
-    """Tests that failed, errored or needed a rerun in the window, outside incidents (the
-    only ones that can have flipped), the most often first; and how many more there were."""
-    low, high = window(db, last, before)
-    bounds = db.execute("SELECT min(id), max(id) FROM cell WHERE run BETWEEN ? AND ?",
-                        (low, high)).fetchone()
+                     before: str | None = None, limit: int = 200,
+                     scope: Scope | None = None) -> tuple[list[str], int]:
+    """Tests that failed, errored or needed a rerun in the window of ``scope``, outside
+    incidents (the only ones that can have flipped), the most often first; and how many
+    more there were."""
+    low, high = window(db, last, before, scope)
+    cells, params = _cells_in(scope)
+    bounds = db.execute(f"SELECT min(id), max(id) FROM cell WHERE run BETWEEN ? AND ?{cells}",  # noqa: S608
+                        (low, high, *params)).fetchone()
     if bounds[0] is None:
         return [], 0
-    ranked = db.execute(_CANDIDATES, bounds).fetchall()
+    # other scopes' cell rows may lie between the bounds: the scope's own ones only
+    scoped = f"AND cell IN (SELECT id FROM cell WHERE run BETWEEN ? AND ?{cells})" \
+        if scope is not None else ""  # noqa: S608
+    ranked = db.execute(_CANDIDATES.format(scoped=scoped),
+                        (*bounds, *((low, high, *params) if scope else ()))).fetchall()
     return [str(r[0]) for r in ranked[:limit]], max(len(ranked) - limit, 0)
 
 
 def observations(db: sqlite3.Connection, tests: Collection[str], *, last: int | None = None,
-                 before: str | None = None) -> list[Observation]:
-    """Every result of ``tests`` in the last ``last`` runs before ``before``, incidents
-    left out (for flakiness and quarantine)."""
+                 before: str | None = None, scope: Scope | None = None) -> list[Observation]:
+    """Every result of ``tests`` in the last ``last`` runs of ``scope`` before ``before``,
+    incidents left out (for flakiness and quarantine)."""
     wanted = set(tests)
     ids = {int(i): str(n) for i, n in db.execute("SELECT id, name FROM test") if n in wanted}
-    return _observations(db, ids, cell_rows(db, *window(db, last, before), incidents=False))
+    return _observations(db, ids, cell_rows(db, *window(db, last, before, scope),
+                                            incidents=False, scope=scope))
 
 
 def previous_observations(db: sqlite3.Connection, cells: Collection[str], *,
                           before: str | None = None,
-                          tests: Collection[str] | None = None) -> list[Observation]:
-    """Results of each cell's latest record (not an incident) before ``before``: every
-    one, or (``tests`` given) those that failed, errored or were rerun plus every result
-    of ``tests``: what a verdict on this run's changes needs."""
+                          tests: Collection[str] | None = None,
+                          scope: Scope | None = None) -> list[Observation]:
+    """Results of each cell's latest record (not an incident) in a run of ``scope`` before
+    ``before``: every one, or (``tests`` given) those that failed, errored or were rerun
+    plus every result of ``tests``: what a verdict on this run's changes needs."""
     high = window(db, None, before)[1]
+    scoped, params = _cells_in(scope)
     latest = []
     for cell_id in cells:
-        row = db.execute(_LATEST_CELL, (cell_id, high)).fetchone()
+        row = db.execute(_LATEST_CELL + scoped, (cell_id, high, *params)).fetchone()
         if row[0] is not None:
             latest.append(int(row[0]))
     if not latest:
@@ -172,15 +203,18 @@ def previous_observations(db: sqlite3.Connection, cells: Collection[str], *,
 
 
 def durations(db: sqlite3.Connection, cells: Collection[str], *, runs: int = 5,
-              before: str | None = None) -> dict[tuple[str, str], list[float]]:
+              before: str | None = None,
+              scope: Scope | None = None) -> dict[tuple[str, str], list[float]]:
     """(test, cell id) -> seconds of its passing results in that cell's last ``runs``
-    records before the run ``before``, oldest first (the history side of slowdowns)."""
+    records in runs of ``scope`` before the run ``before``, oldest first (the history side
+    of slowdowns)."""
     high = window(db, None, before)[1]
+    scoped, params = _cells_in(scope)
     chosen: dict[int, str] = {}
     for cell_id in cells:
         chosen.update((int(r[0]), cell_id) for r in db.execute(
-            "SELECT id FROM cell WHERE cell_id = ? AND run <= ? ORDER BY id DESC LIMIT ?",
-            (cell_id, high, runs)))
+            f"SELECT id FROM cell WHERE cell_id = ? AND run <= ?{scoped} "  # noqa: S608
+            "ORDER BY id DESC LIMIT ?", (cell_id, high, *params, runs)))
     if not chosen:
         return {}
     names = dict(db.execute("SELECT id, name FROM test").fetchall())

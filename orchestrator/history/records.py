@@ -23,6 +23,29 @@ class RunMeta:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Scope:
+    """Which earlier runs a run is compared with: those of the same profile on the same
+    branch or, without a branch (no git, a detached HEAD outside CI), with the same
+    matrix file. ``--baseline auto``, verdicts, flakiness, slowdowns against the history,
+    quarantine's clean runs and the strips all use it, so a feature branch's failures
+    never make a test "fixed" on main."""
+
+    profile: str | None
+    branch: str | None
+    matrix_hash: str
+
+    def sql(self) -> tuple[str, tuple[str | None, str]]:
+        """A condition on the ``run`` table's columns, and its parameters."""
+        column = "git_branch" if self.branch else "matrix_hash"
+        return f"profile IS ? AND {column} = ?", (self.profile, self.branch or self.matrix_hash)
+
+    def describe(self) -> str:
+        """``branch main, profile nightly`` / ``this matrix file (no branch), no profile``."""
+        where = f"branch {self.branch}" if self.branch else "this matrix file (no branch)"
+        return f"{where}, " + (f"profile {self.profile}" if self.profile else "no profile")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Recorded:
     """What :meth:`History.record` did."""
 

@@ -2,30 +2,36 @@
 
 The rule, exactly. A test's time counts only when the test **passed** (a failing
 test may stop early or wait for a timeout: its time says nothing about speed).
-A test is reported as slower in a cell when both hold:
+``after`` is first divided by ``speed``, how much slower the whole cell ran than
+its baseline (below); a test is reported as slower in a cell when both hold:
 
-1. ``after >= ratio * before`` (default 2.0), and
-2. ``after - before >= min_seconds`` (default 0.5 s).
+1. ``after / speed >= ratio * before`` (default 2.0), and
+2. ``after / speed - before >= min_seconds`` (default 0.5 s).
 
 Rule 2 is why a 2 ms test that took 6 ms is not news: timer resolution, start-up
 and a busy neighbour produce such ratios all the time; only seconds a user would
-notice are reported. ``before`` is:
+notice are reported, and only seconds left once the cell's own slowness is taken
+out. ``before`` is:
 
 - **across cells**: the lower median of the test's times over the cells of this
   run in which it passed (at least two cells). The lower median is a real cell, so
   the report can name it ("3.13-slim takes 2.4 times as long as 3.12-slim"), and one
-  slow or fast cell cannot move it. Cells of one run share the machine and the
-  hour, so a slow machine does not show up here.
+  slow or fast cell cannot move it.
 - **against history**: the median of the test's times in that cell's last
-  ``history_runs`` (default 5) recorded runs in which it passed, and only when
-  there are at least ``min_history`` (default 3) of them: one earlier night on a
-  shared runner is as likely to be the outlier as tonight, and a median of 5
-  survives 2 outliers. A history comparison does see a slow machine, so ``before``
-  is first scaled by the cell's drift: the median, over the cell's tests with a
-  history baseline of at least 10 ms (at least 5 of them), of ``after / before``,
-  when it is above 1. A runner that is 1.5 times slower tonight for every test reports
-  nothing; one test 3 times slower on that runner is still reported (with the drift
-  said alongside).
+  ``history_runs`` (default 5) recorded runs in which it passed (of the run's branch
+  and profile), and only when there are at least ``min_history`` (default 3) of
+  them: one earlier night on a shared runner is as likely to be the outlier as
+  tonight, and a median of 5 survives 2 outliers.
+
+``speed`` (:func:`speed`): the median, over the tests that passed in both the cell
+and its baseline (the other cell; the cell's history), of the per-test ratio
+``after / before``, over the tests whose baseline took at least 10 ms (at least 5 of
+them; with fewer, over those of at least 1 ms), and never below 1: a whole cell that
+ran slower (a cold first run, a busy neighbour, a slower runner) flags nothing, one
+test 3 times slower than the rest of its cell still is (the speed is said
+alongside); a cell that ran faster never makes a test "slower". Cells of one run
+share the hour but not the moment: with ``parallel`` below the number of cells,
+one cell may run next to a build and another alone.
 """
 
 from __future__ import annotations
@@ -42,8 +48,11 @@ from .flaky import PASSED, outcome_text
 if TYPE_CHECKING:  # results is not needed to read settings (start-up)
     from ..results import CellResult, RunResult
 
-_DRIFT_MIN_BASELINE = 0.010  # seconds: below this a ratio is timer noise
-_DRIFT_MIN_TESTS = 5
+# A cell's speed is read from its tests of at least 10 ms (below, timer resolution and
+# start-up are most of the ratio); a suite of tiny tests (MarkupSafe's) falls back to
+# those of at least 1 ms, JUnit's resolution, rather than to no speed at all.
+_SPEED_FLOORS = (0.010, 0.001)  # seconds
+_SPEED_MIN_TESTS = 5
 _TIMES = "\N{MULTIPLICATION SIGN}"
 
 
@@ -109,7 +118,7 @@ class Slowdown:
     before_s: float  # the baseline's time (history: the median)
     after_s: float
     runs: int = 0  # history runs the median is taken over
-    drift: float = 1.0  # how much slower the whole cell ran than its history
+    drift: float = 1.0  # how much slower the whole cell ran than its baseline (speed())
 
     @property
     def ratio(self) -> float:
@@ -119,11 +128,11 @@ class Slowdown:
         """``test X: 3.13-slim takes 2.4<times> as long as 3.12-slim (0.8 s → 1.9 s)``."""
         times = f"{_seconds(self.before_s)} → {_seconds(self.after_s)}"
         ratio = f"{self.ratio:.1f}{_TIMES}" if self.before_s > 0 else "far longer"
-        if self.against is Against.CELL:
-            return f"{self.test}: {self.cell} takes {ratio} as long as {self.baseline_cell} " \
-                   f"({times})"
         drift = f"; the whole cell ran {self.drift:.1f}{_TIMES} slower" \
             if self.drift >= 1.05 else ""
+        if self.against is Against.CELL:
+            return f"{self.test}: {self.cell} takes {ratio} as long as {self.baseline_cell} " \
+                   f"({times}{drift})"
         return f"{self.test}: {self.cell} takes {ratio} as long as in its last {self.runs} " \
                f"runs (median {times}{drift})"
 
@@ -156,31 +165,44 @@ def _order(found: list[Slowdown]) -> list[Slowdown]:
 
 
 def across_cells(run: RunResult, threshold: Threshold) -> list[Slowdown]:
-    """Tests slower in one cell than in the run's median cell, the most seconds lost first."""
+    """Tests slower in one cell than in the run's median cell, once the cell's overall
+    speed against that cell is taken out; the most seconds lost first."""
     import statistics  # here: config imports this module for Threshold, every command pays
+    passing = {cell.id: _passing_times(cell) for cell in run.cells}
     times: dict[str, list[tuple[float, str]]] = {}
-    for cell in run.cells:
-        for test, seconds in _passing_times(cell).items():
-            times.setdefault(test, []).append((seconds, cell.id))
+    for cell_id, tests in passing.items():
+        for test, seconds in tests.items():
+            times.setdefault(test, []).append((seconds, cell_id))
+    speeds: dict[tuple[str, str], float] = {}  # (cell, baseline cell) -> speed()
     found = []
     for test, points in times.items():
         if len(points) < 2:
             continue
         before, baseline_cell = statistics.median_low(sorted(points))
-        found += [Slowdown(test=test, cell=cell_id, against=Against.CELL,
-                           baseline_cell=baseline_cell, before_s=before, after_s=after)
-                  for after, cell_id in points if threshold.slower(before, after)]
+        for after, cell_id in points:
+            if not threshold.slower(before, after):  # speed() >= 1 only ever takes away
+                continue
+            pair = (cell_id, baseline_cell)
+            if pair not in speeds:
+                base, mine = passing[baseline_cell], passing[cell_id]
+                speeds[pair] = speed([(base[t], mine[t]) for t in base.keys() & mine.keys()])
+            if threshold.slower(before, after / speeds[pair]):
+                found.append(Slowdown(test=test, cell=cell_id, against=Against.CELL,
+                                      baseline_cell=baseline_cell, before_s=before,
+                                      after_s=after, drift=speeds[pair]))
     return _order(found)
 
 
-def drift(pairs: Sequence[tuple[float, float]]) -> float:
-    """How much slower a cell ran than its history, overall (>= 1; see the module)."""
+def speed(pairs: Sequence[tuple[float, float]]) -> float:
+    """How much slower a cell ran than its baseline overall, from (before, after) times of
+    the tests that passed in both (>= 1; see the module)."""
     import statistics
 
-    ratios = [after / before for before, after in pairs if before >= _DRIFT_MIN_BASELINE]
-    if len(ratios) < _DRIFT_MIN_TESTS:
-        return 1.0
-    return max(statistics.median(ratios), 1.0)
+    for floor in _SPEED_FLOORS:
+        ratios = [after / before for before, after in pairs if before >= floor]
+        if len(ratios) >= _SPEED_MIN_TESTS:
+            return max(statistics.median(ratios), 1.0)
+    return 1.0
 
 
 def against_history(run: RunResult, history: Mapping[tuple[str, str], Sequence[float]],
@@ -196,9 +218,9 @@ def against_history(run: RunResult, history: Mapping[tuple[str, str], Sequence[f
             earlier = list(history.get((test, cell.id), ()))[-threshold.history_runs:]
             if len(earlier) >= threshold.min_history:
                 pairs.append((test, statistics.median(earlier), after, len(earlier)))
-        factor = drift([(before, after) for _, before, after, _ in pairs])
+        factor = speed([(before, after) for _, before, after, _ in pairs])
         found += [Slowdown(test=test, cell=cell.id, against=Against.HISTORY, baseline_cell=None,
                            before_s=before, after_s=after, runs=runs, drift=factor)
                   for test, before, after, runs in pairs
-                  if threshold.slower(before * factor, after)]
+                  if threshold.slower(before, after / factor)]
     return _order(found)

@@ -22,7 +22,7 @@ from ..results import CellResult, RunResult
 from . import observe
 from .errors import HistoryError
 from .flaky import Observation, outcome_text, test_name
-from .records import HistoryPoint, Recorded, RunMeta, RunRecord, TestHistory
+from .records import HistoryPoint, Recorded, RunMeta, RunRecord, Scope, TestHistory
 from .schema import DEFAULT_TIMEOUT, open_connection, translate
 from .settings import DEFAULT_KEEP
 
@@ -240,10 +240,31 @@ class History:
                 self._db.execute("SELECT data, packages FROM cell WHERE run = ? ORDER BY id",
                                  (seq,)).fetchall()]
 
-    def runs(self, *, last: int | None = 20, cells: str | None = None) -> list[RunRecord]:
-        """The last ``last`` runs (all when None), oldest first; ``cells``: a glob on cell
-        ids, keeping only runs with such cells, and only those cells."""
-        return self._run_records("1", (), limit=last, cells=cells)
+    def runs(self, *, last: int | None = 20, cells: str | None = None,
+             scope: Scope | None = None, before: str | None = None) -> list[RunRecord]:
+        """The last ``last`` runs (all when None) of ``scope`` (all: None) recorded before
+        run ``before`` (None: all), oldest first; ``cells``: a glob on cell ids, keeping
+        only runs with such cells, and only those cells."""
+        where, params = observe.in_scope(scope)
+        if before is None:
+            return self._run_records(where, params, limit=last, cells=cells)
+        with self._read() as db:
+            high = observe.window(db, None, before)[1]
+            return self._run_records(f"id <= ? AND {where}", (high, *params), limit=last,
+                                     cells=cells)
+
+    def scoped(self, scope: Scope, *, before: str | None = None) -> tuple[list[str], int]:
+        """Run ids of ``scope`` recorded before run ``before``, newest first, and how many
+        runs of other scopes the history holds before it (what the analyses leave out)."""
+        where, params = scope.sql()
+        with self._read() as db:
+            high = observe.window(db, None, before)[1]
+            ids = [str(r[0]) for r in db.execute(
+                f"SELECT run_id FROM run WHERE id <= ? AND {where} ORDER BY id DESC",  # noqa: S608
+                (high, *params))]
+            total = int(db.execute("SELECT count(*) FROM run WHERE id <= ?",
+                                   (high,)).fetchone()[0])
+        return ids, total - len(ids)
 
     def count(self) -> int:
         """How many runs the history holds."""
@@ -257,14 +278,13 @@ class History:
     def baseline(self, *, branch: str | None, matrix_hash: str, profile: str | None,
                  before: str | None = None) -> RunRecord | None:
         """The run to compare with for ``--baseline auto``: the latest complete (not
-        cancelled) run of the same profile on the same branch, or, without a branch (no
-        git, a detached HEAD), with the same matrix file hash; ``before``: a run id, to
-        look only at runs recorded before it."""
+        cancelled) run of the same :class:`Scope` (profile, and branch or else matrix
+        file); ``before``: a run id, to look only at runs recorded before it."""
+        where, params = Scope(profile=profile, branch=branch, matrix_hash=matrix_hash).sql()
         with self._read() as db:
             high = observe.window(db, None, before)[1]
-            where = "cancelled IS NULL AND profile IS ? AND id <= ? AND " + (
-                "git_branch = ?" if branch else "matrix_hash = ?")
-            found = self._run_records(where, (profile, high, branch or matrix_hash), limit=1)
+            found = self._run_records(f"cancelled IS NULL AND id <= ? AND {where}",
+                                      (high, *params), limit=1)
         return found[0] if found else None
 
     def test_names(self) -> list[str]:
@@ -295,26 +315,33 @@ class History:
     # -- the analyses' queries (orchestrator.history.observe) ---------------------------
 
     def flaky_candidates(self, *, last: int | None = None, before: str | None = None,
-                         limit: int = 200) -> tuple[list[str], int]:
+                         limit: int = 200, scope: Scope | None = None
+                         ) -> tuple[list[str], int]:
         """Tests that can have flipped, the most often failing first, and how many more."""
         with self._read() as db:
-            return observe.flaky_candidates(db, last=last, before=before, limit=limit)
+            return observe.flaky_candidates(db, last=last, before=before, limit=limit,
+                                            scope=scope)
 
     def observations(self, tests: Collection[str], *, last: int | None = None,
-                     before: str | None = None) -> list[Observation]:
-        """Every result of ``tests`` in the last ``last`` runs before run ``before``."""
+                     before: str | None = None,
+                     scope: Scope | None = None) -> list[Observation]:
+        """Every result of ``tests`` in the last ``last`` runs of ``scope`` before run
+        ``before``."""
         with self._read() as db:
-            return observe.observations(db, tests, last=last, before=before)
+            return observe.observations(db, tests, last=last, before=before, scope=scope)
 
     def previous_observations(self, cells: Collection[str], *, before: str | None = None,
-                              tests: Collection[str] | None = None) -> list[Observation]:
-        """Results of each cell's latest record before run ``before``: all, or the failed,
-        errored and rerun ones plus those of ``tests``."""
+                              tests: Collection[str] | None = None,
+                              scope: Scope | None = None) -> list[Observation]:
+        """Results of each cell's latest record in ``scope`` before run ``before``: all, or
+        the failed, errored and rerun ones plus those of ``tests``."""
         with self._read() as db:
-            return observe.previous_observations(db, cells, before=before, tests=tests)
+            return observe.previous_observations(db, cells, before=before, tests=tests,
+                                                 scope=scope)
 
-    def durations(self, cells: Collection[str], *, runs: int = 5,
-                  before: str | None = None) -> dict[tuple[str, str], list[float]]:
-        """(test, cell) -> passing times in the cell's last ``runs`` records, oldest first."""
+    def durations(self, cells: Collection[str], *, runs: int = 5, before: str | None = None,
+                  scope: Scope | None = None) -> dict[tuple[str, str], list[float]]:
+        """(test, cell) -> passing times in the cell's last ``runs`` records in ``scope``,
+        oldest first."""
         with self._read() as db:
-            return observe.durations(db, cells, runs=runs, before=before)
+            return observe.durations(db, cells, runs=runs, before=before, scope=scope)

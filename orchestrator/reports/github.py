@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from rich.console import Console
 
 from ..changes import Change
-from ..compare import regressed, unexpected_passes
+from ..compare import unexpected_passes
+from ..gates import gating_cells
 from ..results import RunResult, Status
 from .junit import escape_visible
 from .summary import reason
@@ -58,15 +59,27 @@ def commands(run: RunResult, *, token: str | None = None) -> list[str]:
         lines.extend(escape_visible(cell.output_tail).splitlines() or ["(no output)"])
         lines.append(f"::{token}::")
         lines.append("::endgroup::")
+    # ::error for exactly what fails the run; a failing cell that does not (the gate is
+    # regressions and nothing in it newly fails) is a warning, its tests' reasons below
+    gating = gating_cells(run)
+    errors = {c.id for c in gating}
     for cell in run.cells:
         if cell.gating and not cell.released and \
                 cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT):
-            lines.append(f"::error title={_property(f'tagmatrix {cell.id} {cell.status}')}::"
-                         f"{_data(escape_visible(reason(cell)))}")
-    for cell in regressed(run):
-        tests = cell.comparison.tests_of(Change.NEW_FAILURE) if cell.comparison else ()
+            level = "error" if cell.id in errors else "warning"
+            why = "" if cell.id in errors else " (not gating: no new failure that gates)"
+            lines.append(f"::{level} title={_property(f'tagmatrix {cell.id} {cell.status}')}::"
+                         f"{_data(escape_visible(reason(cell) + why))}")
+    held = run.insights.exempt() if run.insights is not None else set()
+    for cell in gating:
+        comparison = cell.comparison
+        if comparison is None or not comparison.regressed:
+            continue
+        tests = [t for t in comparison.tests_of(Change.NEW_FAILURE) if (t, cell.id) not in held]
+        if not tests and comparison.cell is not Change.NEW_FAILURE:
+            continue  # its only new failures do not gate (the warnings below say why)
         what = ", ".join(tests) if tests else f"the cell {cell.status}"
-        attribution = cell.comparison.attribution if cell.comparison else ""
+        attribution = comparison.attribution
         lines.append(f"::error title={_property(f'new failure in {cell.id}')}::"
                      f"{_data(escape_visible(what + (f'; {attribution}' if attribution else '')))}")
     for cell in unexpected_passes(run):

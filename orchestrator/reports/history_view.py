@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MARK = {"passed": ("✓", "green"), "failed": ("✗", "red"), "error": ("E", "magenta"),
         "timeout": ("T", "yellow"), "skipped": ("s", "dim"), "cancelled": ("c", "yellow")}
+LEGEND = " ".join(f"{mark} {status}" for status, (mark, _) in MARK.items()) + " · absent"
 
 
 def history_file(config: Config, given: str | None) -> Path:
@@ -56,7 +57,8 @@ def show(history: History, console: Console, *, cells: str | None, test: str | N
                 {"test": name, "points": [_point(p) for p in found.points if p.test == name]}
                 for name in found.tests], "omitted": found.omitted}, indent=2), highlight=False)
             return
-        _tests(console, found.tests, found.points, found.omitted, test)
+        where = f"in the last {last} runs" + (f" of cells matching {cells!r}" if cells else "")
+        _tests(console, found.tests, found.points, found.omitted, test, where=where)
         return
     runs = history.runs(last=last, cells=cells)
     if as_json:
@@ -119,8 +121,7 @@ def _cells(console: Console, runs: Sequence[RunRecord], glob: str) -> None:
         return
     width = max(len(i) for i in ids)
     console.print(Text(f"{'cell':<{width}}  runs {runs[0].seq}..{runs[-1].seq}, oldest first "
-                       "(✓ passed ✗ failed E error T timeout c cancelled · absent)",
-                       style="bold"))
+                       f"({LEGEND})", style="bold"))
     for cell_id in ids:
         line = Text(f"{cell_id:<{width}}  ")
         for record in runs:
@@ -128,19 +129,29 @@ def _cells(console: Console, runs: Sequence[RunRecord], glob: str) -> None:
             line.append_text(_mark(found.status.value) if found else Text("·", style="dim"))
         latest = next((c for r in reversed(runs) for c in r.cells if c.id == cell_id), None)
         if latest is not None and latest.failing_tests:
-            line.append(f"  last failing: {', '.join(latest.failing_tests[:3])}", style="dim")
+            more = len(latest.failing_tests) - 3
+            line.append(f"  last failing: {', '.join(latest.failing_tests[:3])}"
+                        + (f", and {more} more (--json lists them all)" if more > 0 else ""),
+                        style="dim")
         console.print(line)
 
 
 def _tests(console: Console, tests: Sequence[str], points: Sequence[HistoryPoint],
-           omitted: int, substring: str) -> None:
+           omitted: int, substring: str, *, where: str) -> None:
     """Each matching test, per cell: its outcomes over time and its times."""
     if not tests:
         console.print(f"no test matching {substring!r} in the history")
         return
+    if not points:  # names match, but no result in the runs and cells asked for
+        console.print(f"no result of a test matching {substring!r} {where}")
+        return
+    console.print(Text(f"per cell, oldest first ({LEGEND})", style="dim"))
     for name in tests:
-        console.print(Text(name, style="bold"))
         mine = [p for p in points if p.test == name]
+        if not mine:
+            console.print(Text.assemble((name, "bold"), (f"  no result {where}", "dim")))
+            continue
+        console.print(Text(name, style="bold"))
         cells = list(dict.fromkeys(p.cell for p in mine))
         width = max((len(c) for c in cells), default=4)
         for cell_id in cells:

@@ -84,7 +84,7 @@ def _changes(run: RunResult) -> str:
         return ""
     title = f"Compared with baseline {escape(run.baseline)}" if run.baseline else "Notes"
     css = {"new failure": "failed", "fixed": "passed", "still failing": "error",
-           "flaky": "timeout", "unexpected pass": "cancelled"}
+           "flaky": "timeout", "unexpected pass": "cancelled", "not gating": "timeout"}
     items = "".join(f'<li><span class="badge {css.get(kind, "skipped")}">{escape(kind)}</span>'
                     f"{escape(text)}</li>" for kind, text in lines)
     return f'<h2>{title}</h2><ul class="changes">{items}</ul>'
@@ -139,13 +139,17 @@ def _failing(run: RunResult) -> str:
     head = "".join(f'<th><a href="#{escape(_anchor(c.id))}">{escape(c.id)}</a></th>'
                    for c in cells)
     marks = {"failed": "failed", "error": "error", "passed": "passed", "skipped": "skipped"}
+    why = run.insights.why_exempt() if run.insights is not None else {}
     rows = []
     for test, message, _ in failing[:500]:
         tds = []
         for cell in cells:
             got = outcome[cell.id].get(test)
             css = marks.get(got or "", "absent")
-            tds.append(f'<td class="{css}">{escape(got or "-")}</td>')
+            held = why.get((test, cell.id)) if got in ("failed", "error") else None
+            note = (f' title="not gating: {escape(held)}"', "<br><small>not gating</small>") \
+                if held else ("", "")
+            tds.append(f'<td class="{css}"{note[0]}>{escape(got or "-")}{note[1]}</td>')
         title = f' title="{escape(message)}"' if message else ""
         rows.append(f'<tr><th class="test"{title}>{_breakable(test)}</th>{"".join(tds)}</tr>')
     more = f"<p>... and {len(failing) - 500} more (see junit.xml).</p>" \
@@ -226,10 +230,14 @@ def _details(cell: CellResult) -> str:
     if cell.log:
         rows.append(("log", f'<a href="{escape(cell.log)}">{escape(cell.log)}</a>'))
     items = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
-    failures = [c for c in cell.cases if c.outcome in ("failed", "error")][:20]
+    failed = [c for c in cell.cases if c.outcome in ("failed", "error")]
+    failures = failed[:20]
     pre = "".join(f"<p><code>{escape(escape_visible(f'{c.classname}::{c.name}'))}</code></p>"
                   f"<pre>{escape(escape_visible((c.message + chr(10) + c.text).strip()))}</pre>"
                   for c in failures)
+    if len(failed) > len(failures):
+        pre += (f"<p>... and {len(failed) - len(failures)} more failures "
+                f"(cells/{escape(cell.id)}.xml)</p>")
     open_attr = " open" if cell.status in (Status.FAILED, Status.ERROR, Status.TIMEOUT) \
         and cell.gating else ""
     return (f'<details id="{escape(_anchor(cell.id))}"{open_attr}><summary>'

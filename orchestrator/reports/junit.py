@@ -7,6 +7,13 @@ and shows the classname as "Suite"). Harness cases ``build``, ``run`` and
 ``results`` report infrastructure problems as ``<error>``; ``<failure>`` is
 left to the tests.
 
+A quarantined test's failure does not gate, so it is no ``<failure>`` either (a CI
+would show red while tagmatrix exits 0): it is a ``<skipped>`` whose message says
+"quarantined, does not gate: <the failure's message>", as pytest writes an xfail
+(pytest-quarantine marks quarantined tests xfail) and as Buildkite's muted tests
+soft-fail; the failure text stays, as the skip's text and at the top of the
+test's system-out, which Jenkins and GitLab show beside a skipped test.
+
 junit-xml 1.9 builds the elements (``TestSuite.build_xml_doc``); we serialise
 them ourselves because its serialiser deletes invalid characters and its
 attributes do not validate against Jenkins' junit-10.xsd. Worked-around bugs
@@ -32,7 +39,8 @@ from junit_xml import TestCase as JTestCase
 from junit_xml import TestSuite as JTestSuite
 
 from ..errors import Stage
-from ..junit_in import clip
+from ..history.flaky import test_name
+from ..junit_in import OWN_OUTPUT, QUARANTINED, QUARANTINED_PREFIX, clip
 from ..results import CellResult, Status, TestCase, TestOutcome
 
 # Per suite; the full output is in the cell's log file. Larger than the cell
@@ -111,7 +119,25 @@ def _harness(cell: CellResult) -> list[JTestCase]:
     return list(cases.values())
 
 
+def _quarantined(cell: CellResult, case: TestCase) -> JTestCase:
+    """A quarantined test's failure as a skip that keeps the failure (see the module)."""
+    classname = f"{cell.id}.{case.classname}" if case.classname else cell.id
+    message = case.message or str(case.outcome)
+    output = f"[tagmatrix] {case.outcome}, but quarantined: it does not gate\n" \
+             + (f"{case.type}: " if case.type else "") + f"{message}\n{case.text}".rstrip()
+    if case.system_out:
+        output += OWN_OUTPUT + case.system_out
+    out = JTestCase(escape_visible(case.name), classname=escape_visible(classname),
+                    elapsed_sec=case.time, stdout=escape_visible(output),
+                    stderr=escape_visible(case.system_err) or None)
+    out.add_skipped_info(message=escape_visible(QUARANTINED_PREFIX + message),
+                         output=escape_visible(case.text) or None)
+    return out
+
+
 def _inner(cell: CellResult, case: TestCase) -> JTestCase:
+    if case.outcome.bad and test_name(case.key) in cell.quarantined:
+        return _quarantined(cell, case)
     classname = f"{cell.id}.{case.classname}" if case.classname else cell.id
     out = JTestCase(escape_visible(case.name), classname=escape_visible(classname),
                     elapsed_sec=case.time,
@@ -157,6 +183,22 @@ def _properties(cell: CellResult) -> dict[str, str]:
     return {k: escape_visible(v) for k, v in props.items()}
 
 
+def _type_quarantined(cell: CellResult, element: ET.Element) -> None:
+    """junit-xml writes no type on a skip: the quarantined ones get theirs, which says the
+    outcome they had (and lets a cell report be read back as it was)."""
+    held = {(escape_visible(f"{cell.id}.{c.classname}" if c.classname else cell.id),
+             escape_visible(c.name)):
+            f"{QUARANTINED}.{c.outcome}" + (f":{c.type}" if c.type else "")
+            for c in cell.cases if c.outcome.bad and test_name(c.key) in cell.quarantined}
+    if not held:
+        return
+    for testcase in element.iter("testcase"):
+        kind = held.get((testcase.get("classname", ""), testcase.get("name", "")))
+        skipped = testcase.find("skipped")
+        if kind is not None and skipped is not None:
+            skipped.set("type", escape_visible(kind))
+
+
 def suite_element(cell: CellResult) -> ET.Element:
     """One cell as a flat <testsuite>."""
     cases = _harness(cell) + [_inner(cell, c) for c in cell.cases]
@@ -167,6 +209,7 @@ def suite_element(cell: CellResult) -> ET.Element:
     element: ET.Element = suite.build_xml_doc()
     element.attrib.pop("disabled", None)
     _add_attempts(cell, element)
+    _type_quarantined(cell, element)
     element.set("time", _time(cell.duration_s))
     for testcase in element.iter("testcase"):
         # zero times are omitted by junit-xml; the XSD and some readers want one.

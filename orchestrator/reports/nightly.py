@@ -16,18 +16,28 @@ from rich.text import Text
 
 from ..gates import evaluate
 from ..history.flaky import FlakyTest, Verdict
-from ..insights import Insights
+from ..insights import ABSENT, Insights
 from ..results import Gate, RunResult, Status
 from .junit import escape_visible
 from .summary import ICON, STYLE, _code, _md, one_line
 
 MAX_LINES = 30  # per section in the terminal and summary.md (index.html and results.json
 # have them all)
+MAX_FINDINGS = 10  # per gate in the terminal, summary.md and annotations (index.html: all)
 KIND_STYLE = {"gate failed": "bold red", "gate passed": "green", "not gating": "yellow",
               "broken": "bold red", "fixed": "green", "flaky": "yellow",
               "slowdown": "yellow", "new warning": "bold yellow", "warning": "",
               "new since baseline": "bold yellow", "expired": "red", "remove": "cyan",
               "incident": "magenta", "history": "dim", "not written": "bold yellow"}
+
+
+# A strip without colour (a CI log): one letter per status, upper case for what ran to an
+# outcome, lower case for what did not run its tests.
+LETTER = {Status.PASSED.value: "P", Status.FAILED.value: "F", Status.ERROR.value: "E",
+          Status.TIMEOUT.value: "T", Status.SKIPPED.value: "s", Status.CANCELLED.value: "c",
+          ABSENT: "-"}
+LEGEND = " ".join(f"{letter} {status}" for status, letter in LETTER.items())
+SQUARE = "■"
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,19 @@ def sections(run: RunResult, *, cap: int | None = MAX_LINES) -> list[Section]:
             state = "failed" if result.failed else "passed"
             lines.append((f"gate {state}", f"--fail-on {result.name}: {state}"
                           + (f" ({len(result.findings)})" if result.findings else "")))
-            lines += [(f"gate {state}", f"  {f}") for f in result.findings[:10]]
+            shown = result.findings if cap is None else result.findings[:MAX_FINDINGS]
+            lines += [(f"gate {state}", f"  {f}") for f in shown]
+            if len(shown) < len(result.findings):
+                lines.append((f"gate {state}", f"  ... and {len(result.findings) - len(shown)}"
+                                               " more (index.html has them all)"))
         found.append(_capped("Gates", lines, None))
     found.append(_capped("Not gating", [
         ("not gating", f"{e.cell}: {e.test}: not gating: {e.why}") for e in insights.held], cap))
+    why = insights.why_exempt()
     found.append(_capped("Since each cell's previous run", [
         (v.verdict.value, f"{v.cell}: {v.test}: {v.verdict}"
-         + (f" ({'; '.join(v.changes)})" if v.changes else ""))
+         + (f" ({'; '.join(v.changes)})" if v.changes else "")
+         + (f" (not gating: {why[(v.test, v.cell)]})" if (v.test, v.cell) in why else ""))
         for v in insights.verdicts if v.verdict in (Verdict.BROKEN, Verdict.FIXED,
                                                      Verdict.FLAKY)], cap))
     found.append(_capped("Flaky tests", [("flaky", _flaky(f)) for f in insights.flaky], cap))
@@ -105,17 +121,39 @@ def _history(insights: Insights) -> list[tuple[str, str]]:
     text += f", {note.pruned} pruned)" if note.pruned else ")"
     if note.baseline:
         text += f"; --baseline auto: run {note.baseline}"
-    return [("history", text)]
+    lines = [("history", text)]
+    if note.scope:  # which runs the verdicts, flaky tests, slowdowns and strips compare with
+        compared = f"compared with the {note.compared} earlier run(s) of {note.scope}" \
+            f" (the latest: {note.previous})" if note.compared else \
+            f"no earlier run of {note.scope} to compare with"
+        if note.left_out:
+            compared += f"; {note.left_out} run(s) of other branches or profiles left out"
+        lines.append(("history", compared))
+    return lines
 
 
-def strips(run: RunResult) -> list[tuple[str, list[Status]]]:
-    """(cell, its statuses over the recent runs, oldest first, this run last)."""
+def strips(run: RunResult) -> list[tuple[str, list[str]]]:
+    """(cell, its statuses over the recent runs, oldest first, this run last): Status
+    values, or ``absent`` for a run without the cell."""
     note = run.insights.history if run.insights else None
     if note is None:
         return []
-    known = {s.value for s in Status}
-    return [(cell, [Status(p.status) for p in points if p.status in known])
+    return [(cell, [p.status for p in points if p.status in LETTER])
             for cell, points in note.strips]
+
+
+def strip_text(points: list[str], *, colour: bool) -> Text:
+    """A cell's strip: coloured squares (absent: a dim dot), or without colour one letter
+    per run (:data:`LETTER`), so that a CI log still tells them apart."""
+    line = Text()
+    for status in points:
+        if not colour:
+            line.append(LETTER[status])
+        elif status == ABSENT:
+            line.append("·", style="dim")
+        else:
+            line.append(SQUARE, style=STYLE[Status(status)])
+    return line
 
 
 def print_terminal(run: RunResult, console: Console) -> None:
@@ -128,13 +166,24 @@ def print_terminal(run: RunResult, console: Console) -> None:
             console.print(f"  ... and {section.more} more (index.html, results.json)")
     found = strips(run)
     if any(len(points) > 1 for _, points in found):
-        console.print(Text("\nRecent runs, oldest first", style="bold"))
+        colour = console.color_system is not None
+        legend = Text()
+        if colour:
+            for status in Status:
+                legend.append(SQUARE, style=STYLE[status])
+                legend.append(f" {status.value} ")
+            legend.append("· absent", style="dim")
+        else:
+            legend.append(LEGEND)
+        console.print(Text.assemble(("\nRecent runs, oldest first", "bold"), " (", legend, ")"))
         width = max(len(cell) for cell, _ in found)
         for cell, points in found:
-            line = Text(f"  {cell:<{width}}  ")
-            for status in points:
-                line.append("■", style=STYLE[status])
-            console.print(line)
+            console.print(Text.assemble(f"  {cell:<{width}}  ", strip_text(points,
+                                                                           colour=colour)))
+
+
+def _icon(status: str) -> str:
+    return ICON[Status(status)] if status != ABSENT else "⬜"
 
 
 def markdown(run: RunResult) -> list[str]:
@@ -149,8 +198,9 @@ def markdown(run: RunResult) -> list[str]:
     found = strips(run)
     if any(len(points) > 1 for _, points in found):
         out += ["", "### Recent runs", "", "| cell | oldest → this run |", "|---|---|"]
-        out += [f"| {_code(cell)} | {''.join(ICON[s] for s in points)} |"
+        out += [f"| {_code(cell)} | {''.join(_icon(s) for s in points)} |"
                 for cell, points in found]
+        out += ["", " ".join(f"{_icon(s)} {s}" for s in LETTER)]
     return out
 
 
@@ -160,7 +210,9 @@ def github_annotations(run: RunResult) -> list[tuple[str, str, str]]:
     insights = run.insights
     if insights is None:
         return []
-    out = [("error", f"tagmatrix --fail-on {r.name}", "; ".join(r.findings[:10]))
+    out = [("error", f"tagmatrix --fail-on {r.name}", "; ".join(r.findings[:MAX_FINDINGS])
+            + (f"; and {len(r.findings) - MAX_FINDINGS} more (summary.md, index.html)"
+               if len(r.findings) > MAX_FINDINGS else ""))
            for r in evaluate(run)[1:] if r.failed]  # the gate itself has its own errors
     out += [("warning", f"not gating in {e.cell}", f"{e.test}: {e.why}") for e in insights.held]
     out += [("warning", "tagmatrix quarantine", text) for text in insights.expired]

@@ -24,6 +24,7 @@ CSS = """
 .strip span.passed { background: #2da44e; } .strip span.failed { background: #cf222e; }
 .strip span.error { background: #8250df; } .strip span.timeout { background: #bf8700; }
 .strip span.cancelled { background: #bc4c00; } .strip span.skipped { background: #afb8c1; }
+.strip span.absent { background: transparent; border-style: dashed; }
 table.history td, table.slow td, table.ledger td, table.flaky td { font-size: 13px; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.test { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px;

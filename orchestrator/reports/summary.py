@@ -63,6 +63,18 @@ def failing_tests(cells: Sequence[CellResult]) -> list[tuple[str, str, list[str]
     return sorted(((k, m, w) for k, (m, w) in found.items()), key=lambda t: (-len(t[2]), t[0]))
 
 
+def not_gating(run: RunResult, test: str, where: Sequence[str]) -> str:
+    """`` (not gating in 3.12-slim: flaky in 2 of the last 3 runs)`` for a failing test
+    listed with its cells, when some of them do not gate it; "" otherwise."""
+    why = run.insights.why_exempt() if run.insights is not None else {}
+    by_reason: dict[str, list[str]] = {}
+    for cell in where:
+        if (test, cell) in why:
+            by_reason.setdefault(why[(test, cell)], []).append(cell)
+    return "".join(f" (not gating in {', '.join(cells)}: {reason})"
+                   for reason, cells in by_reason.items())
+
+
 def one_line(text: str) -> str:
     """Untrusted text (a test id, a reason quoting a build's output) as one visible line:
     control characters shown (``#x1B``), line breaks as ``⏎``, so that nothing a test
@@ -119,20 +131,36 @@ def verdict_line(run: RunResult) -> str:
         return f"FAILED: {len(checks)} finding(s) of --fail-on {names}; {cells}"
     match run.gate:
         case Gate.FAILURES:
-            return f"{'OK' if run.ok else 'FAILED'}: {cells}"
+            released = sum(1 for c in run.cells if c.gating and c.released)
+            note = f"; not gating: {released} cell(s) failing only through quarantined " \
+                   "tests" if released and run.ok else ""
+            return f"{'OK' if run.ok else 'FAILED'}: {cells}{note}"
         case Gate.REGRESSIONS:
             new = len(run.regressed())  # but for tests that do not gate (flaky, quarantined)
             failing = sum(1 for c in run.cells if not c.ok)
             if new:
                 return f"FAILED: {new} cell(s) with new failures (gate: regressions); {cells}"
             still = f"{failing} still failing, " if failing else ""
+            held = _held_new_failures(run)
+            if held:  # listed above as new failures: say why they did not fail the run
+                return f"OK: no new failures that gate ({held} new failure(s) not gating: " \
+                       f"known flaky or quarantined; {still}gate passed: regressions); {cells}"
             return f"OK: no new failures ({still}gate passed: regressions); {cells}"
         case _:
             assert_never(run.gate)
 
 
+def _held_new_failures(run: RunResult) -> int:
+    """New failures of gating cells that do not gate (known flaky, quarantined)."""
+    held = run.insights.exempt() if run.insights is not None else set()
+    return sum(1 for c in run.cells if c.gating and c.comparison is not None
+               for t in c.comparison.tests_of(Change.NEW_FAILURE) if (t, c.id) in held)
+
+
+NOT_GATING = "not gating"  # the kind of a comparison line about a test that does not gate
 CHANGE_STYLE = {"new failure": "bold red", "fixed": "green", "still failing": "red",
-                "flaky": "yellow", "unexpected pass": "cyan", "unchanged": "dim"}
+                "flaky": "yellow", "unexpected pass": "cyan", "unchanged": "dim",
+                NOT_GATING: "yellow"}
 
 
 def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> None:
@@ -184,7 +212,8 @@ def print_terminal(run: RunResult, console: Console, *, reports: str = "") -> No
     if failing:
         console.print(Text("\nFailing tests", style="bold"))
         for test, message, where in failing[:50]:
-            console.print(Text.assemble("  ", (test, "red"), f"  in {', '.join(where)}"))
+            console.print(Text.assemble("  ", (test, "red"), f"  in {', '.join(where)}",
+                                        (one_line(not_gating(run, test, where)), "yellow")))
             if message:
                 console.print(Text(f"      {message}", style="dim"))
         if len(failing) > 50:
@@ -260,8 +289,12 @@ def markdown(run: RunResult) -> str:
     if failing:
         out += ["", "### Failing tests", "", "| test | cells | message |", "|---|---|---|"]
         for test, message, where in failing[:200]:
-            out.append(f"| {_code(test)} | {', '.join(_code(w) for w in where)} | "
+            held = not_gating(run, test, where)
+            out.append(f"| {_code(test)}{_md(held)} | {', '.join(_code(w) for w in where)} | "
                        f"{_md(message)} |")
+        if len(failing) > 200:
+            out.append(f"\n... and {len(failing) - 200} more failing tests "
+                       "(index.html, junit.xml)")
     if run.insights is not None:  # what the run history says (reports/nightly.py)
         from . import nightly
 
@@ -273,24 +306,38 @@ def comparison_lines(run: RunResult) -> list[tuple[str, str]]:
     """(kind, text) lines about the baseline and allowed-to-fail cells, most urgent first;
     shared by the terminal, summary.md and index.html."""
     lines: list[tuple[str, str]] = []
+    # what does not gate says so where it is listed (the verdict line leaves it out)
+    why = run.insights.why_exempt() if run.insights is not None else {}
+    held = set(why)
     if run.baseline:
         for change in (Change.NEW_FAILURE, Change.FIXED, Change.STILL_FAILING, Change.FLAKY):
             for cell in run.cells:
                 comparison = cell.comparison
                 if comparison is None:
                     continue
+                failing = change in (Change.NEW_FAILURE, Change.STILL_FAILING)
                 if comparison.cell is change:
                     text = f"{cell.id}: {change}" + (f" ({cell.reason})" if cell.reason
                                                      and change is not Change.FIXED else "")
+                    kind = change.value
+                    if failing and not cell.gating:
+                        text, kind = f"{text} (not gating: allowed to fail)", NOT_GATING
+                    elif change is Change.NEW_FAILURE and cell.excused(held):
+                        text += " (not gating: its failing tests are known flaky or quarantined)"
+                        kind = NOT_GATING
                     if comparison.attribution:
                         text += f"; {comparison.attribution}"
-                    lines.append((change.value, one_line(text)))
+                    lines.append((kind, one_line(text)))
                 for test in comparison.tests_of(change):
-                    text = f"{cell.id}: {test}: {change}"
+                    text, kind = f"{cell.id}: {test}: {change}", change.value
+                    reason = "allowed to fail" if not cell.gating else why.get((test, cell.id))
+                    if failing and reason:
+                        text += f" (not gating: {reason})"
+                        kind = NOT_GATING if change is Change.NEW_FAILURE else kind
                     if change is Change.NEW_FAILURE and comparison.attribution \
                             and comparison.cell is not Change.NEW_FAILURE:
                         text += f"; {comparison.attribution}"
-                    lines.append((change.value, one_line(text)))
+                    lines.append((kind, one_line(text)))
         if not lines:
             lines.append((Change.UNCHANGED.value,
                           f"nothing changed against baseline {run.baseline}"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -116,7 +117,8 @@ def test_a_flipping_test_is_reported_flaky_and_stops_gating(
     test = "tests.test_flip::test_flips"
     assert _md(f"{lab_minors[-1]}-slim: {test}: not gating: flaky in 2 of the last 3 runs") \
         in summaries[3]
-    assert "**OK: no new failures (1 still failing, gate passed: regressions)" in summaries[3]
+    assert "**OK: no new failures that gate (1 new failure(s) not gating: known flaky or " \
+           "quarantined; 1 still failing, gate passed: regressions)" in summaries[3]
     last = _results(tmp_path / "r4")
     [flaky] = [f for f in last["flaky"] if f["test"] == test]
     assert (flaky["flips"], flaky["runs"], flaky["cells"]) == (3, 4, [f"{lab_minors[-1]}-slim"])
@@ -185,7 +187,7 @@ def test_a_deprecation_from_312_on_is_first_seen_on_312(
     [entry] = [e for e in data["warnings_ledger"] if "utcnow" in e["message"]]
     assert (entry["category"], entry["first_seen"], entry["pythons"], entry["location"]) == \
         ("DeprecationWarning", "3.12", ["3.12", "3.13"], "tests/test_speed.py:12")
-    assert entry["tests"] == ["tests/test_speed.py::test_utcnow"]
+    assert entry["tests"] == ["tests.test_speed::test_utcnow"]  # as the JUnit names it
     cells = outcome.cells()
     assert cells["3.11-slim"]["warnings"] == []  # collected, and nothing on 3.11
     assert [w["message"][:40] for w in cells["3.12-slim"]["warnings"]] == \
@@ -220,3 +222,88 @@ def test_two_concurrent_runs_both_land_in_the_history(
     assert shown.code == 0, shown.err
     recorded = {r["run_id"] for r in json.loads(shown.out)["runs"]}
     assert recorded == {_results(tmp_path / name)["run_id"] for name in ("a", "b")}
+
+
+NIGHTS = {"test_app.py": """
+    import datetime
+    import os
+
+
+    def test_stamp():
+        # deprecated from Python 3.12 on: one warning per run, at this line
+        assert datetime.datetime.utcnow().year > 2000
+
+
+    def test_parse():
+        assert int("7") == 7
+"""}
+BROKEN_PARSE = NIGHTS["test_app.py"].replace('int("7") == 7', 'int("7") == 8')
+MOVED_STAMP = NIGHTS["test_app.py"].replace("    # deprecated", "    # (a line added)\n"
+                                            "    # deprecated")
+QUARANTINED_NET = MOVED_STAMP + """
+
+    def test_net_timeout():
+        assert False, "the service timed out"
+"""
+
+
+def test_a_branch_a_moved_warning_and_a_quarantine_on_the_real_engine(
+        tmp_path: Path, workspace: Workspace, docker_client: docker.DockerClient,
+        lab_minors: list[str]) -> None:
+    """main passes; a feature branch breaks test_parse; main again (a line added above
+    utcnow()): not "fixed" (it never failed on main), its warning not new; then main with
+    a quarantined failing test: a skip in the JUnit, no ::error, exit 0."""
+    python = lab_minors[-1]  # 3.12 or later: utcnow() warns
+    cell_id = f"{python}-slim"
+    root = workspace.folder("nfix-nights")
+    until = "2099-12-31"
+    path = make_project(root, lab_matrix([python], extra=(
+        f'quarantine:\n  - {{test: "tests.test_app::test_net_*", until: {until}}}\n')), NIGHTS)
+    tests = root / "tests" / "test_app.py"
+
+    def night(name: str, branch: str, body: str, *args: str) -> Outcome:
+        tests.write_text(textwrap.dedent(body).lstrip())
+        return tagmatrix("run", "-f", str(path), "--reports", str(tmp_path / name), *args,
+                         client=docker_client,
+                         env={"GITHUB_HEAD_REF": branch, "GITHUB_ACTIONS": "true"})
+
+    first = night("r1", "main", NIGHTS["test_app.py"])
+    feature = night("r2", "feature", BROKEN_PARSE)
+    assert (first.code, feature.code) == (0, 1), feature.err
+    assert [v["verdict"] for v in feature.results()["verdicts"]] == \
+        ["failing, no earlier result"]  # main's run is not the feature branch's history
+    again = night("r3", "main", MOVED_STAMP, "--baseline", "auto",
+                  "--fail-on", "regressions,new-warnings")
+    assert again.code == 0, again.out + again.err
+    data = again.results()
+    assert data["verdicts"] == []  # not "fixed": it never failed on main
+    assert data["baseline"] == first.results()["run_id"]
+    note = data["history"]
+    assert (note["scope"], note["compared"], note["left_out"]) == \
+        ("branch main, no profile", 1, 1)
+    assert [p["run_id"] for p in note["strips"][cell_id]] == \
+        [first.results()["run_id"], data["run_id"]]
+    [entry] = [e for e in data["warnings_ledger"] if "utcnow" in e["message"]]
+    assert entry["location"] == "tests/test_app.py:8"  # was :7 on the first night
+    assert entry["tests"] == ["tests.test_app::test_stamp"]
+    assert data["new_warnings"] == []
+    assert "compared with the 1 earlier run(s) of branch main, no profile" in again.out
+
+    held = night("r4", "main", QUARANTINED_NET)
+    assert held.code == 0, held.out + held.err
+    assert [c["quarantined"] for c in held.results()["cells"]] == \
+        [["tests.test_app::test_net_timeout"]]
+    for junit in (held.reports / "junit.xml", held.reports / "cells" / f"{cell_id}.xml"):
+        text = junit.read_text()
+        assert '<skipped type="tagmatrix.quarantined.failed" message="quarantined, does ' \
+               'not gate: AssertionError: the service timed out' in text
+        assert "[tagmatrix] failed, but quarantined: it does not gate" in text
+        assert "<failure" not in text
+    assert not [line for line in held.out.splitlines() if line.startswith("::error")]
+    assert f"::warning title=not gating in {cell_id}::tests.test_app::test_net_timeout: " \
+           f"quarantined until {until}" in held.out
+    # no terminal: the strip is letters, with their legend (main's three runs)
+    assert "Recent runs, oldest first (P passed F failed E error T timeout s skipped " \
+           "c cancelled - absent)" in held.out
+    assert f"  {cell_id}  PPF" in held.out
+    assert "not gating: 1 cell(s) failing only through quarantined tests" in held.out

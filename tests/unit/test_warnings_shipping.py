@@ -17,6 +17,7 @@ from pathlib import Path
 from orchestrator.engine.bootstrap import BOOTSTRAP, FRAME_BEGIN, container_env
 from orchestrator.engine.frames import FrameCatcher
 from orchestrator.jobs import PLANNED, Job
+from orchestrator.junit_in import parse_junit
 from orchestrator.matrix import Cell
 from orchestrator.warnings_ledger import read_cell
 
@@ -78,8 +79,10 @@ def test_the_bootstrap_installs_the_plugin_and_pytest_writes_the_ledger(tmp_path
     assert dropped == 0
     [record] = warnings
     assert (record.category, record.message, record.filename, record.tests) == \
-        ("DeprecationWarning", "old API", "tests/test_w.py", ("tests/test_w.py::test_warns",))
-    assert (folder / "junit.xml").is_file()  # the JUnit plumbing still works beside it
+        ("DeprecationWarning", "old API", "tests/test_w.py", ("tests.test_w::test_warns",))
+    # the JUnit plumbing still works beside it, and names the test the same way
+    junit = parse_junit((folder / "junit.xml").read_bytes())
+    assert record.tests[0] in {case.key for case in junit}
     assert b"/nonexistent" not in (folder / "warnings.json").read_bytes()
 
 
