@@ -376,10 +376,9 @@ def test_two_runs_never_share_a_reports_folder(
     assert json.loads((root / "reports" / "results.json").read_text())["cells"]
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGHUP, 129), (signal.SIGQUIT, 131),
-                                              (signal.SIGUSR1, 138)])
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1])
 def test_hangup_quit_and_user_signals_cancel_cleanly(
-        signum: signal.Signals, code: int, workspace: Workspace,
+        signum: signal.Signals, workspace: Workspace,
         docker_client: docker.DockerClient, lab_minors: list[str], spawn: Spawn) -> None:
     root = workspace.folder()
     tests = {"test_slow.py": "import time\n\ndef test_slow():\n    time.sleep(60)\n"}
@@ -388,7 +387,7 @@ def test_hangup_quit_and_user_signals_cancel_cleanly(
     wait_running(docker_client, 1, process)
     process.send_signal(signum)
     process.communicate(timeout=60)
-    assert process.returncode == code
+    assert process.returncode == 128 + signum  # 129, 131, 138: as a shell reports it
     cell = json.loads((root / "reports" / "results.json").read_text())["cells"][0]
     assert cell["status"] == "cancelled"
     assert spawn.containers() == set()
