@@ -106,12 +106,13 @@ def cells_file(path: Path, pythons: Iterable[str], loads: Iterable[str]) -> Path
 
 
 def run_baseline(parallel: int, project: Path, *, registry: str, cells: Path, out: Path,
-                 image: str, command: str = "python -m pytest -q tests"
-                 ) -> tuple[float, Outcomes]:
+                 image: str, command: str = "python -m pytest -q tests",
+                 install: str = "") -> tuple[float, Outcomes]:
     """baseline.sh (per cell `docker build` + `docker run --rm` under xargs -P): wall
-    seconds and the outcome of each cell, keyed by "python-variant-load"."""
+    seconds and the outcome of each cell, keyed by "python-variant-load"; ``install``
+    "project" installs the checkout in each image (a library's loop)."""
     seconds, done = timed(["bash", str(BASELINE_SH), str(parallel), str(project), registry,
-                           str(cells), str(out), image, command],
+                           str(cells), str(out), image, command, install],
                           env={**os.environ, "DOCKER_BUILDKIT": "0"})
     if done.returncode != 0:
         raise SystemExit(f"baseline.sh failed ({done.returncode}): {done.stderr}")

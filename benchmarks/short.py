@@ -41,6 +41,10 @@ SOURCE = REPO / "benchmarks" / "shortsuite"
 PARALLEL = 2  # the targets are stated for parallel 2
 COMMAND = "python -m pytest -q"  # the project's pyproject.toml names its tests
 MOUNT = "build:\n  mode: mount\n  setup: pip install -r requirements.txt\n"
+# image mode: the library flow (the sdist built once, installed in each cell) with the
+# test requirements in the cached dependency layer
+INSTALL = "install:\n  requirements: [requirements.txt]\n"
+CHANGED = "shortlib/lru.py"  # the library case edits this module (code, not tests)
 
 
 def paired(ours: list[float], theirs: list[float]) -> float:
@@ -61,10 +65,11 @@ class ShortSuite:
         # .git out of both tools' build contexts); its name makes tagmatrix's images
         # tagmatrix/<prefix>-short.
         self.project = copy_project(SOURCE, work / f"{prefix}-short", git=True)
-        self.matrices = {"image": self.matrix("short-image.yaml", ""),
+        self.matrices = {"image": self.matrix("short-image.yaml", INSTALL),
                          "mount": self.matrix("short-mount.yaml", MOUNT)}
         self.cells = cells_file(work / "short-cells.txt", pythons, ["short"])
         self.baseline_runs = 0
+        self.edits = 0
 
     def matrix(self, name: str, extra: str) -> Path:
         listed = ", ".join(f'"{p}"' for p in self.pythons)
@@ -91,7 +96,7 @@ class ShortSuite:
         seconds, outcomes = run_baseline(
             PARALLEL, self.project, registry=self.registry, cells=self.cells,
             out=self.work / f"short-baseline-{self.baseline_runs}",
-            image=f"{self.prefix}-baseline", command=COMMAND)
+            image=f"{self.prefix}-baseline", command=COMMAND, install="project")
         return seconds, {cell.split("-")[0]: o for cell, o in outcomes.items()}
 
     def reference(self) -> Outcomes:
@@ -103,11 +108,19 @@ class ShortSuite:
         return outcomes
 
     def short(self, rounds: int) -> dict[str, Any]:
+        """Nothing changes between runs: the check re-run on the same pull request."""
+        return self.against_loop("short", rounds, change=False)
+
+    def against_loop(self, case: str, rounds: int, *, change: bool) -> dict[str, Any]:
+        """tagmatrix (image mode) and the loop, taking turns to go first; ``change``: the
+        library's code changes before every timed run."""
         expected = self.reference()
-        same_outcomes("short", ("tagmatrix", expected), ("baseline", self.baseline()[1]))
+        same_outcomes(case, ("tagmatrix", expected), ("baseline", self.baseline()[1]))
         ours, theirs, limits = [], [], []
         for i in range(rounds):
             for tool in (("tagmatrix", "baseline") if i % 2 == 0 else ("baseline", "tagmatrix")):
+                if change:
+                    self.change_code()
                 if tool == "tagmatrix":
                     seconds, got, limit = self.tagmatrix("image")
                     ours.append(seconds)
@@ -115,8 +128,8 @@ class ShortSuite:
                 else:
                     seconds, got = self.baseline()
                     theirs.append(seconds)
-                same_outcomes("short", ("tagmatrix", expected), (tool, got))
-            print(f"  short round {i + 1}: tagmatrix {ours[-1]:.2f} s, baseline "
+                same_outcomes(case, ("tagmatrix", expected), (tool, got))
+            print(f"  {case} round {i + 1}: tagmatrix {ours[-1]:.2f} s, baseline "
                   f"{theirs[-1]:.2f} s, limit {limits[-1]:.2f} s", flush=True)
         tm, base, limit = median(ours), median(theirs), median(limits)
         return {"cells": len(self.pythons), "parallel": PARALLEL, "tagmatrix_s": tm,
@@ -124,7 +137,23 @@ class ShortSuite:
                 "vs_limit": round(tm / limit, 3), "rounds": rounds,
                 "paired_vs_baseline": paired(ours, theirs),
                 "outcomes": {p: str(o) for p, o in expected.items()},
+                "changed": CHANGED if change else None,
                 "samples": {"tagmatrix": ours, "baseline": theirs, "limit": limits}}
+
+    def change_code(self) -> None:
+        """A code-only change, as between two pushes of a pull request: one line of the
+        library (not its tests, not its dependencies) differs; each tool then rebuilds
+        what depends on it."""
+        self.edits += 1
+        path = self.project / CHANGED
+        path.write_text(path.read_text() + f"\n_EDIT = {self.edits}\n")
+
+    def library(self, rounds: int) -> dict[str, Any]:
+        """Before every timed run the library's code changes: tagmatrix rebuilds the sdist
+        and each cell's project layer, its dependency layer cached; the loop rebuilds
+        each cell's `COPY . .` and `pip install --no-deps .`, its requirements layer
+        cached. Both install the changed package in every cell."""
+        return self.against_loop("library", rounds, change=True)
 
     def act(self, rounds: int) -> dict[str, Any]:
         act = Act(work=self.work, project=self.project, pythons=self.pythons,
