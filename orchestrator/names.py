@@ -10,6 +10,7 @@ word characters, dots and dashes.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 REGISTRY = re.compile(rf"^(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9A-Fa-f:.]+\])"
@@ -48,6 +49,18 @@ def repository_problem(text: str) -> tuple[str, str | None] | None:
 def tag_problem(text: str) -> str | None:
     if not TAG.match(text):
         return f"{text!r} is not an image tag (up to 128 letters, digits, _ . -)"
+    return None
+
+
+def value_problem(text: str) -> str | None:
+    """Matrix values become cell ids, variables, build args and report text: one line of
+    printable text (no control characters: a NUL cannot be passed in an environment
+    variable, an escape or a carriage return would rewrite the terminal's lines)."""
+    bad = next((c for c in text if unicodedata.category(c) in {"Cc", "Zl", "Zp"}), None)
+    if len(text) > MAX_VALUE or bad is not None:
+        found = f" ({bad!r} found)" if bad is not None else ""
+        return (f"a matrix value is one line of at most {MAX_VALUE} printable characters"
+                f"{found}")
     return None
 
 

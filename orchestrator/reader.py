@@ -29,7 +29,7 @@ from .matrix import (
     Overrides,
     Selector,
 )
-from .names import MAX_VALUE, axis_problem
+from .names import axis_problem, value_problem
 from .project import (
     ProjectError,
     ProjectInfo,
@@ -174,10 +174,14 @@ class Reader:
                 raise self.error(("matrix", name), problem, "rename the axis, e.g. deps")
             texts = tuple(text_of(self.source, ("matrix", name, i), v)
                           for i, v in enumerate(values))
+            upper = {n.upper(): n for n, _ in axes}
+            if name.upper() in upper:
+                raise self.error(("matrix", name), f"axes '{upper[name.upper()]}' and '{name}' "
+                                 f"differ only in case: both would be MATRIX_{name.upper()}",
+                                 "rename one of them")
             for i, text in enumerate(texts):
-                if len(text) > MAX_VALUE or "\n" in text or "\r" in text:
-                    raise self.error(("matrix", name, i), f"a matrix value is one line of at "
-                                     f"most {MAX_VALUE} characters")
+                if (problem := value_problem(text)) is not None:
+                    raise self.error(("matrix", name, i), problem)
             if name in PRIMARY_AXES:
                 for i, text in enumerate(texts):
                     self.check_tag_part(("matrix", name, i), text, name)
@@ -211,12 +215,19 @@ class Reader:
             values = tuple((k, text_of(self.source, (*path, k), v)) for k, v in entry.items()
                            if k not in OVERRIDE_KEYS)
             for k, _ in values:
+                same = [n for n in names if n.upper() == k.upper()]
+                if k not in names and same:
+                    raise self.error((*path, k), f"include key '{k}' differs from the axis "
+                                     f"'{same[0]}' only in case: both would be "
+                                     f"MATRIX_{k.upper()}", f"write '{same[0]}'")
                 near = difflib.get_close_matches(k, names, n=1, cutoff=0.75)
                 if k not in names and near:
                     raise self.error((*path, k), f"include key '{k}' is not an axis: it would "
                                      f"add a value '{k}' to the cells it matches",
                                      f"did you mean '{near[0]}'?")
             for k, v in values:
+                if (problem := value_problem(v)) is not None:
+                    raise self.error((*path, k), problem)
                 if k in PRIMARY_AXES:
                     self.check_tag_part((*path, k), v, k)
             overrides = Overrides(

@@ -246,3 +246,41 @@ def test_mount_mode_checks_a_deeply_nested_checkout_without_crashing(tmp_path: P
             parent = chain.pop()
             os.rmdir("d", dir_fd=parent)
             os.close(parent)
+
+
+@pytest.mark.parametrize(("value", "shown"), [(r'"a\0b"', r"'\x00'"), (r'"\e[31mred"', r"'\x1b'"),
+                                              (r'"one\rtwo"', r"'\r'"),
+                                              (r'"a\u2028b"', r"'\u2028'")])
+def test_a_matrix_value_with_a_control_character_is_refused(write: Write, value: str,
+                                                            shown: str) -> None:
+    for i, text in enumerate((f'matrix: {{python: ["3.12"], deps: [{value}]}}\n',
+                              f'matrix:\n  python: ["3.12"]\n  include:\n'
+                              f'    - {{python: "3.12", deps: {value}}}\n')):
+        with pytest.raises(ConfigError, match="printable characters") as caught:
+            load_config(write(f"m{i}.yaml", text))
+        assert shown in str(caught.value)
+        assert "deps" in str(caught.value)
+
+
+def test_axes_that_differ_only_in_case_are_refused(write: Write) -> None:
+    with pytest.raises(ConfigError, match="differ only in case: both would be MATRIX_DEPS"):
+        load_config(write("m.yaml", 'matrix: {python: ["3.12"], deps: [a], DEPS: [b]}\n'))
+    with pytest.raises(ConfigError, match="only in case") as caught:
+        load_config(write("n.yaml", 'matrix:\n  python: ["3.12"]\n  deps: [a]\n  include:\n'
+                                    '    - {python: "3.12", Deps: b}\n'))
+    assert "write 'deps'" in str(caught.value)
+
+
+@pytest.mark.parametrize("path", ["/proc/kmsg", "/proc/self/status", "/dev/zero",
+                                  "/sys/kernel/uevent_seqnum"])
+def test_a_kernel_interface_is_no_matrix_file(path: str) -> None:
+    # /proc/kmsg is a "regular file" whose read blocks until the kernel logs: never read
+    with pytest.raises(ConfigError, match="a kernel interface under"):
+        load_config(path)
+
+
+def test_a_fifo_is_no_matrix_file_and_reading_it_does_not_hang(tmp_path: Path) -> None:
+    fifo = tmp_path / "matrix.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(fifo)

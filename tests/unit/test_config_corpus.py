@@ -103,7 +103,7 @@ CORPUS: list[tuple[str, str, int, str]] = [
     ("too many cells", OK_MATRIX + "  a: [" + ", ".join(str(i) for i in range(120)) + "]\n"
      "  b: [" + ", ".join(str(i) for i in range(100)) + "]\n", 1, "more than max_cells"),
     ("axis value of 300 characters", OK_MATRIX + "  deps: [" + "x" * 300 + "]\n", 3,
-     "at most 200 characters"),
+     "at most 200 printable characters"),
     ("shell operator in a command", OK_MATRIX + "test:\n  command: pip install x && pytest\n",
      4, "'&&' is shell syntax"),
     ("capability that is not addable", OK_MATRIX + "limits:\n  cap_add: [SYS_ADMIN]\n", 4,
