@@ -216,15 +216,14 @@ def cmd_clean(args: argparse.Namespace, out: Out) -> int:
 
 def cmd_lock(args: argparse.Namespace, out: Out) -> int:
     console = out.console
+    from .files import kernel_path
     from .lock import lock_path, resolve, write
 
     config = _load(args)
     only = _selectors(args.only)
     check_selection(config, only)
     path = Path(args.output) if args.output else lock_path(config)
-    virtual = next((r for r in ("/proc", "/sys", "/dev") if path.resolve().is_relative_to(r)),
-                   None)
-    if virtual or (path.exists() and (path.is_symlink() or not path.is_file())):
+    if kernel_path(path) or (path.exists() and (path.is_symlink() or not path.is_file())):
         raise UsageError(f"-o {path}: not a regular file (refusing to replace it)")
     if not path.parent.is_dir() or not os.access(path.parent, os.W_OK):
         raise UsageError(f"-o {path}: {path.parent} is not a folder this user can write")

@@ -55,6 +55,19 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+KERNEL_ROOTS = ("/proc", "/sys", "/dev")  # kernel interfaces, not files to read or write
+
+
+def kernel_path(path: Path) -> str | None:
+    """The kernel file system (/proc, /sys, /dev) ``path`` resolves into, if any: their
+    "regular files" may block on read (/proc/kmsg) or act when written to."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a link loop: not ours to follow either
+        return None
+    return next((r for r in KERNEL_ROOTS if resolved.is_relative_to(r)), None)
+
+
 def read_capped(path: Path, limit: int) -> bytes:
     """A regular file's bytes, read back from a reports folder (untrusted: a test or a
     commit may have planted it): never through a link, never more than ``limit`` bytes.

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UsageError
+from .files import kernel_path
 
 MARKER = ".tagmatrix-reports"
 LOCK = ".tagmatrix.lock"
@@ -79,7 +80,7 @@ class ReportsFolder:
         # normalised but not resolved: a link in the path is the user's to choose, a link
         # in the folder's contents is refused below
         absolute = Path(os.path.abspath(path))  # noqa: PTH100
-        if absolute in SYSTEM or absolute.parent == absolute:
+        if absolute in SYSTEM or absolute.parent == absolute or kernel_path(absolute):
             raise UsageError(f"--reports {path}: refusing to write reports into a system "
                              "folder", hint="use a folder of its own, e.g. ./reports")
         if project is not None and absolute == Path(os.path.abspath(project)):  # noqa: PTH100

@@ -15,6 +15,7 @@ PyYAML has it (the pure-Python scanner takes quadratic time on a huge scalar).
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, Location
+from .files import kernel_path
 from .source import KeyPath, Mark, Source, format_path
 
 MAX_BYTES = 1024 * 1024
@@ -138,6 +140,9 @@ def parse(text: str, file: str) -> Source:
 def load(path: Path) -> Source:
     """Read and parse ``path``: a regular file of at most MAX_BYTES; a missing,
     unreadable or special file is a ConfigError (never a read that does not end)."""
+    if (root := kernel_path(path)) is not None:
+        raise ConfigError(f"{path}: a kernel interface under {root}, not a matrix file",
+                          hint="pass the path of your matrix.yaml")
     try:
         info = path.stat()
         if not stat.S_ISREG(info.st_mode):
@@ -146,7 +151,12 @@ def load(path: Path) -> Source:
         if info.st_size > MAX_BYTES:
             raise ConfigError(f"{path}: {info.st_size} bytes, over the {MAX_BYTES}-byte "
                               "limit of a matrix file")
-        with path.open("rb") as handle:
+        # O_NONBLOCK: a file swapped for a FIFO after the stat() cannot hang the read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"{path}: not a regular file",
+                                  hint="pass the path of your matrix.yaml")
             raw = handle.read(MAX_BYTES + 1)
         text = raw[:MAX_BYTES].decode("utf-8")
     except FileNotFoundError as exc:

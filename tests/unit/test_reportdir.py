@@ -22,7 +22,8 @@ def folder(path: Path, **kwargs: Path) -> ReportsFolder:
     return found
 
 
-@pytest.mark.parametrize("path", ["/", "/etc", "/tmp", "/var"])
+@pytest.mark.parametrize("path", ["/", "/etc", "/tmp", "/var", "/sys/kernel/reports",
+                                  "/dev/shm/reports", "/proc/1/reports"])
 def test_system_folders_are_refused(path: str) -> None:
     with pytest.raises(UsageError, match="system folder"):
         ReportsFolder(Path(path))
