@@ -27,6 +27,9 @@ from .quarantine import QuarantineEntry, SelectorReader, parse_quarantine
 from .slowdown import Threshold
 
 DEFAULT_KEEP = 200  # runs kept; older ones are pruned when a run is recorded
+# a ceiling, so a typo (keep: 2000000000) is an error, not a file that only grows:
+# 10,000 nightly runs are 27 years; the history benchmark measures the default
+MAX_KEEP = 10_000
 DEFAULT_PATH = Path(".tagmatrix") / "history.db"  # relative to matrix.yaml's folder
 SCHEMA: dict[str, Any] = {  # the keys' JSON Schema (orchestrator/schema.py takes it)
     "history": {
@@ -34,9 +37,9 @@ SCHEMA: dict[str, Any] = {  # the keys' JSON Schema (orchestrator/schema.py take
         "additionalProperties": False,
         "description": "The run history (README: Nightly runs that remember).",
         "properties": {
-            "keep": {"type": "integer", "minimum": 1,
-                     "description": f"Runs kept (default {DEFAULT_KEEP}); older ones are "
-                                    "pruned when a run is recorded."},
+            "keep": {"type": "integer", "minimum": 1, "maximum": MAX_KEEP,
+                     "description": f"Runs kept (default {DEFAULT_KEEP}, at most {MAX_KEEP}); "
+                                    "older ones are pruned when a run is recorded."},
             "path": {"type": "string", "minLength": 1,
                      "description": f"The history file, relative to this file (default "
                                     f"{DEFAULT_PATH.as_posix()})."},

@@ -246,6 +246,8 @@ def test_history_settings_errors_name_file_line_and_key(tmp_path: Path) -> None:
         _config(tmp_path, "history: {keep: 30}\nslowdown: {history_runs: 2, min_history: 3}\n")
     with pytest.raises(ConfigError, match=r"history.keep: must be at least 1"):
         _config(tmp_path, "history: {keep: 0}\n")
+    with pytest.raises(ConfigError, match=r"history.keep: .*10000"):
+        _config(tmp_path, "history: {keep: 2000000000}\n")
     config = _config(tmp_path, "history: {keep: 30, path: ci/history.db}\n")
     assert (config.history.keep, config.history.file(config.file)) == \
         (30, tmp_path / "ci" / "history.db")
