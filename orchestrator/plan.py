@@ -80,8 +80,20 @@ def _declared_args(project: Path, dockerfile: str) -> set[str]:
     return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
+MAX_SLUG = 64  # of the image name's project part; a repository name may have 255 in all
+
+
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-.") or "project"
+    """The project folder's name as a valid image repository component (lower-case
+    letters and digits separated by one '.', '_', '__' or dashes), at most MAX_SLUG
+    characters: a longer name is cut and keeps a hash of the whole, so two long names
+    that share a beginning stay apart."""
+    slug = re.sub(r"[^a-z0-9]+", lambda m: m.group() if re.fullmatch(r"[._]|__|-+", m.group())
+                  else "-", text.lower()).strip("-._") or "project"
+    if len(slug) <= MAX_SLUG:
+        return slug
+    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    return f"{slug[:MAX_SLUG - 13].rstrip('-._')}-{digest}"
 
 
 def context_excludes(project: Path) -> tuple[str, ...]:

@@ -144,3 +144,17 @@ def test_unchecked_repository_plans_any_well_formed_tag(write: Write) -> None:
     job = make_plan(config, Catalogue.builtin()).jobs[0]
     assert job.state == PLANNED
     assert job.base_image == "docker.io/myorg/python:3.16-slim"
+
+
+def test_a_project_folder_name_becomes_a_valid_bounded_image_name() -> None:
+    from orchestrator.names import repository_problem
+    from orchestrator.plan import MAX_SLUG, _slug
+
+    assert _slug("My Project") == "my-project"
+    assert _slug("a..b_.c--d__e") == "a-b-c--d__e"  # '..' and '_.' are no separators
+    assert _slug("...") == "project"
+    long_a, long_b = "x" * 250 + "a", "x" * 250 + "b"
+    assert len(_slug(long_a)) == MAX_SLUG
+    assert _slug(long_a) != _slug(long_b)  # cut, yet apart
+    for name in ("My Project", "a..b_.c--d__e", long_a, "ü-ñ.__x", "-_.lead"):
+        assert repository_problem(f"tagmatrix/{_slug(name)}-project") is None, name
