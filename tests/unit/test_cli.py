@@ -146,3 +146,22 @@ def test_plan_shows_what_each_cell_installs(write: Write,
     assert cells["3.12-min"]["resolution"] == "lowest-direct"
     assert main(["plan", "-f", str(path)]) == 0
     assert "sdist [tests] (highest)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("args", "code"), [(("plan",), 0), (("plan", "--only", "nothing=x"), 2)])
+def test_a_reader_that_went_away_keeps_the_exit_code(write: Write, args: tuple[str, ...],
+                                                     code: int) -> None:
+    # `tagmatrix plan | head -1`: the pipe closes while tagmatrix prints; its exit code
+    # is still the command's own, and no traceback
+    path = write("matrix.yaml", 'matrix: {python: ["3.10", "3.11", "3.12", "3.13"]}\n')
+    read, written = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "orchestrator", args[0], "-f", str(path),
+                               *args[1:]], stdout=written, stderr=subprocess.PIPE, text=True,
+                              timeout=60, check=False)
+    finally:
+        os.close(written)
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
