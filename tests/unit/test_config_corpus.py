@@ -104,6 +104,16 @@ CORPUS: list[tuple[str, str, int, str]] = [
      "  b: [" + ", ".join(str(i) for i in range(100)) + "]\n", 1, "more than max_cells"),
     ("axis value of 300 characters", OK_MATRIX + "  deps: [" + "x" * 300 + "]\n", 3,
      "at most 200 printable characters"),
+    ("axis value with a NUL", OK_MATRIX + '  deps: ["a\\0b"]\n', 3, "printable characters"),
+    ("axis value with an escape", OK_MATRIX + '  deps: ["\\e[2J"]\n', 3, "'\\x1b' found"),
+    ("include value with a carriage return", OK_MATRIX + '  include:\n    - {python: "3.12", '
+     'deps: "a\\rb"}\n', 4, "printable characters"),
+    ("axes differing only in case", OK_MATRIX + "  deps: [a]\n  DEPS: [b]\n", 4,
+     "both would be MATRIX_DEPS"),
+    ("include key differing from an axis in case", OK_MATRIX + "  deps: [a]\n  include:\n"
+     '    - {python: "3.12", Deps: b}\n', 5, "write 'deps'"),
+    ("history kept forever", OK_MATRIX + "history: {keep: 2000000000}\n", 3,
+     "must be at most 10000"),
     ("shell operator in a command", OK_MATRIX + "test:\n  command: pip install x && pytest\n",
      4, "'&&' is shell syntax"),
     ("capability that is not addable", OK_MATRIX + "limits:\n  cap_add: [SYS_ADMIN]\n", 4,
