@@ -40,8 +40,9 @@ class Options:
     retries: int = 2  # further attempts after an infrastructure error
     backoff: float = 2.0  # seconds before the first retry; doubles, with jitter
     build_parallel: int = 0  # builds at once (0: as many as parallel)
-    # Before the first cell starts, wait up to this long for the images to be ready:
-    # cached builds finish within it, and longest-first can then choose among all cells.
+    # Before the first cell starts, a cell whose image is still building and which is
+    # expected to take longer holds the others back up to this long: cached builds
+    # finish within it, and longest-first can then choose among all cells.
     dispatch_grace: float = 1.0
     expected: dict[str, float] = field(default_factory=dict)  # cell id -> seconds, last run
     cases: CaseBudget = field(default_factory=CaseBudget)  # shared by the run's engines
@@ -134,8 +135,14 @@ class Scheduler:
                 if self._stopped() is not None:
                     break
                 ready.sort(key=self._priority)
-                holding = builds and time.monotonic() < grace_until
-                while ready and not holding and len(running) < 2 * parallel:
+                # hold back only the cells a still-building one would go before: the
+                # grace is for longest-first, not a wait every run pays
+                first_building = min((self._priority(j) for pending in waiting.values()
+                                      for j in pending), default=None) \
+                    if builds and time.monotonic() < grace_until else None
+                while ready and len(running) < 2 * parallel:
+                    if first_building is not None and self._priority(ready[0]) > first_building:
+                        break
                     job = ready.pop(0)
                     self.slots.enqueue(job.id, self._priority(job))  # best priority first
                     running[runners.submit(self._run_job, job)] = job

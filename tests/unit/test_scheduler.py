@@ -494,3 +494,36 @@ def test_the_runs_per_test_results_are_capped_across_cells(tmp_path: Path,
     assert dropped[0].stage is Stage.RESULTS
     assert "per-test results passed 7" in dropped[0].reason
     assert dropped[0].cases == ()
+
+
+class GatedBuildEngine(FakeEngine):
+    """3.11's build ends only once 3.10 has gone (or after DEADLINE): it says whether
+    3.10 was let go while 3.11 was still building."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.went_310 = threading.Event()
+        self.went_before_built: bool | None = None
+
+    def prepare(self, job: Job, spec: BuildSpec | None, log: CellLog,
+                ctx: RunContext) -> PreparedImage:
+        if job.id == "3.11":
+            self.went_before_built = self.went_310.wait(DEADLINE)
+        return super().prepare(job, spec, log, ctx)
+
+    def go(self, started: Started) -> None:
+        super().go(started)
+        if started.id == "3.10":
+            self.went_310.set()
+
+
+def test_a_cell_is_not_held_back_for_a_build_that_would_go_after_it(
+        tmp_path: Path, write: Write) -> None:
+    engine = GatedBuildEngine()
+    job_list = jobs(write, 'matrix:\n  python: ["3.10", "3.11"]\n')
+    # 3.10 is expected to take longest: waiting for 3.11's image could not change the
+    # order, so the long grace is not paid
+    run(tmp_path, engine, job_list, parallel=1, build_parallel=2, dispatch_grace=60.0,
+        expected={"3.10": 30.0, "3.11": 1.0})
+    assert engine.went_before_built is True
+    assert [cell for phase, cell in engine.events if phase == "go"] == ["3.10", "3.11"]
