@@ -17,6 +17,7 @@ the same reason without reading the folder again.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import posixpath
@@ -32,13 +33,14 @@ from ..celllog import CellLog
 from ..dockerfile import PROJECT_TOOLS, cell_context, cell_dockerfile, project_dockerfile, tools
 from ..errors import BuildFailed, CellError, ImageNotFound, Stage
 from ..jobs import OWN_FOLDER, BuildSpec, ContextRules, ProjectBuild
-from ..labels import LABEL_PROJECT_KEY
+from ..labels import LABEL_INPUTS, LABEL_PROJECT_KEY
 from ..project import ProjectError, read_text
 from ..settings import ProjectKind
 from . import BaseImage
 from .context import ContextSnapshot
 from .dockerapi import Streams, Translator, inspect_image, is_transient
 from .dockerbuild import BuildRequest, container_limits, indent, small_context, stream_build
+from .reuse import built_from, inputs_digest
 
 log = logging.getLogger(__name__)
 
@@ -194,8 +196,8 @@ class ImageStore:
                 name = f"_project.{spec.platform}-{spec.kind}.log"
                 project_log = open_log(name)
                 try:
-                    base(project_log)
-                    found = (self._build_project(spec, project_log, labels, cancel), name)
+                    found = (self._build_project(spec, project_log, labels, cancel,
+                                                 base(project_log)), name)
                 except CellError as exc:
                     found = exc
                 finally:
@@ -206,7 +208,8 @@ class ImageStore:
         return found
 
     def _build_project(self, spec: ProjectBuild, project_log: CellLog,
-                       labels: dict[str, str], cancel: threading.Event) -> str:
+                       labels: dict[str, str], cancel: threading.Event,
+                       base: BaseImage) -> str:
         snapshot = self.snapshot(spec.context, spec.context_rules)
         project_log.section(f"project image ({spec.kind}) from {spec.base_image}")
         _note_context(project_log, snapshot)
@@ -218,28 +221,49 @@ class ImageStore:
                 ProjectKind.WHEEL: "the project's wheel did not build",
                 ProjectKind.EDITABLE: "the project's metadata could not be prepared"}.get(
                     spec.kind, "the project image did not build")
+        labels = {**labels, LABEL_PROJECT_KEY: spec.key}
+        inputs = inputs_digest(kind="project", dockerfile=text, files=extra,
+                               snapshot=snapshot.fingerprint, base_id=base.id, args={},
+                               labels=labels)
         started = time.monotonic()
-        image_id, cached = stream_build(self.streams, self.errors, BuildRequest(
-            context=snapshot.stream(extra, prefix="project/"), dockerfile=PROJECT_DOCKERFILE,
-            tag=spec.tag, args={}, labels={**labels, LABEL_PROJECT_KEY: spec.key},
-            timeout=spec.timeout, failure=what, limits=container_limits(spec.limits)),
-            project_log, cancel)
+        image_id, cached = self._build_or_reuse(
+            lambda: BuildRequest(
+                context=snapshot.stream(extra, prefix="project/"),
+                dockerfile=PROJECT_DOCKERFILE, tag=spec.tag, args={},
+                labels={**labels, LABEL_INPUTS: inputs}, timeout=spec.timeout, failure=what,
+                limits=container_limits(spec.limits)),
+            spec.tag, inputs, project_log, cancel)
         project_log.note(f"project image {image_id[:19]} in {time.monotonic() - started:.1f} s"
                          + (" (all steps cached)" if cached else ""))
         return image_id
+
+    def _build_or_reuse(self, request: Callable[[], BuildRequest], tag: str, inputs: str | None,
+                        build_log: CellLog, cancel: threading.Event) -> tuple[str, bool]:
+        """The image under ``tag`` when it was built from ``inputs`` (engine/reuse.py),
+        else a build of ``request()``; (image id, whether nothing was built anew)."""
+        if inputs is not None:
+            found = built_from(self.api, self.errors, tag, inputs)
+            if found is not None:
+                build_log.note(f"image {tag} ({found[:19]}) used as it is: built before from "
+                               f"the same inputs ({inputs[:19]}), nothing to build")
+                return found, True
+        return stream_build(self.streams, self.errors, request(), build_log, cancel)
 
     def build(self, spec: BuildSpec, cell_log: CellLog, labels: dict[str, str],
               cancel: threading.Event, project_image: str = "") -> tuple[str, bool]:
         """Build a cell's image; (image id, whether every step was cached).
         ``project_image``: the project image's id, for the install flow."""
-        context: IO[bytes] | io.RawIOBase
+        context: Callable[[], IO[bytes] | io.RawIOBase]
+        base_id = self._bases[spec.base_image].id  # resolved by prepare, before the build
         if spec.install is not None:
             text = cell_dockerfile(spec, project_image)
-            files = cell_context(spec)
+            files = {TEMPLATE_NAME: text.encode(), **cell_context(spec)}
             cell_log.note("Dockerfile: the install flow\n" + indent(text) + "\n" + indent(
                 f"{name}: {body.decode()}" for name, body in files.items()
                 if name.endswith(".json")))
-            context = small_context({TEMPLATE_NAME: text.encode(), **files})
+            inputs = inputs_digest(kind="install", dockerfile=text, files=files, snapshot="",
+                                   base_id=base_id, args=dict(spec.args), labels=labels)
+            context = functools.partial(small_context, files)
             dockerfile = TEMPLATE_NAME
         elif spec.template is not None:
             snapshot = self.snapshot(spec.context, spec.context_rules)
@@ -248,8 +272,11 @@ class ImageStore:
             # out of COPY . . (it removes no other file that way; the project's own
             # .dockerignore, which this one replaces, is not copied either)
             ignore = f"{TEMPLATE_NAME}\n.dockerignore\n".encode()
-            context = snapshot.stream({TEMPLATE_NAME: spec.template.encode(),
-                                       ".dockerignore": ignore})
+            files = {TEMPLATE_NAME: spec.template.encode(), ".dockerignore": ignore}
+            inputs = inputs_digest(kind="template", dockerfile=spec.template, files=files,
+                                   snapshot=snapshot.fingerprint, base_id=base_id,
+                                   args=dict(spec.args), labels=labels)
+            context = functools.partial(snapshot.stream, files)
             dockerfile = TEMPLATE_NAME
             cell_log.note("Dockerfile: the application template\n" + indent(spec.template))
         else:
@@ -258,12 +285,16 @@ class ImageStore:
             _note_context(cell_log, snapshot)
             # the engine needs the Dockerfile even when .dockerignore leaves it out (it
             # then keeps it out of COPY, as `docker build` does)
-            context = snapshot.stream(None if snapshot.has(dockerfile) else
-                                      {dockerfile: self._dockerfile(spec.context, dockerfile)})
-        return stream_build(self.streams, self.errors, BuildRequest(
-            context=context, dockerfile=dockerfile, tag=spec.tag, args=dict(spec.args),
-            labels=labels, timeout=spec.timeout, limits=container_limits(spec.limits)),
-            cell_log, cancel)
+            extra = None if snapshot.has(dockerfile) else \
+                {dockerfile: self._dockerfile(spec.context, dockerfile)}
+            context = functools.partial(snapshot.stream, extra)
+            inputs = None  # a custom Dockerfile always builds (engine/reuse.py)
+        labelled = labels if inputs is None else {**labels, LABEL_INPUTS: inputs}
+        return self._build_or_reuse(
+            lambda: BuildRequest(context=context(), dockerfile=dockerfile, tag=spec.tag,
+                                 args=dict(spec.args), labels=labelled, timeout=spec.timeout,
+                                 limits=container_limits(spec.limits)),
+            spec.tag, inputs, cell_log, cancel)
 
     def inspect_built(self, image_id: str) -> dict[str, Any]:
         with self.errors.errors(Stage.BUILD, "inspect built image"):

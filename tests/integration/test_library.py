@@ -4,6 +4,7 @@ its test dependencies, and tested as installed; a cell proves its interpreter.""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import textwrap
@@ -13,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.integration.conftest import REGISTRY, run_project, tagmatrix
+from tests.integration.conftest import REGISTRY, Outcome, run_project, tagmatrix
 from tests.integration.workspace import Workspace
 
 pytestmark = pytest.mark.docker
@@ -252,3 +253,62 @@ def test_a_real_library_gives_the_same_per_test_counts_as_by_hand(
         counts = ours[f"{python}-slim"]
         assert counts["passed"] > 100
         assert counts == by_hand(library, project, python, tmp_path / "hand" / python)
+
+
+def test_an_unchanged_image_is_used_again_and_a_changed_base_or_project_rebuilds(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    newest = lab_minors[-1]
+    repository = workspace.repository("reusetest/python")
+    base = f"{REGISTRY}/{repository}:{newest}-slim"
+    assert docker_client.images.get(f"{REGISTRY}/library/python:{newest}-slim").tag(base)
+    root = workspace.folder()
+    path = library(root, name="reuselib", version="1.0", pyproject_extra=(
+        '[project.optional-dependencies]\ntests = ["pytest>=8"]\n'), tests={"test_r.py": """
+            import os
+
+            import reuselib
+
+            def test_code():
+                assert reuselib.tagmatrix_marker() == "new code"
+
+            def test_base():
+                assert not os.path.exists("/base-changed")
+        """}, matrix=f"""
+        matrix: {{python: ["{newest}"], variant: [slim]}}
+        install: {{extras: [tests]}}
+        test: {{command: python -m pytest -q tests, timeout: 300}}
+        """)
+    path.write_text(path.read_text().replace(
+        f'registry: "{REGISTRY}"', f'registry: "{REGISTRY}", repository: {repository}'))
+    reports = root / "reports"
+    cell = f"{newest}-slim"
+    used = "used as it is: built before from the same inputs"
+
+    def logs() -> tuple[str, str]:
+        return ((reports / "logs" / "_project.linux-sdist.log").read_text(),
+                (reports / "logs" / f"{cell}.log").read_text())
+
+    def failing(outcome: Outcome) -> list[str]:
+        return sorted(t.rpartition("::")[2] for t in outcome.cells()[cell]["failing_tests"])
+
+    first = run_project(path, client=docker_client)
+    assert all(used not in log for log in logs())  # nothing to use yet: built
+    again = run_project(path, client=docker_client)
+    assert all(used in log for log in logs())  # nothing changed: no build at all
+    assert again.cells()[cell]["built_image"] == first.cells()[cell]["built_image"]
+
+    # the base image changes under its tag (a new release of python:X-slim, pulled)
+    docker_client.images.build(fileobj=io.BytesIO(
+        f"FROM {base}\nRUN echo new > /base-changed\n".encode()), tag=base, rm=True)
+    based = run_project(path, client=docker_client, expect=1)
+    assert all(used not in log for log in logs())  # both rebuilt on the new base
+    assert failing(based) == ["test_base"]  # and the cell ran on it
+
+    # the library's code changes
+    module = root / "src" / "reuselib" / "__init__.py"
+    module.write_text(module.read_text().replace('"new code"', '"changed"'))
+    changed = run_project(path, client=docker_client, expect=1)
+    project_log, cell_log = logs()
+    assert used not in project_log
+    assert used not in cell_log
+    assert failing(changed) == ["test_base", "test_code"]  # the new code was installed

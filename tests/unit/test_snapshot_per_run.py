@@ -18,7 +18,7 @@ from typing import Any, cast
 import pytest
 
 from orchestrator.celllog import CellLog
-from orchestrator.engine import dockerimage
+from orchestrator.engine import BaseImage, dockerimage
 from orchestrator.engine.context import ContextSnapshot
 from orchestrator.engine.dockerbuild import BuildRequest
 from orchestrator.engine.dockerimage import TEMPLATE_NAME, ImageStore
@@ -27,6 +27,7 @@ from orchestrator.jobs import BuildSpec, ContextRules, ProjectBuild
 from orchestrator.settings import ProjectKind
 
 OLD_TEST = "def test_a():\n    pass\n"
+BASE = BaseImage(reference="python:3.12-slim", id="sha256:" + "1" * 64, digest="")
 NEW_TEST = OLD_TEST + "\ndef test_new():\n    assert False\n"
 
 
@@ -59,7 +60,9 @@ def store(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ImageStore, Recorde
             taken.append(root)
             super().__init__(root, rules, **kwargs)
     monkeypatch.setattr(dockerimage, "ContextSnapshot", Counted)
+    monkeypatch.setattr(dockerimage, "built_from", lambda *_args: None)  # nothing to reuse
     found = ImageStore(cast("Any", None), cast("Any", None), cast("Any", None))
+    found._bases[BASE.reference] = BASE  # as prepare resolves it before building
     yield found, recorder, taken
     found.close()
 
@@ -99,7 +102,7 @@ def test_builds_and_the_recorded_digest_read_one_snapshot_whatever_changes_meanw
     built, template, custom = specs(root, rules)
     log = CellLog(tmp_path / "cell.log")
     try:
-        images._build_project(built, log, {}, threading.Event())
+        images._build_project(built, log, {}, threading.Event(), BASE)
         (root / "tests" / "test_a.py").write_text(NEW_TEST)  # during the run
         images.build(template, log, {}, threading.Event())
         images.build(custom, log, {}, threading.Event())
