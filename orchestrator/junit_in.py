@@ -151,6 +151,29 @@ def parse_junit(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES,
         raise InvalidResults(f"JUnit file is not well-formed XML: {exc}") from exc
 
 
+HARNESS = "tagmatrix"  # the classname, after the cell's id, of tagmatrix's own cases
+
+
+def written_classname(cell_id: str, own: str) -> str:
+    """A test's classname in the reports: the cell's id, then its own. A test module
+    named ``tagmatrix`` (or a JUnit that says so) would take the harness's classname,
+    and its failures would read back as tagmatrix's passing cases: an own classname of
+    ``tagmatrix`` and any dots gets one dot more (own_classname takes it off)."""
+    if not own:
+        return cell_id
+    return f"{cell_id}.{own}." if own.rstrip(".") == HARNESS else f"{cell_id}.{own}"
+
+
+def own_classname(cell_id: str, written: str) -> str | None:
+    """The inverse of written_classname; None for the harness's own cases."""
+    if written == f"{cell_id}.{HARNESS}":
+        return None
+    prefix = f"{cell_id}."
+    own = written[len(prefix):] if written.startswith(prefix) else (
+        "" if written == cell_id else written)
+    return own[:-1] if own.rstrip(".") == HARNESS and own.endswith(".") else own
+
+
 def parse_cell_suite(data: bytes, cell_id: str) -> tuple[list[TestCase], str]:
     """A cell's own per-test cases and output excerpt back from reports/cells/<id>.xml
     (tagmatrix's own file): harness cases dropped, the cell prefix taken off."""
@@ -161,14 +184,11 @@ def parse_cell_suite(data: bytes, cell_id: str) -> tuple[list[TestCase], str]:
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     if suite is None:
         raise InvalidResults("the cell report has no <testsuite>")
-    prefix = f"{cell_id}."
     cases = []
     for element in suite.iter("testcase"):
-        classname = element.get("classname", "")
-        if classname == f"{cell_id}.tagmatrix":
+        own = own_classname(cell_id, element.get("classname", ""))
+        if own is None:
             continue
-        own = classname[len(prefix):] if classname.startswith(prefix) else (
-            "" if classname == cell_id else classname)
         cases.append(_unquarantined(replace(_case(element), classname=own)))
     return cases, suite.findtext("system-out") or ""
 

@@ -40,7 +40,14 @@ from junit_xml import TestSuite as JTestSuite
 
 from ..errors import Stage
 from ..history.flaky import test_name
-from ..junit_in import OWN_OUTPUT, QUARANTINED, QUARANTINED_PREFIX, clip
+from ..junit_in import (
+    HARNESS,
+    OWN_OUTPUT,
+    QUARANTINED,
+    QUARANTINED_PREFIX,
+    clip,
+    written_classname,
+)
 from ..results import CellResult, Status, TestCase, TestOutcome
 
 # Per suite; the full output is in the cell's log file. Larger than the cell
@@ -81,7 +88,7 @@ def _add_attempts(cell: CellResult, suite: ET.Element) -> None:
     for attempt in cell.attempts[:-1]:
         name = _harness_name(attempt.stage)
         for case in suite.iter("testcase"):
-            if case.get("name") == name and case.get("classname") == f"{cell.id}.tagmatrix":
+            if case.get("name") == name and case.get("classname") == f"{cell.id}.{HARNESS}":
                 ET.SubElement(case, kind, {
                     "type": attempt.stage.value or "error",
                     "message": escape_visible(f"attempt {attempt.number}: {attempt.reason}")})
@@ -89,7 +96,7 @@ def _add_attempts(cell: CellResult, suite: ET.Element) -> None:
 
 def _harness(cell: CellResult) -> list[JTestCase]:
     """build, run and results: passing, or <error> for infrastructure problems."""
-    classname = f"{cell.id}.tagmatrix"
+    classname = f"{cell.id}.{HARNESS}"
     cases = {name: JTestCase(name, classname=classname, elapsed_sec=0.0)
              for name in ("build", "run", "results")}
     cases["build"].elapsed_sec = cell.build_s
@@ -121,7 +128,7 @@ def _harness(cell: CellResult) -> list[JTestCase]:
 
 def _quarantined(cell: CellResult, case: TestCase) -> JTestCase:
     """A quarantined test's failure as a skip that keeps the failure (see the module)."""
-    classname = f"{cell.id}.{case.classname}" if case.classname else cell.id
+    classname = written_classname(cell.id, case.classname)
     message = case.message or str(case.outcome)
     output = f"[tagmatrix] {case.outcome}, but quarantined: it does not gate\n" \
              + (f"{case.type}: " if case.type else "") + f"{message}\n{case.text}".rstrip()
@@ -138,7 +145,7 @@ def _quarantined(cell: CellResult, case: TestCase) -> JTestCase:
 def _inner(cell: CellResult, case: TestCase) -> JTestCase:
     if case.outcome.bad and test_name(case.key) in cell.quarantined:
         return _quarantined(cell, case)
-    classname = f"{cell.id}.{case.classname}" if case.classname else cell.id
+    classname = written_classname(cell.id, case.classname)
     out = JTestCase(escape_visible(case.name), classname=escape_visible(classname),
                     elapsed_sec=case.time,
                     stdout=escape_visible(case.system_out) or None,

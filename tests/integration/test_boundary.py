@@ -28,6 +28,8 @@ pytestmark = pytest.mark.docker
 
 OK = {"test_ok.py": "def test_ok():\n    pass\n"}
 SECRET = "s3cr3t_t0ken_value_42"  # noqa: S105 - the value to leak; an identifier: it can name a class
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhdHRrIn0.Zm9vYmFyYmF6cXV1eHNlY3JldHNpZ25hdHVyZQ"
+PASSWD = "p\u00e4ssw\u00f6rd-\u00dcn\u00efcode-Secret-42"  # noqa: S105
 PEM = ("-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\nAASCBKcwggSjAgEAAoIBAQC7\n"
        "-----END KEY-----")
 
@@ -48,6 +50,8 @@ def test_no_secret_reaches_any_file_whatever_path_brought_it(
     tests = {"test_leak.py": f"""
         import os, sys
 
+        import pytest
+
         class Test_{SECRET}:  # a classname carrying the secret
             def test_in_classname(self):
                 print({SECRET!r})
@@ -64,6 +68,19 @@ def test_no_secret_reaches_any_file_whatever_path_brought_it(
 
         def test_stderr():
             sys.stderr.write(os.environ["TOKEN"][:14] + "...\\n")
+
+        JWT, PASSWD = os.environ["JWT"], os.environ["PASSWD"]
+
+        def test_diff_tail():
+            # "Skipping 50 identical leading characters in diff": the tail, on its own line
+            assert JWT == JWT[:50] + "Q" * (len(JWT) - 50)
+
+        @pytest.mark.parametrize("pw", [PASSWD], ids=[PASSWD])  # the id escapes it: \\xe4
+        def test_param_id(pw):
+            pass
+
+        def test_clipped_output():
+            print(JWT * 3000)  # 240 KB: the JUnit keeps head and tail, cut inside a copy
     """}
     root = workspace.folder()
     matrix = matrix_yaml(f"""\
@@ -73,19 +90,24 @@ matrix:
   include:
     - {{python: "{py}", variant: slim, env: {{INCLUDED: {{secret: "inc1ude-s3cret-value"}}}}}}
 test:
-  command: python -m pytest -q tests
+  command: python -m pytest -q -o junit_logging=system-out tests
   env:
     TOKEN: {{secret: "{SECRET}"}}
     PEM: {{from_env: TAGMATRIX_TEST_PEM}}
+    JWT: {{secret: "{JWT}"}}
+    PASSWD: {{secret: "{PASSWD}"}}
 """)
     outcome = run_matrix(root, matrix, tests, client=docker_client,
                          env={"TAGMATRIX_TEST_PEM": PEM}, expect=1)
     cell = next(iter(outcome.cells().values()))
-    assert cell["tests"]["failed"] == 3, cell  # the tests ran and printed what they could
+    assert cell["tests"]["failed"] == 4, cell  # the tests ran and printed what they could
     written = every_file(root / "reports") + outcome.out + outcome.err
     for leak in ("inc1ude-s3cret-value", SECRET, SECRET[:14], "MIIEvQIBADANBgkqhkiG9w0BAQEF",
-                 "AASCBKcwggSjAgEAAoIBAQC7"):
+                 "AASCBKcwggSjAgEAAoIBAQC7", JWT[50:], "Secret-42", ascii(PASSWD)[1:-1]):
         assert leak not in written, leak
+    assert "[truncated" in written  # the clipped output was cut ...
+    pieces = [p for k in range(8, len(JWT)) for p in (JWT[:k], JWT[-k:]) if p in written]
+    assert not pieces, pieces  # ... and no head or tail of the token is left at the cut
     assert "***" in (root / "reports" / "junit.xml").read_text()
 
 

@@ -194,3 +194,20 @@ XSD_CASES = {
 @pytest.mark.parametrize("name", list(XSD_CASES))
 def test_renders_validate_against_junit_10_xsd(name: str) -> None:
     validate_against_xsd(render(XSD_CASES[name]))
+
+
+@pytest.mark.parametrize("own", ["tagmatrix", "tagmatrix.", "tagmatrix..", "tests.tagmatrix",
+                                 "tagmatrixx", ""])
+def test_a_test_classname_like_the_harness_reads_back_as_the_test_it_is(own: str) -> None:
+    # a module named tagmatrix.py: its cases once read back as tagmatrix's own passing
+    # harness cases, and `tagmatrix report` dropped a real failure
+    from orchestrator.junit_in import parse_cell_suite
+
+    failing = TestCase(classname=own, name="test_real_failure", outcome=TestOutcome.FAILED,
+                       message="a real failure")
+    xml = render([cell("3.12-slim", status=Status.FAILED, cases=(failing,))])
+    classnames = [c.get("classname") for c in parse(xml).iter("testcase")]
+    assert classnames.count("3.12-slim.tagmatrix") == 3  # the harness's, and only those
+    cases, _ = parse_cell_suite(xml, "3.12-slim")
+    assert [(c.classname, c.name, c.outcome) for c in cases] == \
+        [(own, "test_real_failure", TestOutcome.FAILED)]

@@ -32,7 +32,35 @@ def test_a_truncated_secret_is_redacted_at_the_cut() -> None:
     # pytest shortens long values in assertion messages: the first 16 of 21 characters
     assert redact.text(f"assert '{SECRET[:16]}...' == 'x'") == "assert '***...' == 'x'"
     assert redact.text(f"'...{SECRET[-12:]}'") == "'...***'"
-    assert redact.text("s3cr3t-t") == "s3cr3t-t"  # a prefix alone, without a cut, is text
+    # a short part amid other text, with no cut, is text
+    assert redact.text("x s3cr3t-t y") == "x s3cr3t-t y"
+    assert redact.text("x t0ken-value y") == "x t0ken-value y"
+
+
+def test_the_parts_of_a_secret_that_pytest_diffs_and_clips_show_are_redacted() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhdHRrIn0.Zm9vYmFyYmF6cXV1eHNlY3JldHNpZ25hdHVyZQ"  # noqa: S105 - a made-up JWT
+    redact = Redactor([token])
+    # "Skipping 40 identical leading characters in diff": the tail on a diff line
+    diff = ("E         Skipping 40 identical leading characters in diff, use -v to show\n"
+            f"E         - {token[40:]}\nE         + {'Q' * 41}\n")
+    assert token[40:] not in redact.text(diff)
+    assert "E         - ***\n" in redact.text(diff)
+    # ... and trailing characters: the head, ending its line
+    assert redact.text(f"E         + {token[:30]}\n") == "E         + ***\n"
+    # a head and a tail around junit_in.clip's marker line
+    clipped = f"AAAA{token[:30]}\n[truncated 13457 characters]\n{token[-25:]}BBBB"
+    assert redact.text(clipped) == "AAAA***\n[truncated 13457 characters]\n***BBBB"
+    # a head or tail of at least half of the value, wherever it is
+    assert redact.text(f"x{token[:41]}y z{token[-41:]}") == "x***y z***"
+
+
+def test_a_secret_escaped_as_pytest_ids_and_ascii_show_it_is_redacted() -> None:
+    secret = "p\u00e4ssw\u00f6rd-\u00dcn\u00efcode-Secret-42\u0101"  # noqa: S105
+    redact = Redactor([secret])
+    for shown in (ascii(secret), secret.encode("unicode_escape").decode(),
+                  repr(secret.encode())):
+        assert redact.text(f"test_param_id[{shown}]").count("***") == 1, shown
+        assert "Secret-42" not in redact.text(f"test_param_id[{shown}]"), shown
 
 
 def test_the_byte_stream_is_redacted_across_chunk_borders() -> None:
