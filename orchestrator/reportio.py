@@ -79,11 +79,13 @@ def rerender(reports: Path) -> RunResult:
     return run
 
 
-def merge_rerun(run: RunResult, reports: Path) -> tuple[RunResult, str]:
+def merge_rerun(run: RunResult, reports: Path,
+                matrix: frozenset[str]) -> tuple[RunResult, str]:
     """A --rerun-failed run merged into the folder's previous run: its cells replace
     theirs, the others stay as they were (their files too), each marked with the run it
-    comes from. Only the same code merges: when the rerun built another project than
-    the cells it would keep, the rerun stays alone and the second value says why."""
+    comes from; a cell no longer in the ``matrix`` (its cell ids now) is dropped. Only
+    the same code merges: when the rerun built another project than the cells it would
+    keep, the rerun stays alone and the second value says why."""
     if not (reports / "results.json").is_file():
         return run, ""
     try:
@@ -92,7 +94,12 @@ def merge_rerun(run: RunResult, reports: Path) -> tuple[RunResult, str]:
         log.warning("not merging the rerun into the previous results: %s", exc)
         return run, ""
     fresh = {c.id: c for c in run.cells}
-    kept = [c for c in previous.cells if c.id not in fresh]
+    gone = [c.id for c in previous.cells if c.id not in fresh and c.id not in matrix]
+    if gone:
+        log.warning("not carried over from run %s: %d cell(s) no longer in the matrix (%s)",
+                    previous.run_id, len(gone), ", ".join(gone[:10])
+                    + (f" and {len(gone) - 10} more" if len(gone) > 10 else ""))
+    kept = [c for c in previous.cells if c.id not in fresh and c.id in matrix]
     now = {c.project_digest for c in run.cells if c.project_digest}
     then = {c.project_digest for c in kept if c.project_digest}
     if now and then and now != then:
@@ -100,7 +107,8 @@ def merge_rerun(run: RunResult, reports: Path) -> tuple[RunResult, str]:
                      f"{_short(then)} → {_short(now)}): its {len(kept)} other cell(s) tested "
                      "other code and were not carried over; run the whole matrix")
     carried = {c.id: replace(c, carried_from=c.carried_from or previous.run_id) for c in kept}
-    cells = [fresh.pop(c.id) if c.id in fresh else carried[c.id] for c in previous.cells]
+    cells = [fresh.pop(c.id) if c.id in fresh else carried[c.id] for c in previous.cells
+             if c.id in fresh or c.id in carried]
     return replace(run, cells=(*cells, *fresh.values())), ""
 
 

@@ -181,7 +181,9 @@ def _report(request: RunRequest, run: RunResult,
     run = _with_history(request, run)
     not_merged = ""
     if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
-        run, not_merged = merge_rerun(run, request.reports)
+        matrix = frozenset(job.id for job in make_plan(request.config,
+                                                       request.config.catalogue).jobs)
+        run, not_merged = merge_rerun(run, request.reports, matrix)
     write_reports(run, request.reports)
     for stale in folder.remove_stale(c.id for c in run.cells):
         log.info("removed %s: its cell is not part of this run", stale)

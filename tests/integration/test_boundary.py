@@ -169,6 +169,18 @@ def test_a_narrowed_run_writes_only_its_cells_and_a_rerun_merges(
     assert old not in shown.out
 
 
+def test_a_rerun_drops_the_cells_taken_out_of_the_matrix(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    tests = {"test_f.py": "def test_fails():\n    assert False\n"}
+    old, new = lab_minors[0], lab_minors[-1]
+    path = make_project(workspace.folder(), lab_matrix([old, new]), tests)
+    run_project(path, client=docker_client, expect=1)
+    path.write_text(lab_matrix([new]))  # the oldest interpreter is dropped from the matrix
+    rerun = run_project(path, client=docker_client, args=["--rerun-failed"], expect=1)
+    assert list(rerun.cells()) == [f"{new}-slim"]  # not carried over, not failing the run
+    assert f"no longer in the matrix ({old}-slim)" in rerun.err
+
+
 def test_a_rerun_of_changed_code_is_not_merged_into_a_green(
         workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
     newest = tuple(int(p) for p in lab_minors[1].split("."))
