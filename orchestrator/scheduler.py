@@ -28,7 +28,7 @@ from .events import EventSink, Progress, ignore
 from .jobs import PLANNED, Job
 from .results import Attempt, CellResult, Status, TestCounts
 from .slots import CaseBudget, Halt, Slots
-from .verdict import Verdict, classify, job_result
+from .verdict import Verdict, classify, job_result, without_results
 
 log = logging.getLogger(__name__)
 
@@ -325,11 +325,10 @@ class Scheduler:
                               f"{self.options.cases.total:,} (a cap that keeps tagmatrix's "
                               "memory bounded); this cell's were dropped", Stage.RESULTS)
         if verdict.status is Status.FAILED and not verdict.cases:
-            # no per-test results: the command's last words say why ("No module named
+            # no per-test results: the command's words say why ("No module named
             # pytest") better than its exit code
-            said = last_line(cell_log.output_excerpt())
-            if said:
-                verdict = replace(verdict, reason=f"{verdict.reason}; it said: {said}")
+            verdict = without_results(job, verdict, execution.exit_code,
+                                      cell_log.output_excerpt())
         return verdict
 
     def _attempt(self, job: Job, cell_log: CellLog, number: int) -> tuple[CellResult, bool]:
@@ -403,12 +402,6 @@ class Scheduler:
                          started_at=result.started_at or started_at,
                          finished_at=result.finished_at or now_iso())
         return result, retryable
-
-
-def last_line(output: str) -> str:
-    """The last non-empty line of a command's output, cut to 200 characters."""
-    return next((line.strip()[:200] for line in reversed(output.splitlines())
-                 if line.strip()), "")
 
 
 def backoff(attempt: int, base: float) -> float:

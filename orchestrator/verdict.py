@@ -4,7 +4,8 @@ interpreter it proves it ran. Pure: no engine, no threads."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from .engine import Execution
 from .errors import Stage
@@ -109,3 +110,36 @@ def _wrong_interpreter(job: Job, execution: Execution) -> str:
     else:
         hint = f": the image {job.base_image} does not hold the interpreter its tag names"
     return verdict.message + hint
+
+
+# a line that says what went wrong, before the last line of all ("no tests ran in 0.00s")
+_TELLING = re.compile(r"^(ERROR\b|E\s|\w*(Error|Exception)\b|tagmatrix: cannot run)|"
+                      r"No module named|command not found")
+_NO_MODULE = re.compile(r"No module named '?([\w.]+)'?")
+
+
+def telling_line(output: str) -> str:
+    """The line of a command's output that says why it failed: the last error line
+    (``ERROR: file or directory not found: x``, ``ModuleNotFoundError: ...``), else the
+    last non-empty line; cut to 200 characters."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    found = next((line for line in reversed(lines) if _TELLING.search(line)),
+                 lines[-1] if lines else "")
+    return found[:200]
+
+
+def without_results(job: Job, verdict: Verdict, code: int | None, output: str) -> Verdict:
+    """A failed cell without per-test results, explained by what its command said; a
+    test command that could not start at all (not found, its module not installed) is
+    the cell's ``error`` pointing at test.command, not a test failure."""
+    said = telling_line(output)
+    if not said:
+        return verdict
+    command = list(job.command)
+    module = command[2] if command[:2] in (["python", "-m"], ["python3", "-m"]) \
+        and len(command) > 2 else ""
+    missing = _NO_MODULE.search(said)
+    if code == 127 or (code == 1 and module and missing and missing[1] == module):
+        return Verdict(Status.ERROR, f"the test command did not start: {said} (check "
+                       "test.command, and that install: provides what it runs)", Stage.RUN)
+    return replace(verdict, reason=f"{verdict.reason}; it said: {said}")

@@ -102,3 +102,35 @@ def test_another_implementation_under_an_official_tag_is_an_error(write: Write) 
         version="3.12.1", implementation="PyPy")))
     assert verdict.status is Status.ERROR
     assert "the image ran PyPy" in verdict.reason
+
+
+@pytest.mark.parametrize(("command", "code", "output", "status", "needle"), [
+    # pytest exit 4: the error line, wherever stdout and stderr put "no tests ran"
+    ("python -m pytest -q testz", 4,
+     "ERROR: file or directory not found: testz\n\nno tests ran in 0.00s\n",
+     Status.FAILED, "it said: ERROR: file or directory not found: testz"),
+    ("python -m pytest -q testz", 4,
+     "no tests ran in 0.00s\nERROR: file or directory not found: testz\n",
+     Status.FAILED, "it said: ERROR: file or directory not found: testz"),
+    ("python -m pytest -q", 1,
+     "Traceback (most recent call last):\n  File x\nModuleNotFoundError: No module named "
+     "'yaml'\nsome teardown noise\n", Status.FAILED,
+     "it said: ModuleNotFoundError: No module named 'yaml'"),
+    # the test command cannot start: the cell's error, pointing at test.command
+    ("python -m pytset", 1, "/usr/local/bin/python: No module named pytset\n", Status.ERROR,
+     "the test command did not start: /usr/local/bin/python: No module named pytset"),
+    ("tox -e py", 127, "tagmatrix: cannot run 'tox': [Errno 2] No such file or directory\n",
+     Status.ERROR, "check test.command"),
+    ("python -m pytest -q", 3, "", Status.FAILED, "exit code 3 (pytest's internal error)"),
+])
+def test_a_failure_without_results_says_why(write: Write, command: str, code: int,
+                                            output: str, status: Status,
+                                            needle: str) -> None:
+    from orchestrator.verdict import without_results
+
+    job = jobs(write, f'matrix: {{python: ["3.12"]}}\ntest: {{command: {command}}}\n')[0]
+    verdict = classify(job, Execution(exit_code=code, junit=None, junit_error="no JUnit file",
+                                      interpreter=Interpreter(version="3.12.1")))
+    judged = without_results(job, verdict, code, output)
+    assert judged.status is status
+    assert needle in judged.reason, judged.reason
