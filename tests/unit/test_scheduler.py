@@ -281,14 +281,26 @@ def test_a_cells_own_build_counts_in_its_time_even_built_ahead_or_failed(
     assert "result: error (build failed: boom)" in log  # the log ends with its verdict
 
 
-def test_a_failure_without_per_test_results_quotes_the_last_output_line(
+def test_a_failure_without_per_test_results_quotes_the_line_that_says_why(
+        tmp_path: Path, write: Write) -> None:
+    engine = FakeEngine({
+        "3.12": Execution(exit_code=1, junit=None, junit_error="no JUnit file"),
+        "3.12:output": b"collecting\nE   ImportError: cannot import name 'x'\nbye\n\n"})
+    _, results = run(tmp_path, engine, jobs(write, 'matrix: {python: ["3.12"]}\n'))
+    assert results["3.12"].status is Status.FAILED
+    assert results["3.12"].reason == ("exit code 1; no JUnit file; it said: "
+                                      "E   ImportError: cannot import name 'x'")
+
+
+def test_a_test_command_whose_module_is_not_installed_is_an_error(
         tmp_path: Path, write: Write) -> None:
     engine = FakeEngine({
         "3.12": Execution(exit_code=1, junit=None, junit_error="no JUnit file"),
         "3.12:output": b"collecting\n/usr/local/bin/python: No module named pytest\n\n"})
     _, results = run(tmp_path, engine, jobs(write, 'matrix: {python: ["3.12"]}\n'))
-    assert results["3.12"].reason == ("exit code 1; no JUnit file; it said: "
-                                           "/usr/local/bin/python: No module named pytest")
+    assert results["3.12"].status is Status.ERROR
+    assert results["3.12"].reason.startswith(
+        "the test command did not start: /usr/local/bin/python: No module named pytest")
 
 
 def test_engine_loss_ends_remaining_cells_as_error(tmp_path: Path, write: Write) -> None:

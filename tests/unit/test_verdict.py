@@ -104,7 +104,7 @@ def test_another_implementation_under_an_official_tag_is_an_error(write: Write) 
     assert "the image ran PyPy" in verdict.reason
 
 
-@pytest.mark.parametrize(("command", "code", "output", "status", "needle"), [
+@pytest.mark.parametrize("case", [
     # pytest exit 4: the error line, wherever stdout and stderr put "no tests ran"
     ("python -m pytest -q testz", 4,
      "ERROR: file or directory not found: testz\n\nno tests ran in 0.00s\n",
@@ -123,11 +123,11 @@ def test_another_implementation_under_an_official_tag_is_an_error(write: Write) 
      Status.ERROR, "check test.command"),
     ("python -m pytest -q", 3, "", Status.FAILED, "exit code 3 (pytest's internal error)"),
 ])
-def test_a_failure_without_results_says_why(write: Write, command: str, code: int,
-                                            output: str, status: Status,
-                                            needle: str) -> None:
+def test_a_failure_without_results_says_why(
+        write: Write, case: tuple[str, int, str, Status, str]) -> None:
     from orchestrator.verdict import without_results
 
+    command, code, output, status, needle = case
     job = jobs(write, f'matrix: {{python: ["3.12"]}}\ntest: {{command: {command}}}\n')[0]
     verdict = classify(job, Execution(exit_code=code, junit=None, junit_error="no JUnit file",
                                       interpreter=Interpreter(version="3.12.1")))
