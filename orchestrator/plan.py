@@ -177,6 +177,15 @@ def install_step(config: Config, cell: Cell) -> InstallStep | None:
                        packages=(*settings.packages, *groups), resolution=settings.resolution)
 
 
+def _refused(config: Config, cell: Cell, resolved: str | None) -> str | None:
+    """Why the project cannot be installed in this cell (requires-python), when the cell
+    installs it: skipped with the reason, not an install error after minutes of work."""
+    step = install_step(config, cell)
+    if step is None or step.kind is ProjectKind.NONE or config.project_info is None:
+        return None
+    return config.project_info.refuses(cell.python, resolved)
+
+
 def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *,
                builds: dict[tuple[str, ProjectKind], ProjectBuild] | None = None,
                platform: str = "linux") -> BuildSpec:
@@ -338,6 +347,8 @@ def make_plan(
         routed = route(cell, platform, targets, mount=mount, forced=engine)
         if published and routed.engine is None:
             state, reason = SKIPPED, routed.reason
+        if state is PLANNED and (refused := _refused(config, cell, resolved)):
+            state, reason = SKIPPED, refused
         command = cell.overrides.command or config.test.command
         junit = config.test.junit
         pytest_junit = False

@@ -93,6 +93,7 @@ class ProjectInfo:
     extras: frozenset[str] | None = None
     groups: Mapping[str, Any] = field(default_factory=dict)  # [dependency-groups]
     has_requirements_txt: bool = False
+    requires_python: str | None = None  # [project].requires-python when static
 
     @classmethod
     def read(cls, root: Path) -> ProjectInfo:
@@ -113,10 +114,12 @@ class ProjectInfo:
         packaged = project is not None or isinstance(data.get("build-system"), dict) \
             or setup_py
         extras: frozenset[str] | None = None
-        name = None
+        name = requires = None
         if project is not None:
             name = project.get("name") if isinstance(project.get("name"), str) else None
             dynamic = project.get("dynamic") or []
+            requires = project.get("requires-python") \
+                if isinstance(project.get("requires-python"), str) else None
             optional = project.get("optional-dependencies") or {}
             if "optional-dependencies" not in dynamic and isinstance(optional, dict) \
                     and not setup_py:
@@ -125,7 +128,30 @@ class ProjectInfo:
         if not isinstance(groups, dict):
             raise ProjectError("pyproject.toml: [dependency-groups] is not a table")
         return cls(root=root, packaged=packaged, name=name, extras=extras, groups=groups,
-                   has_requirements_txt=(root / "requirements.txt").is_file())
+                   has_requirements_txt=(root / "requirements.txt").is_file(),
+                   requires_python=requires)
+
+    def refuses(self, python: str, resolved: str | None) -> str | None:
+        """Why the project cannot be installed on the cell's interpreter (its tag's
+        version ``python``, the full ``resolved`` one when the catalogue knows it), by
+        its static requires-python; None when it can, or when that cannot be told."""
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+        from packaging.version import InvalidVersion, Version
+
+        if not self.requires_python:
+            return None
+        numbers = re.match(r"(\d+)\.(\d+)(\.\d+)?", python)
+        if numbers is None:
+            return None
+        # a tag without a patch holds that minor's newest release
+        version = resolved or (python if numbers[3] else f"{numbers[1]}.{numbers[2]}.999")
+        try:
+            if SpecifierSet(self.requires_python).contains(Version(version), prereleases=True):
+                return None
+        except (InvalidSpecifier, InvalidVersion):
+            return None  # pip says what is wrong with it, at install
+        return (f"the project requires Python {self.requires_python} (pyproject.toml "
+                f"requires-python): it cannot be installed on {python}")
 
     @functools.cached_property
     def _groups(self) -> GroupResolver:

@@ -158,3 +158,20 @@ def test_a_project_folder_name_becomes_a_valid_bounded_image_name() -> None:
     assert _slug(long_a) != _slug(long_b)  # cut, yet apart
     for name in ("My Project", "a..b_.c--d__e", long_a, "ü-ñ.__x", "-_.lead"):
         assert repository_problem(f"tagmatrix/{_slug(name)}-project") is None, name
+
+
+def test_a_cell_outside_the_projects_requires_python_is_skipped_with_the_reason(
+        write: Write) -> None:
+    write("pyproject.toml", '[project]\nname = "rp"\nversion = "1"\n'
+                            'requires-python = ">=3.11, !=3.12.*"\n')
+    path = write("matrix.yaml", 'matrix: {python: ["3.10", "3.11", "3.12", "3.13.1"]}\n')
+    jobs = {j.id: j for j in make_plan(load_config(path), Catalogue.builtin()).jobs}
+    assert {i: j.state for i, j in jobs.items()} == {
+        "3.10": SKIPPED, "3.11": PLANNED, "3.12": SKIPPED, "3.13.1": PLANNED}
+    assert jobs["3.10"].reason.startswith("the project requires Python >=3.11, !=3.12.*")
+    # not installed (an application, or install.project: none): nothing to refuse
+    write("m2.yaml", 'matrix: {python: ["3.10"]}\ninstall: {project: none, '
+                     'packages: [pytest]}\n')
+    [job] = make_plan(load_config(path.with_name("m2.yaml")),
+                      Catalogue.builtin()).jobs
+    assert job.state is PLANNED
