@@ -40,7 +40,7 @@ from . import BaseImage
 from .context import ContextSnapshot
 from .dockerapi import Streams, Translator, inspect_image, is_transient
 from .dockerbuild import BuildRequest, container_limits, indent, small_context, stream_build
-from .reuse import built_from, inputs_digest
+from .reuse import built_from, inputs_digest, with_labels
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +226,13 @@ class ImageStore:
                                snapshot=snapshot.fingerprint, base_id=base.id, args={},
                                labels=labels)
         started = time.monotonic()
+        sent = {**extra, PROJECT_DOCKERFILE: with_labels(
+            text, {**labels, LABEL_INPUTS: inputs}).encode()}
         image_id, cached = self._build_or_reuse(
             lambda: BuildRequest(
-                context=snapshot.stream(extra, prefix="project/"),
-                dockerfile=PROJECT_DOCKERFILE, tag=spec.tag, args={},
-                labels={**labels, LABEL_INPUTS: inputs}, timeout=spec.timeout, failure=what,
-                limits=container_limits(spec.limits)),
+                context=snapshot.stream(sent, prefix="project/"),
+                dockerfile=PROJECT_DOCKERFILE, tag=spec.tag, args={}, labels={},
+                timeout=spec.timeout, failure=what, limits=container_limits(spec.limits)),
             spec.tag, inputs, project_log, cancel)
         project_log.note(f"project image {image_id[:19]} in {time.monotonic() - started:.1f} s"
                          + (" (all steps cached)" if cached else ""))
@@ -263,6 +264,7 @@ class ImageStore:
                 if name.endswith(".json")))
             inputs = inputs_digest(kind="install", dockerfile=text, files=files, snapshot="",
                                    base_id=base_id, args=dict(spec.args), labels=labels)
+            files[TEMPLATE_NAME] = with_labels(text, {**labels, LABEL_INPUTS: inputs}).encode()
             context = functools.partial(small_context, files)
             dockerfile = TEMPLATE_NAME
         elif spec.template is not None:
@@ -276,6 +278,8 @@ class ImageStore:
             inputs = inputs_digest(kind="template", dockerfile=spec.template, files=files,
                                    snapshot=snapshot.fingerprint, base_id=base_id,
                                    args=dict(spec.args), labels=labels)
+            files[TEMPLATE_NAME] = with_labels(spec.template,
+                                               {**labels, LABEL_INPUTS: inputs}).encode()
             context = functools.partial(snapshot.stream, files)
             dockerfile = TEMPLATE_NAME
             cell_log.note("Dockerfile: the application template\n" + indent(spec.template))
@@ -289,10 +293,12 @@ class ImageStore:
                 {dockerfile: self._dockerfile(spec.context, dockerfile)}
             context = functools.partial(snapshot.stream, extra)
             inputs = None  # a custom Dockerfile always builds (engine/reuse.py)
-        labelled = labels if inputs is None else {**labels, LABEL_INPUTS: inputs}
+        # our own Dockerfiles carry their labels in one LABEL step (engine/reuse.py); a
+        # custom Dockerfile gets them from the build API
         return self._build_or_reuse(
             lambda: BuildRequest(context=context(), dockerfile=dockerfile, tag=spec.tag,
-                                 args=dict(spec.args), labels=labelled, timeout=spec.timeout,
+                                 args=dict(spec.args), labels=labels if inputs is None else {},
+                                 timeout=spec.timeout,
                                  limits=container_limits(spec.limits)),
             spec.tag, inputs, cell_log, cancel)
 

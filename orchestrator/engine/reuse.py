@@ -55,3 +55,11 @@ def built_from(api: docker.APIClient, errors: Translator, tag: str, inputs: str)
         raise
     labels = (data.get("Config") or {}).get("Labels") or {}
     return str(data["Id"]) if labels.get(LABEL_INPUTS) == inputs else None
+
+
+def with_labels(dockerfile: str, labels: Mapping[str, str]) -> str:
+    """``dockerfile`` ending with one LABEL instruction of every label. Labels given to
+    the build API instead become one LABEL step each in the classic builder, each a
+    container and a commit (0.3-0.5 s apiece here) whenever an earlier step changed."""
+    pairs = " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(labels.items()))
+    return f"{dockerfile.rstrip()}\nLABEL {pairs}\n" if labels else dockerfile

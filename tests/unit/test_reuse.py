@@ -34,3 +34,11 @@ def test_equal_inputs_give_one_digest_whatever_the_order() -> None:
 ])
 def test_any_changed_input_gives_another_digest(key: str, value: object) -> None:
     assert inputs_digest(**{**INPUTS, key: value}) != inputs_digest(**INPUTS)
+
+
+def test_labels_are_one_instruction_at_the_end() -> None:
+    from orchestrator.engine.reuse import with_labels
+
+    text = with_labels("FROM python\nCOPY . .\n", {"b.x": "2", "a.x": 'say "hi"'})
+    assert text == 'FROM python\nCOPY . .\nLABEL "a.x"="say \\"hi\\"" "b.x"="2"\n'
+    assert with_labels("FROM python\n", {}) == "FROM python\n"

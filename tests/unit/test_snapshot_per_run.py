@@ -134,7 +134,7 @@ def test_the_template_never_replaces_a_project_path(
     dockerfile, members = recorder.sent[0]
     assert dockerfile == TEMPLATE_NAME
     assert members[".tagmatrix.Dockerfile/keep.txt"] == b"mine\n"
-    assert members[TEMPLATE_NAME] == b"FROM python\nCOPY . .\n"
+    assert members[TEMPLATE_NAME].startswith(b"FROM python\nCOPY . .\nLABEL ")  # + labels
     # the .dockerignore the engine reads names only our Dockerfile and itself
     assert members[".dockerignore"].split() == [TEMPLATE_NAME.encode(), b".dockerignore"]
     assert not [m for m in members if m.startswith(TEMPLATE_NAME + "/")]
