@@ -100,7 +100,8 @@ def cmd_plan(args: argparse.Namespace, out: Out) -> int:
                       "yes" if row["gating"] else "allowed to fail", Text(row["reason"]))
     console.print(table)
     planned = sum(1 for r in rows if r["state"] == "planned")
-    console.print(f"{len(rows)} cells: {planned} planned, {len(rows) - planned} skipped "
+    noun = "cell" if len(rows) == 1 else "cells"
+    console.print(f"{len(rows)} {noun}: {planned} planned, {len(rows) - planned} skipped "
                   f"(catalogue: {plan.catalogue_source})")
     return 0
 
@@ -242,7 +243,8 @@ def cmd_lock(args: argparse.Namespace, out: Out) -> int:
 
 def cmd_validate(args: argparse.Namespace, out: Out) -> int:
     config = _load(args)
-    print(f"{config.file}: OK ({len(config.cells)} cells)")
+    count = len(config.cells)
+    print(f"{config.file}: OK ({count} cell{'' if count == 1 else 's'})")
     return 0
 
 

@@ -99,6 +99,9 @@ class Reader:
                 parse_version(value)
         except (TagSyntaxError, UnknownVersion) as exc:
             hint = f"did you mean '{exc.suggestion}'?" if exc.suggestion else None
+            if hint is None and isinstance(exc, UnknownVersion):
+                hint = ("`tagmatrix tags` lists the published tags; `tags --refresh` reads "
+                        "the registry's; a custom image: image.check_tags: false")
             raise self.error(path, str(exc), hint) from exc
 
     def command(self, value: str | list[str], path: KeyPath) -> tuple[str, ...]:

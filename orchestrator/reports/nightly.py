@@ -117,7 +117,8 @@ def _history(insights: Insights) -> list[tuple[str, str]]:
         return []
     if note.problem:
         return [("not written", f"history not written: {note.problem}")]
-    text = f"recorded in {note.path} (run {note.seq}; {note.runs} runs kept"
+    kept = "run" if note.runs == 1 else "runs"
+    text = f"recorded in {note.path} (run {note.seq}; {note.runs} {kept} kept"
     text += f", {note.pruned} pruned)" if note.pruned else ")"
     if note.baseline:
         text += f"; --baseline auto: run {note.baseline}"

@@ -122,7 +122,8 @@ def verdict_line(run: RunResult) -> str:
     counts = ", ".join(f"{s[st.value]} {st.value}" for st in Status if s[st.value])
     allowed = f"; allowed to fail: {', '.join(s['allowed_failures'])}" \
         if s["allowed_failures"] else ""
-    cells = f"{s['cells']} cells ({counts}) in {_duration(run.duration_s)}{allowed}"
+    noun = "cell" if s["cells"] == 1 else "cells"
+    cells = f"{s['cells']} {noun} ({counts}) in {_duration(run.duration_s)}{allowed}"
     if run.cancelled:
         return f"cancelled: {cells}"
     checks = run.insights.failed_checks(run) if run.insights is not None else []

@@ -37,7 +37,7 @@ CORPUS: list[tuple[str, str, int, str]] = [
     ("malformed version", 'matrix:\n  python: ["3.1O"]\n', 2, "not a python image version"),
     ("version with prefix", 'matrix:\n  python: ["py3.12"]\n', 2, "did you mean '3.12'"),
     ("malformed variant", OK_MATRIX + "  variant: [slimm]\n", 3, "did you mean 'slim'"),
-    ("unknown version", 'matrix:\n  python: ["3.9"]\n', 2, "not in the catalogue"),
+    ("unknown version", 'matrix:\n  python: ["3.9"]\n', 2, "hint: `tagmatrix tags` lists"),
     ("rc without -rc", 'matrix:\n  python: ["3.15"]\n', 2, "did you mean '3.15-rc'"),
     ("include that adds nothing", OK_MATRIX + '  include:\n    - {python: "3.12"}\n', 4,
      "adds nothing"),
