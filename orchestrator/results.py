@@ -150,6 +150,7 @@ class InstallRecord:
     requires: tuple[str, ...] = ()  # the project's own Requires-Dist
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
+    requirements: tuple[str, ...] = ()  # the requirements files, as install: lists them
 
     @classmethod
     def from_record(cls, record: Any) -> InstallRecord:
@@ -161,7 +162,8 @@ class InstallRecord:
                    resolution=_text(record.get("resolution", "")),
                    project=_text(project.get("name", "")),
                    requires=_texts(project.get("requires")),
-                   extras=_texts(record.get("extras")), groups=_texts(record.get("groups")))
+                   extras=_texts(record.get("extras")), groups=_texts(record.get("groups")),
+                   requirements=_texts(record.get("requirements")))
 
 
 def packages_from_record(record: Any) -> dict[str, str]:

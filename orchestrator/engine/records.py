@@ -69,4 +69,5 @@ def install_record(step: InstallStep | None, raw: Any) -> InstallRecord:
         + (" (lowest-direct)" if lowest else "")
     return InstallRecord(resolver=resolver, resolution=str(step.resolution),
                          project=said.project, requires=said.requires,
-                         extras=step.extras, groups=step.groups)
+                         extras=step.extras, groups=step.groups,
+                         requirements=step.requirements)

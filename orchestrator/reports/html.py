@@ -176,6 +176,8 @@ def _installed(cell: CellResult) -> list[tuple[str, str]]:
             what.append("extras " + ", ".join(install.extras))
         if install.groups:
             what.append("groups " + ", ".join(install.groups))
+        if install.requirements:
+            what.append("requirements " + ", ".join(install.requirements))
         rows.append(("install", escape("; ".join(what))))
     if install.project:
         version = versions.get(_normal(install.project), "not installed")

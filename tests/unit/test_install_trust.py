@@ -82,18 +82,20 @@ def test_a_long_requirement_list_stays_out_of_the_dockerfile(write: Write) -> No
 
 HOSTILE = {"packages": {"pytest": "8.3.0", "pip": "26.3"}, "install": {
     "resolver": "uv 0.13.9 (lowest-direct)", "resolution": "lowest-direct",
-    "extras": ["evil"], "groups": ["evil"],
+    "extras": ["evil"], "groups": ["evil"], "requirements": ["../../etc/evil"],
     "project": {"name": "demo", "requires": ['pytest>=8; extra == "tests"']}}}
 
 
 def test_the_reports_take_how_a_cell_installed_from_the_plan() -> None:
-    step = InstallStep(kind=ProjectKind.SDIST, extras=("tests",), groups=("test",))
+    step = InstallStep(kind=ProjectKind.SDIST, extras=("tests",), groups=("test",),
+                       requirements=("requirements-dev.txt",))
     packages, record = packages_of(json.dumps(HOSTILE).encode(), step)
     assert packages["pytest"] == "8.3.0"  # what only the container knows
     assert record.resolver == "pip"  # the record names another installer: no version
     assert record.resolution == "highest"
     assert record.extras == ("tests",)
     assert record.groups == ("test",)
+    assert record.requirements == ("requirements-dev.txt",)  # the plan's, not the record's
     assert record.project == "demo"
     assert record.requires == ('pytest>=8; extra == "tests"',)
 
