@@ -24,6 +24,28 @@ forwarder_pid=$cache/registry-forwarder.pid
 mkdir -p "$cache"
 
 log() { printf '[lab-cluster] %s\n' "$*" >&2; }
+
+listener_pid() {  # listener_pid ADDRESS PORT: the pid listening there, empty if none
+    command -v ss >/dev/null || return 0
+    ss -ltnpH "sport = :$2" 2>/dev/null | grep -F " $1:$2 " \
+        | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1
+}
+
+registry_storage() {  # registry_storage PID: the rootdirectory of a `docker-registry serve CONFIG`
+    local config
+    config=$(tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | sed -n '3p') || return 0
+    [ -n "$config" ] && [ -r "$config" ] || return 0
+    sed -n 's/^ *rootdirectory: *//p' "$config" | head -n 1
+}
+
+# The storage of the registry that answers on 127.0.0.1:5000: the one lab/up started,
+# maybe from another checkout (another cache) than this script's.
+lab_registry_storage() {
+    local pid found=""
+    pid=$(listener_pid 127.0.0.1 5000)
+    [ -n "$pid" ] && found=$(registry_storage "$pid")
+    printf '%s\n' "${found:-$cache/registry}"
+}
 die() { printf '[lab-cluster] error: %s\n' "$*" >&2; exit 1; }
 
 apt_install() {
