@@ -35,6 +35,11 @@ SYSTEM = {Path(p) for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib
                              "/opt", "/proc", "/root", "/run", "/sbin", "/srv", "/sys",
                              "/tmp", "/usr", "/var")}  # noqa: S108 - refused, not used
 GITIGNORE = ".gitignore"  # "*": a reports folder inside a checkout is not committed by accident
+# What a folder may hold before tagmatrix first writes there: git's placeholders (a
+# checkout's empty reports/ holds a .gitkeep) and what this repository's benchmarks
+# write into reports/ (make bench before make demo on a fresh clone)
+PLACEHOLDERS = {".gitkeep", ".keep", GITIGNORE, "bench.json", "libraries.json",
+                "history-bench.json"}
 OURS = {"results.json", "tagmatrix.log", MARKER, LOCK, GITIGNORE, "junit.xml", "summary.md",
         "index.html",
         "cells", "logs", "bench.json", "libraries.json", "history-bench.json"}
@@ -98,7 +103,7 @@ class ReportsFolder:
             raise UsageError(f"--reports {path}: its parent {parent} is not a folder "
                              "(or is a link)")
         real_folder(absolute, "--reports")
-        found = {p.name for p in absolute.iterdir()}
+        found = {p.name for p in absolute.iterdir()} - PLACEHOLDERS
         if found and not found & {"results.json", MARKER}:
             strangers = ", ".join(sorted(found - OURS)[:5]) or ", ".join(sorted(found)[:5])
             raise UsageError(f"--reports {path} holds files tagmatrix did not write "

@@ -44,6 +44,23 @@ def test_a_folder_of_other_files_is_refused(tmp_path: Path) -> None:
     folder(tmp_path / "new")  # ours now (its marker): fine again
 
 
+def test_a_fresh_checkouts_reports_folder_is_taken(tmp_path: Path) -> None:
+    # a clone's reports/ holds only git's placeholder (and, after make bench, its
+    # figures): `make demo` must run there, and leave them
+    checkout = tmp_path / "reports"
+    checkout.mkdir()
+    (checkout / ".gitkeep").write_text("")
+    (checkout / "bench.json").write_text("{}")
+    folder(checkout)
+    assert (checkout / ".gitkeep").is_file()
+    assert (checkout / "bench.json").read_text() == "{}"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / ".gitkeep").write_text("")
+    (tmp_path / "site" / "index.html").write_text("mine")
+    with pytest.raises(UsageError, match=r"did not write \(index.html\)"):
+        ReportsFolder(tmp_path / "site")
+
+
 def test_links_are_refused_at_every_level(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
