@@ -33,14 +33,14 @@ from ..celllog import CellLog
 from ..dockerfile import PROJECT_TOOLS, cell_context, cell_dockerfile, project_dockerfile, tools
 from ..errors import BuildFailed, CellError, ImageNotFound, Stage
 from ..jobs import OWN_FOLDER, BuildSpec, ContextRules, ProjectBuild
-from ..labels import LABEL_INPUTS, LABEL_PROJECT_KEY
+from ..labels import LABEL_PROJECT_KEY
 from ..project import ProjectError, read_text
 from ..settings import ProjectKind
 from . import BaseImage
 from .context import ContextSnapshot
 from .dockerapi import Streams, Translator, inspect_image, is_transient
 from .dockerbuild import BuildRequest, container_limits, indent, small_context, stream_build
-from .reuse import built_from, inputs_digest, with_labels
+from .reuse import built_from, sealed
 
 log = logging.getLogger(__name__)
 
@@ -215,19 +215,15 @@ class ImageStore:
         _note_context(project_log, snapshot)
         text = project_dockerfile(spec)
         project_log.note("Dockerfile:\n" + indent(text))
-        extra = {PROJECT_DOCKERFILE: text.encode(),
-                 **{f"tools/{name}": tools()[name] for name in PROJECT_TOOLS}}
+        own = {f"tools/{name}": tools()[name] for name in PROJECT_TOOLS}
         what = {ProjectKind.SDIST: "the project's sdist did not build",
                 ProjectKind.WHEEL: "the project's wheel did not build",
                 ProjectKind.EDITABLE: "the project's metadata could not be prepared"}.get(
                     spec.kind, "the project image did not build")
-        labels = {**labels, LABEL_PROJECT_KEY: spec.key}
-        inputs = inputs_digest(kind="project", dockerfile=text, files=extra,
-                               snapshot=snapshot.fingerprint, base_id=base.id, args={},
-                               labels=labels)
+        sent, inputs = sealed(own, PROJECT_DOCKERFILE, text, kind="project",
+                              snapshot=snapshot.fingerprint, base_id=base.id, args={},
+                              labels={**labels, LABEL_PROJECT_KEY: spec.key})
         started = time.monotonic()
-        sent = {**extra, PROJECT_DOCKERFILE: with_labels(
-            text, {**labels, LABEL_INPUTS: inputs}).encode()}
         image_id, cached = self._build_or_reuse(
             lambda: BuildRequest(
                 context=snapshot.stream(sent, prefix="project/"),
@@ -258,13 +254,12 @@ class ImageStore:
         base_id = self._bases[spec.base_image].id  # resolved by prepare, before the build
         if spec.install is not None:
             text = cell_dockerfile(spec, project_image)
-            files = {TEMPLATE_NAME: text.encode(), **cell_context(spec)}
+            own = cell_context(spec)
             cell_log.note("Dockerfile: the install flow\n" + indent(text) + "\n" + indent(
-                f"{name}: {body.decode()}" for name, body in files.items()
+                f"{name}: {body.decode()}" for name, body in own.items()
                 if name.endswith(".json")))
-            inputs = inputs_digest(kind="install", dockerfile=text, files=files, snapshot="",
+            files, inputs = sealed(own, TEMPLATE_NAME, text, kind="install", snapshot="",
                                    base_id=base_id, args=dict(spec.args), labels=labels)
-            files[TEMPLATE_NAME] = with_labels(text, {**labels, LABEL_INPUTS: inputs}).encode()
             context = functools.partial(small_context, files)
             dockerfile = TEMPLATE_NAME
         elif spec.template is not None:
@@ -274,12 +269,9 @@ class ImageStore:
             # out of COPY . . (it removes no other file that way; the project's own
             # .dockerignore, which this one replaces, is not copied either)
             ignore = f"{TEMPLATE_NAME}\n.dockerignore\n".encode()
-            files = {TEMPLATE_NAME: spec.template.encode(), ".dockerignore": ignore}
-            inputs = inputs_digest(kind="template", dockerfile=spec.template, files=files,
-                                   snapshot=snapshot.fingerprint, base_id=base_id,
-                                   args=dict(spec.args), labels=labels)
-            files[TEMPLATE_NAME] = with_labels(spec.template,
-                                               {**labels, LABEL_INPUTS: inputs}).encode()
+            files, inputs = sealed({".dockerignore": ignore}, TEMPLATE_NAME, spec.template,
+                                   kind="template", snapshot=snapshot.fingerprint,
+                                   base_id=base_id, args=dict(spec.args), labels=labels)
             context = functools.partial(snapshot.stream, files)
             dockerfile = TEMPLATE_NAME
             cell_log.note("Dockerfile: the application template\n" + indent(spec.template))

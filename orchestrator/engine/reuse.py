@@ -57,6 +57,19 @@ def built_from(api: docker.APIClient, errors: Translator, tag: str, inputs: str)
     return str(data["Id"]) if labels.get(LABEL_INPUTS) == inputs else None
 
 
+def sealed(files: Mapping[str, bytes], name: str, dockerfile: str, *, kind: str,
+           snapshot: str, base_id: str, args: Mapping[str, str],
+           labels: Mapping[str, str]) -> tuple[dict[str, bytes], str]:
+    """The context's own files with the Dockerfile ``name`` added, that Dockerfile
+    ending in one LABEL of ``labels`` and of the digest of all the inputs; and the
+    digest (the image's inputs: the files as given, the unlabelled Dockerfile)."""
+    inputs = inputs_digest(kind=kind, dockerfile=dockerfile,
+                           files={**files, name: dockerfile.encode()}, snapshot=snapshot,
+                           base_id=base_id, args=args, labels=labels)
+    labelled = with_labels(dockerfile, {**labels, LABEL_INPUTS: inputs})
+    return {**files, name: labelled.encode()}, inputs
+
+
 def with_labels(dockerfile: str, labels: Mapping[str, str]) -> str:
     """``dockerfile`` ending with one LABEL instruction of every label. Labels given to
     the build API instead become one LABEL step each in the classic builder, each a
