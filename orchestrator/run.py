@@ -181,8 +181,7 @@ def _report(request: RunRequest, run: RunResult,
     run = _with_history(request, run)
     not_merged = ""
     if request.cells is not None:  # --rerun-failed: the rerun merges into the last run
-        matrix = frozenset(job.id for job in make_plan(request.config,
-                                                       request.config.catalogue).jobs)
+        matrix = frozenset(cell.id for cell in request.config.cells)  # all, not the rerun's
         run, not_merged = merge_rerun(run, request.reports, matrix)
     write_reports(run, request.reports)
     for stale in folder.remove_stale(c.id for c in run.cells):
