@@ -15,7 +15,8 @@ import unicodedata
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 REGISTRY = re.compile(rf"^(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9A-Fa-f:.]+\])"
                       r"(?::[0-9]{1,5})?$")
-_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+SEPARATOR = r"[._]|__|-+"  # between a path part's letters and digits
+_PATH_PART = rf"[a-z0-9]+(?:(?:{SEPARATOR})[a-z0-9]+)*"
 REPOSITORY = re.compile(rf"^{_PATH_PART}(?:/{_PATH_PART})*$")
 TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 AXIS = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")

@@ -33,6 +33,7 @@ from .jobs import (
     ProjectBuild,
 )
 from .matrix import Cell, Selector
+from .names import SEPARATOR
 from .project import ProjectError, read_text
 from .routing import Target, route
 from .settings import EnvVar, InstallSettings, ProjectKind
@@ -88,7 +89,7 @@ def _slug(text: str) -> str:
     letters and digits separated by one '.', '_', '__' or dashes), at most MAX_SLUG
     characters: a longer name is cut and keeps a hash of the whole, so two long names
     that share a beginning stay apart."""
-    slug = re.sub(r"[^a-z0-9]+", lambda m: m.group() if re.fullmatch(r"[._]|__|-+", m.group())
+    slug = re.sub(r"[^a-z0-9]+", lambda m: m.group() if re.fullmatch(SEPARATOR, m.group())
                   else "-", text.lower()).strip("-._") or "project"
     if len(slug) <= MAX_SLUG:
         return slug

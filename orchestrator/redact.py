@@ -166,7 +166,6 @@ class Redactor:
     def feed(self, chunk: bytes) -> bytes:
         if self._bytes is None:
             return chunk
-        assert self._bytes is not None
         data = self._bytes.sub(MASK.encode(), self.pending + chunk)
         cut = max(len(data) - self.hold, 0)
         spans = self._cuts_bytes.spans(data)
