@@ -32,10 +32,14 @@ ours_listening() {  # ours_listening LISTENERS: whether all of them are our guni
     for pid in $pids; do runs_from_index_venv "$pid" || return 1; done
 }
 
+index_stamp() {  # what the running mirror was made from: its pins and its app
+    cat "$here/index-requirements.txt" "$here/index_app.py" | sha256sum | cut -c1-12
+}
+
 install_index() {
     local pid
     if pid=$(index_pid); then  # ours (pid file and command line), never another process
-        log "stopping the index mirror (pid $pid): its requirements changed"
+        log "stopping the index mirror (pid $pid): its requirements or lab/index_app.py changed"
         kill "$pid"
         wait_while 30 kill -0 "$pid" || die "the index mirror (pid $pid) did not stop within 30 s"
     fi
@@ -45,7 +49,7 @@ install_index() {
         && "$index_venv/bin/python" -m pip install -q --disable-pip-version-check --require-hashes \
             -r "$here/index-requirements.txt"; } >"$cache/index-install.log" 2>&1 \
         || die "installing the index mirror failed: see $cache/index-install.log"
-    touch "$index_venv/.lab-$(sha256sum "$here/index-requirements.txt" | cut -c1-12)"
+    touch "$index_venv/.lab-$(index_stamp)"
 }
 
 ensure_index() {
@@ -56,7 +60,7 @@ ensure_index() {
         || die "the Docker bridge gateway $gateway is not an address of this machine (a remote engine?): the package index mirror must run on the engine's host"
     index_host=$gateway:$index_port
     index_url=http://$index_host/index/
-    [ -f "$index_venv/.lab-$(sha256sum "$here/index-requirements.txt" | cut -c1-12)" ] || install_index
+    [ -f "$index_venv/.lab-$(index_stamp)" ] || install_index
     listeners=$(index_listeners)
     if [ -n "$listeners" ] && ! index_pid >/dev/null && ours_listening "$listeners"; then
         # A killed gunicorn master leaves its worker serving for about a second.
@@ -93,12 +97,14 @@ ensure_index() {
     # PROXPI_DOWNLOAD_TIMEOUT: on a cache miss proxpi waits this long for its own
     # download and otherwise redirects pip to files.pythonhosted.org, which
     # containers cannot reach. One worker with threads: proxpi keeps its index
-    # cache in memory, per process. setsid: outlive this script (see dockerd).
+    # cache in memory, per process. index_app wraps proxpi so that a download
+    # that fails anyway is fetched by the host, never redirected (see its
+    # docstring). setsid: outlive this script (see dockerd).
     setsid nohup env PROXPI_CACHE_DIR="$cache/pypi" PROXPI_DOWNLOAD_TIMEOUT=900 \
         REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt \
-        "$index_venv/bin/gunicorn" --bind "$index_host" --workers 1 --threads 8 \
+        "$index_venv/bin/gunicorn" --bind "$index_host" --workers 1 --threads 8 --pythonpath "$here" \
         --pid "$cache/index.pid" --access-logfile - --access-logformat '%(h)s "%(r)s" %(s)s %(M)sms' \
-        --error-logfile - proxpi.server:app \
+        --error-logfile - index_app:app \
         >>"$cache/index.log" 2>&1 </dev/null &
     wait_for 60 "index mirror" index_answers \
         || die "the index mirror did not answer on $index_host: $(tail -n 5 "$cache/index.log")"
