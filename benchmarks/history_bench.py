@@ -36,19 +36,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from orchestrator.containerrecords import Interpreter  # noqa: E402
 from orchestrator.history.analysis import judge, slowdowns  # noqa: E402
 from orchestrator.history.records import RunMeta  # noqa: E402
 from orchestrator.history.settings import DEFAULT_KEEP  # noqa: E402
 from orchestrator.history.store import History  # noqa: E402
-from orchestrator.results import (  # noqa: E402
-    CellResult,
-    Interpreter,
-    RunResult,
-    Status,
-    TestCase,
-    TestCounts,
-    TestOutcome,
-)
+from orchestrator.results import CellResult, RunResult, Status, TestCase, TestCounts, TestOutcome  # noqa: E402
 
 CELLS = [f"3.{m}-{v}" for m in range(10, 16) for v in ("slim", "bookworm", "alpine", "trixie")]
 TESTS = 2000

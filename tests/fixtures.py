@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from orchestrator.containerrecords import Interpreter
 from orchestrator.errors import Stage
 from orchestrator.results import (
     CellResult,
     Gate,
-    Interpreter,
     RunResult,
     Status,
     TestCase,

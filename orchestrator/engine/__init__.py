@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..celllog import CellLog
+from ..containerrecords import InstallRecord, Interpreter
 from ..jobs import BuildSpec, Job
 from ..labels import LABEL_RUN
-from ..results import InstallRecord, Interpreter
 
 
 class LeftoverKind(enum.StrEnum):

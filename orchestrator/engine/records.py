@@ -17,8 +17,8 @@ import json
 import re
 from typing import Any
 
+from ..containerrecords import InstallRecord, Interpreter, packages_from_record
 from ..jobs import InstallStep
-from ..results import InstallRecord, Interpreter, packages_from_record
 from ..settings import Resolution
 
 MAX_RECORD = 4 * 1024 * 1024  # the packages record of a large environment, with room

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from orchestrator.containerrecords import Interpreter
 from orchestrator.results import (
     Attempt,
     CellResult,
-    Interpreter,
     RunResult,
     Status,
     TestCase,

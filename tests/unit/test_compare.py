@@ -6,11 +6,11 @@ from dataclasses import replace
 
 from orchestrator.changes import Change
 from orchestrator.compare import attribute, compare, regressed, unexpected_passes
+from orchestrator.containerrecords import Interpreter
 from orchestrator.errors import Stage
 from orchestrator.results import (
     Attempt,
     CellResult,
-    Interpreter,
     RunResult,
     Status,
     TestCase,

@@ -7,17 +7,10 @@ import xml.etree.ElementTree as ET
 import junitparser
 import pytest
 
+from orchestrator.containerrecords import Interpreter
 from orchestrator.errors import Stage
 from orchestrator.reports.junit import escape_visible, render
-from orchestrator.results import (
-    Attempt,
-    CellResult,
-    Interpreter,
-    Status,
-    TestCase,
-    TestCounts,
-    TestOutcome,
-)
+from orchestrator.results import Attempt, CellResult, Status, TestCase, TestCounts, TestOutcome
 from tests.conftest import validate_against_xsd
 
 

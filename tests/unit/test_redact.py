@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from orchestrator.config import load_config
+from orchestrator.containerrecords import Interpreter
 from orchestrator.envvar import EnvVar
 from orchestrator.plan import make_plan
 from orchestrator.redact import Redactor
-from orchestrator.results import CellResult, Interpreter, Status, TestCase, TestOutcome
+from orchestrator.results import CellResult, Status, TestCase, TestOutcome
 from orchestrator.tags import Catalogue
 
 Write = Callable[[str, str], Path]

@@ -18,6 +18,7 @@ import pytest
 
 from orchestrator.celllog import CellLog
 from orchestrator.config import load_config
+from orchestrator.containerrecords import Interpreter
 from orchestrator.engine import (
     BaseImage,
     Ending,
@@ -31,7 +32,7 @@ from orchestrator.errors import BuildFailed, CellError, EngineUnavailable, Stage
 from orchestrator.errors import ImageNotFound as ImageNotFoundError
 from orchestrator.events import Progress, State
 from orchestrator.plan import SKIPPED, BuildSpec, Job, make_plan
-from orchestrator.results import CellResult, Interpreter, Status
+from orchestrator.results import CellResult, Status
 from orchestrator.scheduler import Options, Scheduler, backoff
 from orchestrator.slots import Slots
 from orchestrator.tags import Catalogue

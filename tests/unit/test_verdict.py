@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config import load_config
+from orchestrator.containerrecords import Interpreter
 from orchestrator.engine import Execution
 from orchestrator.errors import Stage
 from orchestrator.plan import Job, make_plan
-from orchestrator.results import Interpreter, Status
+from orchestrator.results import Status
 from orchestrator.tags import Catalogue
 from orchestrator.verdict import classify
 
