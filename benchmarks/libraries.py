@@ -22,6 +22,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
@@ -64,6 +65,23 @@ LIBRARIES = {
     )}
 
 
+def _download(request: urllib.request.Request, *, timeout: float, tries: int = 4) -> bytes:
+    """The body of ``request``; a dropped connection, a timeout or a 5xx is tried again
+    (after 2, 4, 8 s): one transient error of the index must not fail a test run."""
+    for attempt in range(1, tries + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https
+                return bytes(response.read())
+        except urllib.error.HTTPError as error:
+            if error.code < 500 or attempt == tries:
+                raise
+        except (urllib.error.URLError, TimeoutError, ConnectionError):
+            if attempt == tries:
+                raise
+        time.sleep(2 ** attempt)
+    raise AssertionError("unreachable")
+
+
 def fetch_sdist(name: str, version: str) -> Path:
     """The sdist from the package index's simple API (PEP 691 JSON), checked against
     the sha256 the index publishes; nothing is built on the host."""
@@ -74,12 +92,10 @@ def fetch_sdist(name: str, version: str) -> Path:
         return target
     page = urllib.request.Request(f"{INDEX}/{name}/",  # noqa: S310 - https
                                   headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(page, timeout=60) as response:  # noqa: S310 - https
-        files = json.load(response)["files"]
+    files = json.loads(_download(page, timeout=60))["files"]
     found = next(f for f in files if f["filename"] == filename)
     url = urllib.parse.urljoin(page.full_url, found["url"])
-    with urllib.request.urlopen(url, timeout=300) as response:  # noqa: S310 - https
-        data = response.read()
+    data = _download(urllib.request.Request(url), timeout=300)  # noqa: S310 - https
     if hashlib.sha256(data).hexdigest() != found["hashes"]["sha256"]:
         raise SystemExit(f"{filename}: sha256 differs from the index's")
     tmp = target.with_suffix(".part")
