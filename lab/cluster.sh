@@ -52,10 +52,10 @@ apt_install() {
     [ "$(id -u)" = 0 ] || die "need root to install $* (apt-get)"
     log "installing $* with apt-get"
     if [ ! -f "$cache/.apt-updated" ]; then
-        apt-get update -q >"$cache/apt.log" 2>&1 || die "apt-get update failed: see $cache/apt.log"
+        apt-get update -q -o Acquire::Retries=5 >"$cache/apt.log" 2>&1 || die "apt-get update failed: see $cache/apt.log"
         touch "$cache/.apt-updated"
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Acquire::Retries=5 --no-install-recommends "$@" \
         >>"$cache/apt.log" 2>&1 || die "apt-get install $* failed: see $cache/apt.log"
 }
 

@@ -89,7 +89,7 @@ choose_debian_mirror() {  # choose_debian_mirror SUITE: sets debian_mirrors[SUIT
 # apt-get on a package list of its own for one Debian suite (not the machine's).
 debian_apt() {  # debian_apt SUITE APT-GET-ARGS...
     local root=$cache/apt-$1; shift
-    apt-get -q -o Dir::Etc::SourceList="$root/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
+    apt-get -q -o Acquire::Retries=5 -o Dir::Etc::SourceList="$root/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
         -o Dir::State::Lists="$root/lists" -o Dir::Cache="$root/cache" \
         -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root "$@"
 }
