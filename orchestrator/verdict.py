@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .engine import Execution
+from .engine.records import install_record
 from .errors import Stage
 from .jobs import PLANNED, Job
 from .junit_in import InvalidResults, parse_junit
@@ -19,11 +20,14 @@ SETUP_FAILED_REASON = "the setup command failed (see the log)"
 
 
 def job_result(job: Job, status: Status, reason: str, stage: Stage = Stage.NONE) -> CellResult:
-    """A cell's result before (or without) running it."""
+    """A cell's result before (or without) running it. It says how the plan installs
+    the project (the resolver's version and the project's requirements come once the
+    image is built): an install that fails still shows its extras, groups and files."""
     return CellResult(
         id=job.id, python=job.cell.python, variant=job.cell.variant,
         axes=dict(job.cell.axes), image=job.base_image, platform=job.platform,
         status=status, reason=reason, stage=stage, gating=job.gating,
+        install=install_record(job.install_step, None),
         log=f"logs/{job.id}.log" if job.state is PLANNED else "")
 
 

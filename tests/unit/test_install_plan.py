@@ -12,10 +12,12 @@ import pytest
 
 from orchestrator.config import load_config
 from orchestrator.dockerfile import cell_context, cell_dockerfile, project_dockerfile
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, Stage
 from orchestrator.plan import make_plan
+from orchestrator.results import Status
 from orchestrator.settings import ProjectKind, Resolution
 from orchestrator.tags import Catalogue
+from orchestrator.verdict import job_result
 
 Write = Callable[[str, str], Path]
 
@@ -90,6 +92,31 @@ def test_include_entries_change_the_install_per_cell(write: Write) -> None:
     assert low.resolution is Resolution.LOWEST_DIRECT
     assert high.resolution is Resolution.HIGHEST
     assert low.extras == high.extras == ("tests",)
+
+
+def test_a_cell_whose_install_fails_still_reports_how_it_was_to_install(
+        write: Write) -> None:
+    # an error cell's reports (results.json, index.html) show the planned install; the
+    # resolver's version and the project's requirements only come from a built image
+    write("pyproject.toml", LIBRARY)
+    write("requirements-test.txt", "pretend\n")
+    config = load_config(write("matrix.yaml", """
+        matrix:
+          python: ["3.12"]
+          deps: [min, latest]
+          include:
+            - deps: min
+              install: {resolution: lowest-direct}
+        install: {extras: [tests], groups: [test], requirements: [requirements-test.txt]}
+    """))
+    low, high = (job_result(job, Status.ERROR, "build failed: installing the test "
+                            "dependencies failed", Stage.BUILD).install
+                 for job in make_plan(config, Catalogue.builtin()).jobs)
+    assert high.resolver == "pip"
+    assert low.resolver == "uv (lowest-direct)"
+    assert (high.extras, high.groups, high.requirements) == (
+        ("tests",), ("test",), ("requirements-test.txt",))
+    assert high.project == ""  # the record's: never guessed from the plan
 
 
 def test_an_application_keeps_the_template(write: Write) -> None:
