@@ -50,6 +50,15 @@ QUIET = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore",
 # pip says "ERROR: ...", uv "error: ..." or a line starting with a cross (U+00D7)
 _ERROR = re.compile(r"^\s*(?:ERROR:|error:|\u00d7|[\w.]+(?:Error|Exception)\b)")
 _SAID = re.compile(r"^\s*(?:ERROR:|error:|\u00d7)")
+# the helper distribution that carries the project's requirements (STUB), as an
+# installer names it in "(from tagmatrix-project-deps[tests])": not a name a user knows
+_HELPER = re.compile(r"tagmatrix[-_]project[-_]deps(?:\[([^\]]*)\])?", re.IGNORECASE)
+
+
+def _plain(line: str) -> str:
+    """An installer's line with the helper's name said as what it stands for."""
+    return _HELPER.sub(lambda m: "the project's requirements" + (
+        f" with extras {m[1]}" if m[1] else ""), line)
 
 
 def fail(message: str) -> None:
@@ -82,7 +91,7 @@ def run(argv: list[str], what: str, cwd: Path | None = None) -> str:
         errors = said or [x.strip() for x in lines if _ERROR.match(x)]
         last = errors[-1] if errors else next((x.strip() for x in reversed(lines)
                                                if x.strip()), "no output")
-        fail(f"{what} failed: {last[:500]}")
+        fail(f"{what} failed: {_plain(last)[:500]}")
     return "".join(lines)
 
 

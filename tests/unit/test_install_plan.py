@@ -214,3 +214,17 @@ def test_a_failed_install_quotes_the_installers_words_not_the_backends_traceback
         install.run([sys.executable, "-c", uv_like], "dependencies")
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last == "tagmatrix: error: dependencies failed: error: Failed to build `pyyaml==6.0`"
+
+
+def test_a_missing_dependency_is_said_to_come_from_the_project_not_the_helper(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.incontainer import install
+
+    pip_like = ("print('ERROR: No matching distribution found for no-such-package "
+                "(from tagmatrix-project-deps[tests,docs])'); raise SystemExit(1)")
+    with pytest.raises(SystemExit):
+        install.run([sys.executable, "-c", pip_like], "installing the test dependencies")
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == ("tagmatrix: error: installing the test dependencies failed: ERROR: No "
+                    "matching distribution found for no-such-package (from the project's "
+                    "requirements with extras tests,docs)")
