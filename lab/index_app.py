@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 from proxpi.server import app as proxpi_app
+from proxpi.server import cache as proxpi_cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -28,10 +29,24 @@ logger = logging.getLogger("proxpi.lab")  # proxpi configures the "proxpi" logge
 
 StartResponse = Callable[..., Any]
 _CHUNK = 64 * 1024
-_session = requests.Session()
-_session.mount("https://", HTTPAdapter(max_retries=Retry(
-    total=6, backoff_factor=1, status_forcelist=(429, 500, 502, 503, 504),
-    allowed_methods=frozenset({"GET"}))))
+# A dropped connection, a 429 or a 5xx from pypi.org is tried again (after 0, 2, 4 ...
+# s); the last answer is returned as it is, for its caller to judge.
+_RETRY = Retry(total=6, backoff_factor=1, status_forcelist=(429, 500, 502, 503, 504),
+               allowed_methods=frozenset({"GET", "HEAD"}), raise_on_status=False)
+
+
+def _retrying(session: requests.Session) -> requests.Session:
+    for scheme in ("https://", "http://"):
+        session.mount(scheme, HTTPAdapter(max_retries=_RETRY))
+    return session
+
+
+_session = _retrying(requests.Session())
+# proxpi's own requests (project pages, its downloads into the cache) retry too, so
+# that a transient error is rarely left for the redirect path below to mend
+for _proxpi_session in {id(s): s for s in (proxpi_cache.root_cache.session,
+                                           proxpi_cache.file_cache.session)}.values():
+    _retrying(_proxpi_session)
 
 
 def _upstream(status: str, headers: list[tuple[str, str]], host: str) -> str | None:

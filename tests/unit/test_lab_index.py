@@ -14,9 +14,10 @@ import types
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+import requests
 
 LAB = Path(__file__).resolve().parents[2] / "lab"
 WHEEL = b"PK\x03\x04 a wheel's bytes " * 1000
@@ -25,8 +26,13 @@ Answer = tuple[str, list[tuple[str, str]], list[bytes]]
 
 
 class Upstream(BaseHTTPRequestHandler):
+    flaky: ClassVar[list[int]] = []  # answered with a 503 once each, then as usual
+
     def do_GET(self) -> None:
-        if self.path == "/packages/demo-1.0-py3-none-any.whl":
+        if self.path == "/flaky" and not Upstream.flaky:
+            Upstream.flaky.append(503)
+            self.send_error(503)
+        elif self.path in ("/packages/demo-1.0-py3-none-any.whl", "/flaky"):
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
             self.send_header("Content-Length", str(len(WHEEL)))
@@ -66,6 +72,10 @@ def proxpi_answers(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], Any]
 
     server = types.ModuleType("proxpi.server")
     server.app = proxpi_app  # type: ignore[attr-defined]
+    session = requests.Session()  # proxpi's: one for the index pages and the files
+    server.cache = types.SimpleNamespace(  # type: ignore[attr-defined]
+        root_cache=types.SimpleNamespace(session=session),
+        file_cache=types.SimpleNamespace(session=session))
     monkeypatch.setitem(sys.modules, "proxpi", types.ModuleType("proxpi"))
     monkeypatch.setitem(sys.modules, "proxpi.server", server)
     spec = importlib.util.spec_from_file_location("index_app", LAB / "index_app.py")
@@ -127,3 +137,15 @@ def test_a_redirect_within_the_mirror_itself_is_left_alone(
     status, headers, _ = get(app, "/index/demo")
     assert status == "302 FOUND"
     assert headers == [("Location", "http://172.17.0.1:5111/index/demo/")]
+
+
+def test_proxpis_own_requests_try_a_transient_upstream_error_again(
+        proxpi_answers: Callable[[str, str], Any], upstream: str) -> None:
+    proxpi_answers("200 OK", "")
+    # the stand-in's session, as loading index_app configured it
+    session: requests.Session = sys.modules["proxpi.server"].cache.file_cache.session
+    Upstream.flaky.clear()
+    response = session.get(f"{upstream}/flaky", timeout=10)
+    assert Upstream.flaky == [503]  # it was answered 503 first
+    assert response.status_code == 200
+    assert response.content == WHEEL
