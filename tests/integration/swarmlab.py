@@ -40,13 +40,24 @@ class Task:
 def tasks(client: docker.DockerClient, pid: int) -> list[Task]:
     """The tasks of one tagmatrix process's services, oldest first."""
     api: Any = client.api
-    found = api.services(filters={"label": [MANAGED, f"{PID_LABEL}={pid}"]})
-    if not found:
-        return []
-    names = {str(s["ID"]): s["Spec"] for s in found}
+    for _ in range(10):
+        found = api.services(filters={"label": [MANAGED, f"{PID_LABEL}={pid}"]})
+        if not found:
+            return []
+        names = {str(s["ID"]): s["Spec"] for s in found}
+        try:
+            listed = api.tasks(filters={"service": list(names)})
+        except docker.errors.NotFound:
+            # a service filter naming a service removed since it was listed is a 404
+            # ("service ... not found"): tagmatrix removes each cell's service as the
+            # cell ends, so list the services again
+            continue
+        break
+    else:
+        raise AssertionError(f"the services of process {pid} kept vanishing while listed")
     hosts = {str(n["ID"]): str(n["Description"]["Hostname"]) for n in api.nodes()}
     out = []
-    for task in api.tasks(filters={"service": list(names)}):
+    for task in listed:
         spec = names.get(str(task.get("ServiceID")))
         if spec is None:
             continue
