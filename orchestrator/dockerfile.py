@@ -76,7 +76,8 @@ def builtin_template(base_image: str, has_requirements: bool) -> str:
 def project_dockerfile(spec: ProjectBuild) -> str:
     """The project image. Its context holds ``tools/`` (artifact.py) and ``project/``."""
     args = json.dumps({"kind": str(spec.kind), "src": "/tagmatrix/src", "out": "/tagmatrix",
-                       "requirements": list(spec.requirements)})
+                       "requirements": list(spec.requirements),
+                       **({"pure_wheel": True} if spec.pure_wheel else {})})
     lines = [f"FROM {spec.base_image}",
              "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore"]
     if spec.kind is not ProjectKind.NONE:
@@ -101,7 +102,8 @@ def cell_steps(spec: BuildSpec) -> dict[str, dict[str, object]]:
         "requirements": list(install.requirements), "packages": list(install.packages),
         "groups": list(install.groups), "resolution": str(install.resolution)}}
     if install.kind in (ProjectKind.SDIST, ProjectKind.WHEEL):
-        steps["project"] = {"kind": str(install.kind), "dist": DIST_DIR[built.platform]}
+        steps["project"] = {"kind": str(install.kind), "dist": DIST_DIR[built.platform],
+                            **({"pure_wheel": True} if install.pure_wheel else {})}
     elif install.kind is ProjectKind.EDITABLE:
         steps["editable"] = {"path": WORKDIR[built.platform]}
     return steps

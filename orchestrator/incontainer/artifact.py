@@ -9,7 +9,11 @@ does (pypa/build, installed in the image first), and prepares what every cell's
 dependency layer needs:
 
 - OUT/dist/<artifact>: the sdist (kind sdist) or the wheel (kind wheel, built from
-  the sdist as ``python -m build`` does); nothing for editable and none;
+  the sdist as ``python -m build`` does); nothing for editable and none. With
+  ``pure_wheel`` (install.project: auto) the wheel built from the sdist replaces it when
+  it is pure Python, as pip's wheel cache reuses a ``py3-none-any`` wheel built from an
+  sdist for every interpreter; the sdist stays when its dependencies are not static
+  (PEP 643), when it carries sources to compile, or when the wheel is not pure;
 - OUT/deps/req/<path>: the requirements files (and what they include), at the paths
   they have in the project, so their relative references keep working;
 - OUT/deps/project.json: the project's name, Requires-Dist and extras;
@@ -107,6 +111,25 @@ def sdist_metadata(sdist: Path) -> str | None:
     return None
 
 
+# what marks an sdist as one that compiles: each interpreter builds its own wheel
+_COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f", ".f90", ".go")
+_COMPILED_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
+
+
+def not_pure(sdist: Path, static: bool) -> str | None:
+    """Why a wheel built once from ``sdist`` may not serve every interpreter (None: it
+    may, when the wheel turns out pure). Read before building the wheel: a compiled
+    project's build can take minutes, spent for nothing."""
+    if not static:
+        return "its dependencies are not static metadata (PEP 643)"
+    with tarfile.open(sdist) as archive:
+        for name in archive.getnames():
+            base = name.rsplit("/", 1)[-1]
+            if base.endswith(_COMPILED_SUFFIXES) or base in _COMPILED_FILES:
+                return f"it has sources to compile ({name.split('/', 1)[-1]})"
+    return None
+
+
 def prepared_metadata(source: Path) -> str:
     """The wheel metadata as the backend prepares it (isolated, like pip would)."""
     from build.util import project_wheel_metadata
@@ -176,24 +199,53 @@ def main() -> None:
                 fail("the build produced no sdist")
             assert sdist is not None
             if kind == "wheel":
-                run([sys.executable, "-m", "build", "--wheel", "--outdir", tmp, str(sdist)],
-                    "building the wheel from the sdist")
-                wheel = next(Path(tmp).glob("*.whl"))
-                if not wheel.name.endswith("-none-any.whl"):  # py3-none-any, py2.py3-...
+                wheel = build_wheel(sdist, tmp)
+                if not pure(wheel):
                     fail(f"the project's wheel is not pure Python ({wheel.name}): one wheel "
                          "cannot serve every interpreter; use install.project: sdist (each "
                          "cell builds its own)")
                 text = wheel_metadata(wheel)
                 shutil.copy2(wheel, dist / wheel.name)
             else:
-                text = sdist_metadata(sdist) or _from_unpacked(sdist)
-                shutil.copy2(sdist, dist / sdist.name)
+                static = sdist_metadata(sdist)
+                text = static or _from_unpacked(sdist)
+                shutil.copy2(choose(sdist, static is not None, tmp) if args.get("pure_wheel")
+                             else sdist, dist)
         project.update(write_stub(text, deps))
     elif kind == "editable":
         project.update(write_stub(prepared_metadata(src), deps))
     (deps / "project.json").write_text(json.dumps(project, indent=1, sort_keys=True) + "\n")
     print(f"[tagmatrix] project {project.get('name') or '(application)'}: {kind}; "
           f"{len(project.get('requires', []))} declared dependencies", flush=True)
+
+
+def build_wheel(sdist: Path, outdir: str) -> Path:
+    run([sys.executable, "-m", "build", "--wheel", "--outdir", outdir, str(sdist)],
+        "building the wheel from the sdist")
+    wheel = next(Path(outdir).glob("*.whl"), None)
+    if wheel is None:
+        fail("the build produced no wheel")
+    assert wheel is not None
+    return wheel
+
+
+def pure(wheel: Path) -> bool:
+    return wheel.name.endswith("-none-any.whl")  # py3-none-any, py2.py3-none-any
+
+
+def choose(sdist: Path, static: bool, outdir: str) -> Path:
+    """install.project auto: the pure wheel built once from the sdist, else the sdist."""
+    why = not_pure(sdist, static)
+    if why is None:
+        wheel = build_wheel(sdist, outdir)
+        if pure(wheel):
+            print(f"[tagmatrix] artifact: {wheel.name}, built once from {sdist.name}, "
+                  "for every cell (pure Python)", flush=True)
+            return wheel
+        why = f"its wheel is not pure Python ({wheel.name})"
+    print(f"[tagmatrix] artifact: {sdist.name}; each cell builds its own wheel: {why}",
+          flush=True)
+    return sdist
 
 
 def _from_unpacked(sdist: Path) -> str:

@@ -192,12 +192,16 @@ def deps(args: dict[str, Any]) -> None:
 
 
 def project(args: dict[str, Any]) -> None:
-    suffix = ".whl" if args["kind"] == "wheel" else ".tar.gz"
-    found = sorted(Path(args["dist"]).glob(f"*{suffix}"))
+    # pure_wheel (install.project auto): the project image left the pure wheel it built
+    # once from the sdist, or the sdist itself
+    suffixes = (".whl", ".tar.gz") if args.get("pure_wheel") else \
+        (".whl",) if args["kind"] == "wheel" else (".tar.gz",)
+    found = sorted(p for p in Path(args["dist"]).iterdir() if p.name.endswith(suffixes))
     if len(found) != 1:
-        fail(f"expected one {suffix} in {args['dist']}, found {len(found)}")
+        fail(f"expected one {' or '.join(suffixes)} in {args['dist']}, found {len(found)}")
+    what = "wheel" if found[0].name.endswith(".whl") else "sdist"
     run([*PIP, "install", "--force-reinstall", "--no-deps", str(found[0])],
-        f"installing the project ({args['kind']})")
+        f"installing the project ({what} {found[0].name})")
     run([*PIP, "check"], "checking the installed distributions")
 
 

@@ -82,7 +82,9 @@ def test_a_build_backend_can_neither_replace_the_installer_nor_forge_the_record(
     path = root / "matrix.yaml"
     path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
                     f'matrix: {{python: ["{lab_minors[-1]}"], variant: [slim]}}\n'
-                    "install: {extras: [tests]}\n"
+                    # sdist: each cell's build runs the backend (auto would install
+                    # the pure wheel built once, and no project code in the cell build)
+                    "install: {extras: [tests], project: sdist}\n"
                     f"engines: {{here: {engine}}}\n"
                     "test: {command: python -m pytest -q tests, timeout: 300}\n")
     outcome = run_project(path, client=docker_client)
@@ -169,7 +171,7 @@ def test_build_steps_get_the_cells_memory_limit(
     path = root / "matrix.yaml"
     path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
                     f'matrix: {{python: ["{lab_minors[-1]}"], variant: [slim]}}\n'
-                    "install: {packages: [pytest]}\n"
+                    "install: {packages: [pytest], project: sdist}\n"  # setup.py in the cell
                     "limits: {memory: 512m, pids: 256}\n"
                     "network: none\n"
                     "test: {command: python -m pytest -q -s tests, timeout: 300}\n")
