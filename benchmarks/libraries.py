@@ -167,6 +167,16 @@ def by_hand(library: Library, project: Path, python: str, out: Path) -> dict[str
     return junit_counts(out / "junit.xml")
 
 
+def artifact_of(reports: Path) -> str:
+    """What the project image shipped to every cell, as its log says (install.project
+    auto: a pure wheel built once from the sdist, or the sdist and why)."""
+    for log in sorted((reports / "logs").glob("_project.*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("[tagmatrix] artifact: "):
+                return line.removeprefix("[tagmatrix] artifact: ")
+    return "?"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated library names")
@@ -181,6 +191,8 @@ def main() -> int:
             project = unpack(fetch_sdist(library.name, library.version), Path(tmp) / "src")
             ours, seconds, code = through_tagmatrix(library, project, pythons,
                                                     Path(tmp) / "reports")
+            artifact = artifact_of(Path(tmp) / "reports")
+            print(f"{library.name:10} artifact: {artifact}", flush=True)
             for python in pythons:
                 cell = f"{python}-slim"
                 theirs = by_hand(library, project, python, Path(tmp) / "hand" / python)
@@ -188,7 +200,8 @@ def main() -> int:
                 ok &= same
                 rows.append({"library": f"{library.name} {library.version}", "cell": cell,
                              "tagmatrix": ours[cell], "by_hand": theirs, "same": same,
-                             "tagmatrix_run_s": round(seconds, 1), "exit": code})
+                             "tagmatrix_run_s": round(seconds, 1), "exit": code,
+                             "artifact": artifact})
                 print(f"{library.name:10} {cell:10} tagmatrix {ours[cell]}  by hand {theirs}  "
                       f"{'same' if same else 'DIFFERENT'}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
