@@ -168,13 +168,10 @@ def by_hand(library: Library, project: Path, python: str, out: Path) -> dict[str
 
 
 def artifact_of(reports: Path) -> str:
-    """What the project image shipped to every cell, as its log says (install.project
-    auto: a pure wheel built once from the sdist, or the sdist and why)."""
-    for log in sorted((reports / "logs").glob("_project.*.log")):
-        for line in log.read_text(errors="replace").splitlines():
-            if line.startswith("[tagmatrix] artifact: "):
-                return line.removeprefix("[tagmatrix] artifact: ")
-    return "?"
+    """What every cell installed (results.json's install.artifact: under install.project
+    auto, a pure wheel built once from the sdist, or the sdist)."""
+    cells = json.loads((reports / "results.json").read_text())["cells"]
+    return ", ".join(sorted({c["install"].get("artifact") or "?" for c in cells}))
 
 
 def main() -> int:

@@ -38,6 +38,10 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _PATH = re.compile(r"(?:/|[A-Za-z]:\\)[^\x00-\x20\x7f]{0,255}")
 
 
+# a distribution file's name (PEP 427 wheel, PEP 625 sdist), nothing else
+_ARTIFACT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]{0,200}\.(?:whl|tar\.gz)")
+
+
 def _shaped(pattern: re.Pattern[str], value: Any) -> str:
     """``value`` if it is a string of that shape, else ""."""
     return value if isinstance(value, str) and pattern.fullmatch(value) else ""
@@ -68,6 +72,7 @@ class InstallRecord:
     extras: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()  # the requirements files, as install: lists them
+    artifact: str = ""  # the wheel or sdist file the project step installed
 
     @classmethod
     def from_record(cls, record: Any) -> InstallRecord:
@@ -80,7 +85,8 @@ class InstallRecord:
                    project=text(project.get("name", "")),
                    requires=_texts(project.get("requires")),
                    extras=_texts(record.get("extras")), groups=_texts(record.get("groups")),
-                   requirements=_texts(record.get("requirements")))
+                   requirements=_texts(record.get("requirements")),
+                   artifact=_shaped(_ARTIFACT, record.get("artifact")))
 
 
 def packages_from_record(record: Any) -> dict[str, str]:

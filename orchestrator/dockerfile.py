@@ -103,6 +103,7 @@ def cell_steps(spec: BuildSpec) -> dict[str, dict[str, object]]:
         "groups": list(install.groups), "resolution": str(install.resolution)}}
     if install.kind in (ProjectKind.SDIST, ProjectKind.WHEEL):
         steps["project"] = {"kind": str(install.kind), "dist": DIST_DIR[built.platform],
+                            "data": data,
                             **({"pure_wheel": True} if install.pure_wheel else {})}
     elif install.kind is ProjectKind.EDITABLE:
         steps["editable"] = {"path": WORKDIR[built.platform]}

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, assert_never
 
 from ..containerrecords import InstallRecord, Interpreter, packages_from_record
 from ..jobs import InstallStep
-from ..settings import Resolution
+from ..settings import ProjectKind, Resolution
 
 MAX_RECORD = 4 * 1024 * 1024  # the packages record of a large environment, with room
 
@@ -70,4 +70,22 @@ def install_record(step: InstallStep | None, raw: Any) -> InstallRecord:
     return InstallRecord(resolver=resolver, resolution=str(step.resolution),
                          project=said.project, requires=said.requires,
                          extras=step.extras, groups=step.groups,
-                         requirements=step.requirements)
+                         requirements=step.requirements,
+                         artifact=said.artifact if said.artifact.endswith(_planned(step))
+                         else "")
+
+
+def _planned(step: InstallStep) -> tuple[str, ...]:
+    """The files the plan lets the project step install (a record naming another says
+    nothing true: dropped)."""
+    if step.pure_wheel:
+        return (".whl", ".tar.gz")
+    match step.kind:
+        case ProjectKind.WHEEL:
+            return (".whl",)
+        case ProjectKind.SDIST:
+            return (".tar.gz",)
+        case ProjectKind.EDITABLE | ProjectKind.NONE | ProjectKind.AUTO:
+            return ()
+        case _:
+            assert_never(step.kind)

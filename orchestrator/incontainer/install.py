@@ -202,6 +202,10 @@ def project(args: dict[str, Any]) -> None:
     what = "wheel" if found[0].name.endswith(".whl") else "sdist"
     run([*PIP, "install", "--force-reinstall", "--no-deps", str(found[0])],
         f"installing the project ({what} {found[0].name})")
+    if args.get("data"):  # the deps step's record, which the reports read, names it
+        path = Path(args["data"]) / "record.json"
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        path.write_text(json.dumps({**record, "artifact": found[0].name}, sort_keys=True) + "\n")
     run([*PIP, "check"], "checking the installed distributions")
 
 

@@ -178,6 +178,8 @@ def _installed(cell: CellResult) -> list[tuple[str, str]]:
             what.append("groups " + ", ".join(install.groups))
         if install.requirements:
             what.append("requirements " + ", ".join(install.requirements))
+        if install.artifact:
+            what.append("artifact " + install.artifact)
         rows.append(("install", escape("; ".join(what))))
     if install.project:
         version = versions.get(_normal(install.project), "not installed")

@@ -242,6 +242,7 @@ def test_auto_installs_one_pure_wheel_everywhere_and_else_the_sdist(
         assert cell["tests"]["passed"] == 1
         cell_log = (logs / f"{cell_id}.log").read_text()
         assert f"installing the project ({artifact})" in cell_log
+        assert cell["install"]["artifact"] == artifact.split()[1]  # results.json says it too
 
 
 def test_a_failed_dependency_install_quotes_the_resolver(

@@ -17,7 +17,9 @@ import pytest
 
 from orchestrator.config import load_config
 from orchestrator.dockerfile import cell_context, project_dockerfile
+from orchestrator.engine.records import install_record
 from orchestrator.incontainer import artifact, install
+from orchestrator.jobs import InstallStep
 from orchestrator.plan import make_plan
 from orchestrator.settings import ProjectKind
 from orchestrator.tags import Catalogue
@@ -125,7 +127,8 @@ def test_only_auto_asks_for_a_pure_wheel_and_each_gets_its_own_project_image(
     assert json.loads(json.loads(run)[3])["pure_wheel"] is True
     assert "pure_wheel" not in project_dockerfile(sdist_job.build.project)
     step = json.loads(cell_context(auto.build)["tagmatrix/step-project.json"])
-    assert step == {"dist": "/tmp/tagmatrix-dist", "kind": "sdist", "pure_wheel": True}
+    assert step == {"data": "/tmp/tagmatrix-install", "dist": "/tmp/tagmatrix-dist",
+                    "kind": "sdist", "pure_wheel": True}
 
 
 @pytest.mark.parametrize(("pure_wheel", "artifact_name", "installed"), [
@@ -144,6 +147,35 @@ def test_the_cell_installs_the_artifact_the_project_image_left(
     (argv, what), _check = said
     assert what == f"installing the project ({installed})"
     assert argv[-1] == str(tmp_path / artifact_name)
+
+
+def test_the_project_step_names_its_artifact_in_the_record(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    dist, data = tmp_path / "dist", tmp_path / "data"
+    dist.mkdir()
+    data.mkdir()
+    (dist / "demo-1.0-py3-none-any.whl").write_bytes(b"")
+    (data / "record.json").write_text(json.dumps({"resolver": "pip 26.3"}))
+    monkeypatch.setattr(install, "run", lambda argv, what, cwd=None: None)
+    install.project({"kind": "sdist", "dist": str(dist), "data": str(data), "pure_wheel": True})
+    assert json.loads((data / "record.json").read_text()) == {
+        "resolver": "pip 26.3", "artifact": "demo-1.0-py3-none-any.whl"}
+
+
+@pytest.mark.parametrize(("kind", "pure_wheel", "said", "reported"), [
+    (ProjectKind.SDIST, True, "demo-1.0-py3-none-any.whl", "demo-1.0-py3-none-any.whl"),
+    (ProjectKind.SDIST, True, "demo-1.0.tar.gz", "demo-1.0.tar.gz"),
+    (ProjectKind.SDIST, False, "demo-1.0.tar.gz", "demo-1.0.tar.gz"),
+    (ProjectKind.SDIST, False, "demo-1.0-py3-none-any.whl", ""),  # not what the plan said
+    (ProjectKind.WHEEL, False, "demo-1.0.tar.gz", ""),
+    (ProjectKind.EDITABLE, False, "demo-1.0.tar.gz", ""),
+    (ProjectKind.SDIST, True, "../../etc/passwd.whl", ""),  # not a file name
+    (ProjectKind.SDIST, True, "demo\n[tagmatrix] forged.whl", ""),
+])
+def test_the_reports_take_an_artifact_only_of_the_planned_kind_and_shape(
+        kind: ProjectKind, pure_wheel: bool, said: str, reported: str) -> None:
+    step = InstallStep(kind=kind, pure_wheel=pure_wheel)
+    assert install_record(step, {"resolver": "pip 26.3", "artifact": said}).artifact == reported
 
 
 def test_an_explicit_sdist_never_installs_a_wheel_left_beside_it(
