@@ -21,7 +21,7 @@ from .errors import Cancelled, ExitCode, UsageError
 from .matrix import Selector
 from .plan import Job, check_selection, make_plan
 from .results import Gate, RunResult, Status, load_results
-from .settings import MAX_PARALLEL, ProjectKind
+from .settings import MAX_PARALLEL
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -111,9 +111,7 @@ def _install_of(job: Job) -> dict[str, Any] | None:
     step = job.build.install if job.build is not None else None
     if step is None:
         return None
-    # auto: a pure wheel or the sdist, as the project image finds (artifact.py)
-    return {"project": ProjectKind.AUTO.value if step.pure_wheel else step.kind.value,
-            "extras": list(step.extras),
+    return {"project": step.kind.value, "extras": list(step.extras),
             "groups": list(step.groups), "requirements": list(step.requirements),
             "resolution": step.resolution.value}
 

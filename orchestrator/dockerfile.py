@@ -76,8 +76,7 @@ def builtin_template(base_image: str, has_requirements: bool) -> str:
 def project_dockerfile(spec: ProjectBuild) -> str:
     """The project image. Its context holds ``tools/`` (artifact.py) and ``project/``."""
     args = json.dumps({"kind": str(spec.kind), "src": "/tagmatrix/src", "out": "/tagmatrix",
-                       "requirements": list(spec.requirements),
-                       **({"pure_wheel": True} if spec.pure_wheel else {})})
+                       "requirements": list(spec.requirements)})
     lines = [f"FROM {spec.base_image}",
              "ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore"]
     if spec.kind is not ProjectKind.NONE:
@@ -103,8 +102,7 @@ def cell_steps(spec: BuildSpec) -> dict[str, dict[str, object]]:
         "groups": list(install.groups), "resolution": str(install.resolution)}}
     if install.kind in (ProjectKind.SDIST, ProjectKind.WHEEL):
         steps["project"] = {"kind": str(install.kind), "dist": DIST_DIR[built.platform],
-                            "data": data,
-                            **({"pure_wheel": True} if install.pure_wheel else {})}
+                            "data": data}
     elif install.kind is ProjectKind.EDITABLE:
         steps["editable"] = {"path": WORKDIR[built.platform]}
     return steps

@@ -71,16 +71,8 @@ class ProjectBuild:
     tag: str
     platform: str = "linux"
     timeout: float
-    # install.project auto: the wheel built once from the sdist replaces it when pure
-    pure_wheel: bool = False
     # the cells' memory limit, applied to the build's RUN steps too (they run project code)
     limits: Limits = field(default_factory=Limits)
-
-    @property
-    def name(self) -> str:
-        """What it builds, in its log's name and its tag: auto (a pure wheel or the
-        sdist), or the kind asked for."""
-        return str(ProjectKind.AUTO) if self.pure_wheel else str(self.kind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,7 +85,6 @@ class InstallStep:
     requirements: tuple[str, ...] = ()  # -r files, project-relative
     packages: tuple[str, ...] = ()  # install.packages, then the groups' requirements
     resolution: Resolution = Resolution.HIGHEST
-    pure_wheel: bool = False  # as ProjectBuild.pure_wheel: the artifact is either
 
     @property
     def stub(self) -> bool:

@@ -175,9 +175,7 @@ def install_step(config: Config, cell: Cell) -> InstallStep | None:
     groups = info.resolve_groups(settings.groups) if info else ()
     return InstallStep(kind=kind, extras=settings.extras, groups=settings.groups,
                        requirements=settings.requirements,
-                       packages=(*settings.packages, *groups), resolution=settings.resolution,
-                       pure_wheel=settings.project is ProjectKind.AUTO
-                       and kind is ProjectKind.SDIST)
+                       packages=(*settings.packages, *groups), resolution=settings.resolution)
 
 
 def _refused(config: Config, cell: Cell, resolved: str | None) -> str | None:
@@ -190,7 +188,7 @@ def _refused(config: Config, cell: Cell, resolved: str | None) -> str | None:
 
 
 def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *,
-               builds: dict[tuple[str, ProjectKind, bool], ProjectBuild] | None = None,
+               builds: dict[tuple[str, ProjectKind], ProjectBuild] | None = None,
                platform: str = "linux") -> BuildSpec:
     """The build of one cell's image (``builds``: the project images, by platform and
     kind, for cells that install the project)."""
@@ -198,8 +196,7 @@ def build_spec(config: Config, cell: Cell, base_image: str, project: _Project, *
     template = None
     dockerfile = config.build.dockerfile
     install = install_step(config, cell)
-    built = (builds or {}).get((platform, install.kind, install.pure_wheel)) \
-        if install else None
+    built = (builds or {}).get((platform, install.kind)) if install else None
     if dockerfile is None and install is None:
         info = config.project_info
         has_requirements = info.has_requirements_txt if info \
@@ -240,29 +237,28 @@ def _age(catalogue: Catalogue, job: Job) -> tuple[bool, int, int, str]:
 
 
 def project_builds(config: Config, catalogue: Catalogue, jobs: Sequence[Job],
-                   project: _Project) -> dict[tuple[str, ProjectKind, bool], ProjectBuild]:
-    """One project image per platform, kind and pure_wheel, built from the newest
-    planned interpreter's image (build backends support new interpreters first)."""
-    builds: dict[tuple[str, ProjectKind, bool], ProjectBuild] = {}
+                   project: _Project) -> dict[tuple[str, ProjectKind], ProjectBuild]:
+    """One project image per platform and kind, built from the newest planned
+    interpreter's image (build backends support new interpreters first)."""
+    builds: dict[tuple[str, ProjectKind], ProjectBuild] = {}
     for platform in sorted({j.platform for j in jobs}):
         planned = [j for j in jobs if j.platform == platform and j.state is PLANNED]
         installs = [step for j in planned if (step := install_step(config, j.cell))]
-        steps = {(step.kind, step.pure_wheel): step for step in installs}
+        steps = {step.kind: step for step in installs}
         if not planned or not steps:
             continue
         builder = max(planned, key=lambda j: _age(catalogue, j)).base_image
         # each distinct list of requirements files is read once, not once per cell
         listed = {step.requirements for step in installs if step.requirements}
         paths = sorted({p for files in listed for p in _required_paths(config, files)})
-        for kind, pure_wheel in steps:
-            key = _key(builder, project.context, kind, pure_wheel, paths, project.rules,
+        for kind in steps:
+            key = _key(builder, project.context, kind, paths, project.rules,
                        PROJECT_TOOLS_DIGEST)
-            builds[(platform, kind, pure_wheel)] = ProjectBuild(
+            builds[(platform, kind)] = ProjectBuild(
                 key=key, base_image=builder, context=config.project, kind=kind,
                 requirements=tuple(paths), context_rules=project.rules,
-                tag=f"tagmatrix/{project.slug}-project:"
-                    f"{ProjectKind.AUTO if pure_wheel else kind}-{key}", platform=platform,
-                timeout=config.build.timeout, limits=config.limits, pure_wheel=pure_wheel)
+                tag=f"tagmatrix/{project.slug}-project:{kind}-{key}", platform=platform,
+                timeout=config.build.timeout, limits=config.limits)
     return builds
 
 

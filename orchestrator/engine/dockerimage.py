@@ -193,7 +193,7 @@ class ImageStore:
             if isinstance(found, CellError) and found.retryable:
                 found = None
             if found is None:
-                name = f"_project.{spec.platform}-{spec.name}.log"
+                name = f"_project.{spec.platform}-{spec.kind}.log"
                 project_log = open_log(name)
                 try:
                     found = (self._build_project(spec, project_log, labels, cancel,

@@ -78,8 +78,6 @@ def install_record(step: InstallStep | None, raw: Any) -> InstallRecord:
 def _planned(step: InstallStep) -> tuple[str, ...]:
     """The files the plan lets the project step install (a record naming another says
     nothing true: dropped)."""
-    if step.pure_wheel:
-        return (".whl", ".tar.gz")
     match step.kind:
         case ProjectKind.WHEEL:
             return (".whl",)

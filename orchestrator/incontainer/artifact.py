@@ -9,11 +9,7 @@ does (pypa/build, installed in the image first), and prepares what every cell's
 dependency layer needs:
 
 - OUT/dist/<artifact>: the sdist (kind sdist) or the wheel (kind wheel, built from
-  the sdist as ``python -m build`` does); nothing for editable and none. With
-  ``pure_wheel`` (install.project: auto) the wheel built from the sdist replaces it when
-  it is pure Python, as pip's wheel cache reuses a ``py3-none-any`` wheel built from an
-  sdist for every interpreter; the sdist stays when its dependencies are not static
-  (PEP 643), when it carries sources to compile, or when the wheel is not pure;
+  the sdist as ``python -m build`` does); nothing for editable and none;
 - OUT/deps/req/<path>: the requirements files (and what they include), at the paths
   they have in the project, so their relative references keep working;
 - OUT/deps/project.json: the project's name, Requires-Dist and extras;
@@ -111,25 +107,6 @@ def sdist_metadata(sdist: Path) -> str | None:
     return None
 
 
-# what marks an sdist as one that compiles: each interpreter builds its own wheel
-_COMPILED_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".rs", ".f", ".f90", ".go")
-_COMPILED_FILES = ("Cargo.toml", "CMakeLists.txt", "meson.build")
-
-
-def not_pure(sdist: Path, static: bool) -> str | None:
-    """Why a wheel built once from ``sdist`` may not serve every interpreter (None: it
-    may, when the wheel turns out pure). Read before building the wheel: a compiled
-    project's build can take minutes, spent for nothing."""
-    if not static:
-        return "its dependencies are not static metadata (PEP 643)"
-    with tarfile.open(sdist) as archive:
-        for name in archive.getnames():
-            base = name.rsplit("/", 1)[-1]
-            if base.endswith(_COMPILED_SUFFIXES) or base in _COMPILED_FILES:
-                return f"it has sources to compile ({name.split('/', 1)[-1]})"
-    return None
-
-
 def prepared_metadata(source: Path) -> str:
     """The wheel metadata as the backend prepares it (isolated, like pip would)."""
     from build.util import project_wheel_metadata
@@ -182,70 +159,81 @@ def write_stub(text: str, out: Path) -> dict[str, Any]:
     return {"name": meta.get("Name", ""), "requires": requires, "extras": extras}
 
 
+def fresh(folder: Path) -> None:
+    """An empty folder at ``folder``: whatever the build backend (the project's code, run
+    as root in this image) left there, files or links, is gone before tagmatrix writes."""
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
+# a compiled module in a wheel, whatever its tag says (a build can copy one in)
+_BINARY = (".so", ".pyd", ".dylib", ".dll")
+
+
+def impure(wheel: Path) -> str | None:
+    """Why one wheel cannot serve every interpreter (None: it is pure Python): its tag,
+    its WHEEL file, or a compiled module among its files."""
+    if not wheel.name.endswith("-none-any.whl"):  # py3-none-any, py2.py3-none-any
+        return wheel.name
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        binary = next((n for n in names if n.lower().endswith(_BINARY)), None)
+        if binary is not None:
+            return f"{wheel.name} holds {binary}"
+        info = next((n for n in names if n.count("/") == 1 and n.endswith(".dist-info/WHEEL")),
+                    None)
+        text = archive.read(info).decode("utf-8", "replace") if info else ""
+    if Parser().parsestr(text).get("Root-Is-Purelib", "").strip().lower() != "true":
+        return f"{wheel.name} says Root-Is-Purelib: false"
+    return None
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     kind, src, out = args["kind"], Path(args["src"]), Path(args["out"])
     deps, dist = out / "deps", out / "dist"
-    (deps / "req").mkdir(parents=True, exist_ok=True)  # the installer's working folder
-    dist.mkdir(parents=True, exist_ok=True)
-    copy_requirements(src, deps, list(args.get("requirements") or []))
     project: dict[str, Any] = {"kind": kind}
-    if kind in ("sdist", "wheel"):
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        artifact, text = None, None
+        if kind in ("sdist", "wheel"):
             run([sys.executable, "-m", "build", "--sdist", "--outdir", tmp, str(src)],
                 "building the sdist")
             sdist = next(Path(tmp).glob("*.tar.gz"), None)
             if sdist is None:
                 fail("the build produced no sdist")
             assert sdist is not None
+            artifact = sdist
             if kind == "wheel":
-                wheel = build_wheel(sdist, tmp)
-                if not pure(wheel):
-                    fail(f"the project's wheel is not pure Python ({wheel.name}): one wheel "
-                         "cannot serve every interpreter; use install.project: sdist (each "
-                         "cell builds its own)")
-                text = wheel_metadata(wheel)
-                shutil.copy2(wheel, dist / wheel.name)
+                run([sys.executable, "-m", "build", "--wheel", "--outdir", tmp, str(sdist)],
+                    "building the wheel from the sdist")
+                artifact = next(Path(tmp).glob("*.whl"))
+                why = impure(artifact)
+                if why is not None:
+                    fail(f"the project's wheel is not pure Python ({why}): one wheel cannot "
+                         "serve every interpreter; use install.project: sdist (each cell "
+                         "builds its own)")
+                text = wheel_metadata(artifact)
             else:
-                static = sdist_metadata(sdist)
-                text = static or _from_unpacked(sdist)
-                shutil.copy2(choose(sdist, static is not None, tmp) if args.get("pure_wheel")
-                             else sdist, dist)
-        project.update(write_stub(text, deps))
-    elif kind == "editable":
-        project.update(write_stub(prepared_metadata(src), deps))
+                text = sdist_metadata(sdist) or _from_unpacked(sdist)
+        elif kind == "editable":
+            text = prepared_metadata(src)
+        # what the cells copy is written now, after every build step ran the backend
+        fresh(deps)
+        fresh(dist)
+        (deps / "req").mkdir()  # the installer's working folder
+        copy_requirements(src, deps, list(args.get("requirements") or []))
+        if artifact is not None:  # a new regular file, whatever the backend left at its path
+            shutil.copyfile(artifact, dist / artifact.name)
+        if text is not None:
+            project.update(write_stub(text, deps))
     (deps / "project.json").write_text(json.dumps(project, indent=1, sort_keys=True) + "\n")
+    requires = project.get("requires", [])
+    extras = sum(1 for r in requires if re.search(r"\bextra\s*==", r))
     print(f"[tagmatrix] project {project.get('name') or '(application)'}: {kind}; "
-          f"{len(project.get('requires', []))} declared dependencies", flush=True)
-
-
-def build_wheel(sdist: Path, outdir: str) -> Path:
-    run([sys.executable, "-m", "build", "--wheel", "--outdir", outdir, str(sdist)],
-        "building the wheel from the sdist")
-    wheel = next(Path(outdir).glob("*.whl"), None)
-    if wheel is None:
-        fail("the build produced no wheel")
-    assert wheel is not None
-    return wheel
-
-
-def pure(wheel: Path) -> bool:
-    return wheel.name.endswith("-none-any.whl")  # py3-none-any, py2.py3-none-any
-
-
-def choose(sdist: Path, static: bool, outdir: str) -> Path:
-    """install.project auto: the pure wheel built once from the sdist, else the sdist."""
-    why = not_pure(sdist, static)
-    if why is None:
-        wheel = build_wheel(sdist, outdir)
-        if pure(wheel):
-            print(f"[tagmatrix] artifact: {wheel.name}, built once from {sdist.name}, "
-                  "for every cell (pure Python)", flush=True)
-            return wheel
-        why = f"its wheel is not pure Python ({wheel.name})"
-    print(f"[tagmatrix] artifact: {sdist.name}; each cell builds its own wheel: {why}",
-          flush=True)
-    return sdist
+          f"{len(requires)} declared requirements ({extras} of them in extras)", flush=True)
 
 
 def _from_unpacked(sdist: Path) -> str:

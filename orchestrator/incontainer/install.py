@@ -192,16 +192,14 @@ def deps(args: dict[str, Any]) -> None:
 
 
 def project(args: dict[str, Any]) -> None:
-    # pure_wheel (install.project auto): the project image left the pure wheel it built
-    # once from the sdist, or the sdist itself
-    suffixes = (".whl", ".tar.gz") if args.get("pure_wheel") else \
-        (".whl",) if args["kind"] == "wheel" else (".tar.gz",)
-    found = sorted(p for p in Path(args["dist"]).iterdir() if p.name.endswith(suffixes))
+    suffix = ".whl" if args["kind"] == "wheel" else ".tar.gz"
+    found = sorted(Path(args["dist"]).glob(f"*{suffix}"))
     if len(found) != 1:
-        fail(f"expected one {' or '.join(suffixes)} in {args['dist']}, found {len(found)}")
-    what = "wheel" if found[0].name.endswith(".whl") else "sdist"
+        fail(f"expected one {suffix} in {args['dist']}, found {len(found)}")
+    if found[0].is_symlink() or not found[0].is_file():  # the project image's own doing
+        fail(f"{found[0].name} in {args['dist']} is not a regular file")
     run([*PIP, "install", "--force-reinstall", "--no-deps", str(found[0])],
-        f"installing the project ({what} {found[0].name})")
+        f"installing the project ({args['kind']} {found[0].name})")
     if args.get("data"):  # the deps step's record, which the reports read, names it
         path = Path(args["data"]) / "record.json"
         record = json.loads(path.read_text()) if path.is_file() else {}

@@ -72,8 +72,9 @@ def test_a_build_backend_can_neither_replace_the_installer_nor_forge_the_record(
         import json, os
 
         def test_the_attack_happened_and_tagmatrix_installed_this_cell():
-            # planted in the project image, copied with the project's build products
-            assert os.path.exists("/tmp/tagmatrix-install/install.py")
+            # planted in the project image's /tagmatrix/deps by the build: discarded before
+            # tagmatrix writes what the cells copy from there
+            assert not os.path.exists("/tmp/tagmatrix-install/install.py")
             # forged by the sdist's setup.py in this cell's build
             with open("/tmp/tagmatrix-install/record.json") as f:
                 assert json.load(f)["resolver"].startswith("uv ")
@@ -82,9 +83,7 @@ def test_a_build_backend_can_neither_replace_the_installer_nor_forge_the_record(
     path = root / "matrix.yaml"
     path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
                     f'matrix: {{python: ["{lab_minors[-1]}"], variant: [slim]}}\n'
-                    # sdist: each cell's build runs the backend (auto would install
-                    # the pure wheel built once, and no project code in the cell build)
-                    "install: {extras: [tests], project: sdist}\n"
+                    "install: {extras: [tests]}\n"
                     f"engines: {{here: {engine}}}\n"
                     "test: {command: python -m pytest -q tests, timeout: 300}\n")
     outcome = run_project(path, client=docker_client)
@@ -96,6 +95,7 @@ def test_a_build_backend_can_neither_replace_the_installer_nor_forge_the_record(
     assert install["resolver"] == "pip"  # the record names uv: its version is not taken
     assert install["extras"] == ["tests"]
     assert install["groups"] == []
+    assert install["artifact"] == "victim-1.0.tar.gz"
 
 
 # Measures, once per build (a marker file), what a build step may do.
@@ -171,7 +171,7 @@ def test_build_steps_get_the_cells_memory_limit(
     path = root / "matrix.yaml"
     path.write_text(f'image: {{registry: "{REGISTRY}"}}\n'
                     f'matrix: {{python: ["{lab_minors[-1]}"], variant: [slim]}}\n'
-                    "install: {packages: [pytest], project: sdist}\n"  # setup.py in the cell
+                    "install: {packages: [pytest]}\n"
                     "limits: {memory: 512m, pids: 256}\n"
                     "network: none\n"
                     "test: {command: python -m pytest -q -s tests, timeout: 300}\n")

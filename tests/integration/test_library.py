@@ -89,7 +89,7 @@ def test_a_src_library_is_tested_as_installed_even_over_an_older_copy_of_itself(
         assert cell["install"]["resolver"].startswith("pip ")
         assert 'pytest>=8; extra == "tests"' in cell["install"]["requires"]
     logs = outcome.reports / "logs"
-    project_log = (logs / "_project.linux-auto.log").read_text()
+    project_log = (logs / "_project.linux-sdist.log").read_text()
     assert "Step 1/" in project_log  # built (or taken from the cache) once, logged once
     assert "[tagmatrix] project image sha256:" in project_log
 
@@ -170,9 +170,9 @@ def test_a_project_that_does_not_build_fails_every_cell_with_one_build(
     (reason,) = reasons
     assert "the project's sdist did not build" in reason
     assert "RuntimeError: tagmatrix-test: this project cannot be built" in reason
-    assert "logs/_project.linux-auto.log" in reason
+    assert "logs/_project.linux-sdist.log" in reason
     logs = outcome.reports / "logs"
-    assert (logs / "_project.linux-auto.log").read_text().count("Step 1/") == 1
+    assert (logs / "_project.linux-sdist.log").read_text().count("Step 1/") == 1
 
 
 def test_project_wheel_refuses_a_wheel_that_is_not_pure_python(
@@ -196,53 +196,46 @@ def test_project_wheel_refuses_a_wheel_that_is_not_pure_python(
         assert "use install.project: sdist" in cell["reason"]
 
 
-# what the project image ships under install.project auto, and why (in its log)
-AUTO_CASES = {
-    "pure": ("wheel purelib-1.0-py3-none-any.whl", "built once from purelib-1.0.tar.gz"),
-    "source": ("sdist sourcelib-1.0.tar.gz",
-               "it has sources to compile (src/sourcelib/_speedups.c)"),
-    "platform": ("sdist platformlib-1.0.tar.gz", "its wheel is not pure Python"),
-}
-
-
-@pytest.mark.parametrize("case", list(AUTO_CASES))
-def test_auto_installs_one_pure_wheel_everywhere_and_else_the_sdist(
-        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str],
-        case: str) -> None:
-    # the wheel is built on the newest interpreter and must serve the oldest too
-    artifact, why = AUTO_CASES[case]
+def test_auto_builds_each_cells_wheel_on_its_own_interpreter(
+        workspace: Workspace, docker_client: docker.DockerClient, lab_minors: list[str]) -> None:
+    # a build that depends on the interpreter (setup.py writes which one built it): one
+    # wheel built once on the newest would give the oldest cell the newest's code
     root = workspace.folder()
-    name = f"{case}lib"
-    path = library(root, name=name, version="1.0", tests={"test_installed.py": f"""
-        import {name}
+    path = library(root, name="builtwhere", version="1.0", tests={"test_built_here.py": """
+        import sys
 
-        def test_the_installed_package_runs_here():
-            assert {name}.tagmatrix_marker() == "new code"
-            assert "site-packages" in {name}.__file__
+        from builtwhere import _built
+
+        def test_built_by_the_interpreter_that_runs_it():
+            assert _built.ON == tuple(sys.version_info[:2])
     """}, matrix=f"""
         matrix: {{python: ["{lab_minors[0]}", "{lab_minors[-1]}"], variant: [slim]}}
         install: {{packages: [pytest]}}
         test: {{command: python -m pytest -q tests, timeout: 300}}
         parallel: 2
     """)
-    if case == "source":  # shipped in the sdist, never compiled: enough to keep the sdist
-        (root / "src" / name / "_speedups.c").write_text("/* an optional speed-up */\n")
-        (root / "MANIFEST.in").write_text(f"include src/{name}/_speedups.c\n")
-    elif case == "platform":  # a wheel tagged for one interpreter (as in the test above)
-        (root / "setup.py").write_text(
-            "from setuptools import setup\nfrom setuptools.dist import Distribution\n\n"
-            "class Binary(Distribution):\n    def has_ext_modules(self):\n"
-            "        return True\n\nsetup(distclass=Binary)\n")
+    (root / "setup.py").write_text(textwrap.dedent("""
+        import sys
+        from pathlib import Path
+
+        from setuptools import setup
+        from setuptools.command.build_py import build_py
+
+
+        class Stamped(build_py):
+            def run(self):
+                super().run()
+                target = Path(self.build_lib) / "builtwhere" / "_built.py"
+                target.write_text(f"ON = {tuple(sys.version_info[:2])!r}\\n")
+
+
+        setup(cmdclass={"build_py": Stamped})
+    """).lstrip())
     outcome = run_project(path, client=docker_client)
-    logs = outcome.reports / "logs"
-    project_log = (logs / "_project.linux-auto.log").read_text()
-    assert why in project_log
-    for cell_id, cell in outcome.cells().items():
+    for cell in outcome.cells().values():
         assert cell["status"] == "passed", cell["reason"]
         assert cell["tests"]["passed"] == 1
-        cell_log = (logs / f"{cell_id}.log").read_text()
-        assert f"installing the project ({artifact})" in cell_log
-        assert cell["install"]["artifact"] == artifact.split()[1]  # results.json says it too
+        assert cell["install"]["artifact"] == "builtwhere-1.0.tar.gz"  # results.json says it
 
 
 def test_a_failed_dependency_install_quotes_the_resolver(
@@ -334,7 +327,7 @@ def test_an_unchanged_image_is_used_again_and_a_changed_base_or_project_rebuilds
     used = "used as it is: built before from the same inputs"
 
     def logs() -> tuple[str, str]:
-        return ((reports / "logs" / "_project.linux-auto.log").read_text(),
+        return ((reports / "logs" / "_project.linux-sdist.log").read_text(),
                 (reports / "logs" / f"{cell}.log").read_text())
 
     def failing(outcome: Outcome) -> list[str]:

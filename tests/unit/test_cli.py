@@ -134,21 +134,18 @@ def test_plan_shows_what_each_cell_installs(write: Write,
           python: ["3.12"]
           deps: [latest, min]
           include:
-            - {deps: min, install: {resolution: lowest-direct, extras: [msgpack],
-                                    project: sdist}}
+            - {deps: min, install: {resolution: lowest-direct, extras: [msgpack]}}
         install: {extras: [tests]}
     """)
     assert main(["plan", "-f", str(path), "--json"]) == 0
     cells = {c["id"]: c["install"] for c in json.loads(capsys.readouterr().out)["cells"]}
-    # auto: the project image ships a pure wheel or the sdist, as it finds
-    assert cells["3.12-latest"] == {"project": "auto", "extras": ["tests"], "groups": [],
+    assert cells["3.12-latest"] == {"project": "sdist", "extras": ["tests"], "groups": [],
                                     "requirements": [], "resolution": "highest"}
     # an include entry's list replaces the top-level one (it is not merged)
     assert cells["3.12-min"]["extras"] == ["msgpack"]
     assert cells["3.12-min"]["resolution"] == "lowest-direct"
-    assert cells["3.12-min"]["project"] == "sdist"
     assert main(["plan", "-f", str(path)]) == 0
-    assert "auto [tests] (highest)" in capsys.readouterr().out
+    assert "sdist [tests] (highest)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("args", "code"), [(("plan",), 0), (("plan", "--only", "nothing=x"), 2)])
