@@ -128,7 +128,8 @@ def _history(insights: Insights) -> list[tuple[str, str]]:
             f" (the latest: {note.previous})" if note.compared else \
             f"no earlier run of {note.scope} to compare with"
         if note.left_out:
-            compared += f"; {note.left_out} run(s) of other branches or profiles left out"
+            compared += (f"; {note.left_out} run(s) of another branch, matrix file or "
+                         "profile left out")
         lines.append(("history", compared))
     return lines
 

@@ -59,7 +59,7 @@ def test_a_feature_branch_failure_is_no_verdict_on_main(tmp_path: Path) -> None:
     assert [p.run_id for _, points in note.strips for p in points][:2] == ["n-01", "n-03"]
     lines = [text for _, text in nightly_report._history(main)]
     assert "compared with the 1 earlier run(s) of branch main, no profile (the latest: " \
-           "n-01); 1 run(s) of other branches or profiles left out" in lines
+           "n-01); 1 run(s) of another branch, matrix file or profile left out" in lines
 
 
 def test_flakiness_is_counted_on_the_runs_own_branch(tmp_path: Path) -> None:
