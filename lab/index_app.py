@@ -3,9 +3,12 @@
 proxpi answers a file it has not cached yet with a redirect to the file's upstream
 address when its own download fails or outlasts PROXPI_DOWNLOAD_TIMEOUT, by design
 (EpicWink/proxpi#65); after an HTTP error from upstream it keeps redirecting for that
-file until it restarts (proxpi 1.3.1, _FileCache._wait_for_existing_download).
-Containers cannot reach files.pythonhosted.org, so one transient upstream error failed
-a cell's install in CI (urllib3-2.8.0, "Failed to establish a secure connection").
+file until it restarts (proxpi 1.3.1, _FileCache._wait_for_existing_download). It also
+"fails" when two cells ask for the same uncached file at once: _start_downloading
+stores the download thread before starting it, and the second request's join raises
+"cannot join thread before it is started" (seen twice in one CI run, for
+packaging-26.4 and urllib3-2.8.0). Containers cannot reach files.pythonhosted.org, so
+either failed a cell's install in CI ("Failed to establish a secure connection").
 This wrapper fetches such a file from the host instead, retrying transient errors,
 and streams it; when that fails too it answers 502, which pip and uv retry.
 
