@@ -188,6 +188,21 @@ def inspect_image(api: docker.APIClient, reference: str) -> dict[str, Any]:
     return data
 
 
+def inspect_if_present(api: docker.APIClient, errors: Translator, stage: Stage,
+                       reference: str) -> dict[str, Any] | None:
+    """The image's inspect data, None when the engine has no such image (as a 404, or
+    as an error that says so); other failures raise as ``errors`` translates them."""
+    try:
+        with errors.errors(stage, f"inspect {reference}"):
+            return inspect_image(api, reference)
+    except ImageNotFound:
+        return None
+    except CellError as exc:
+        if "No such image" in str(exc):
+            return None
+        raise
+
+
 def _explain(exc: docker.errors.APIError) -> str:
     return (exc.explanation or str(exc)).strip() if isinstance(exc.explanation, str) \
         else str(exc)

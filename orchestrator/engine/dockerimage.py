@@ -38,7 +38,7 @@ from ..project import ProjectError, read_text
 from ..settings import ProjectKind
 from . import BaseImage
 from .context import ContextSnapshot
-from .dockerapi import Streams, Translator, inspect_image, is_transient
+from .dockerapi import Streams, Translator, inspect_if_present, inspect_image, is_transient
 from .dockerbuild import BuildRequest, container_limits, indent, small_context, stream_build
 from .reuse import built_from, sealed
 
@@ -104,15 +104,9 @@ class ImageStore:
             return present
 
     def _inspect(self, reference: str) -> BaseImage | None:
-        try:
-            with self.errors.errors(Stage.PULL, f"inspect {reference}"):
-                data = inspect_image(self.api, reference)
-        except ImageNotFound:
+        data = inspect_if_present(self.api, self.errors, Stage.PULL, reference)
+        if data is None:
             return None
-        except CellError as exc:
-            if "No such image" in str(exc):
-                return None
-            raise
         repo, _ = _split_reference(reference)
         digests = [d for d in data.get("RepoDigests") or [] if d.split("@")[0] == repo]
         return BaseImage(

@@ -23,9 +23,9 @@ from collections.abc import Mapping
 
 import docker
 
-from ..errors import CellError, ImageNotFound, Stage
+from ..errors import Stage
 from ..labels import LABEL_INPUTS
-from .dockerapi import Translator, inspect_image
+from .dockerapi import Translator, inspect_if_present
 
 FORMAT = 1  # of the digest: raise it when what goes in changes
 
@@ -44,15 +44,9 @@ def inputs_digest(*, kind: str, dockerfile: str, files: Mapping[str, bytes], sna
 def built_from(api: docker.APIClient, errors: Translator, tag: str, inputs: str) -> str | None:
     """The id of the image under ``tag`` when it was built from ``inputs``; None when
     there is none or it was built from something else."""
-    try:
-        with errors.errors(Stage.BUILD, f"inspect {tag}"):
-            data = inspect_image(api, tag)
-    except ImageNotFound:
+    data = inspect_if_present(api, errors, Stage.BUILD, tag)
+    if data is None:
         return None
-    except CellError as exc:
-        if "No such image" in str(exc):
-            return None
-        raise
     labels = (data.get("Config") or {}).get("Labels") or {}
     return str(data["Id"]) if labels.get(LABEL_INPUTS) == inputs else None
 
