@@ -13,7 +13,7 @@ import pytest
 from orchestrator.config import load_config
 from orchestrator.dockerfile import cell_context, cell_dockerfile, project_dockerfile
 from orchestrator.errors import ConfigError, Stage
-from orchestrator.plan import make_plan
+from orchestrator.plan import Job, make_plan
 from orchestrator.results import Status
 from orchestrator.settings import ProjectKind, Resolution
 from orchestrator.tags import Catalogue
@@ -74,19 +74,25 @@ def test_a_library_builds_one_project_image_from_the_newest_interpreter(write: W
     assert builds[0].key != builds[1].key  # one build per interpreter
 
 
-def test_include_entries_change_the_install_per_cell(write: Write) -> None:
+def min_and_latest(write: Write, install: str) -> tuple[Job, ...]:
+    """The jobs of a library's matrix of a min cell (lowest-direct) and a latest cell,
+    with ``install`` as the top-level install: section (a flow mapping)."""
     write("pyproject.toml", LIBRARY)
-    config = load_config(write("matrix.yaml", """
+    config = load_config(write("matrix.yaml", f"""
         matrix:
           python: ["3.12"]
           deps: [min, latest]
           include:
             - deps: min
-              install: {resolution: lowest-direct}
-        install: {extras: [tests]}
+              install: {{resolution: lowest-direct}}
+        install: {install}
     """))
+    return make_plan(config, Catalogue.builtin()).jobs
+
+
+def test_include_entries_change_the_install_per_cell(write: Write) -> None:
     low, high = (j.build.install if j.build else None
-                 for j in make_plan(config, Catalogue.builtin()).jobs)
+                 for j in min_and_latest(write, "{extras: [tests]}"))
     assert low is not None
     assert high is not None
     assert low.resolution is Resolution.LOWEST_DIRECT
@@ -98,20 +104,11 @@ def test_a_cell_whose_install_fails_still_reports_how_it_was_to_install(
         write: Write) -> None:
     # an error cell's reports (results.json, index.html) show the planned install; the
     # resolver's version and the project's requirements only come from a built image
-    write("pyproject.toml", LIBRARY)
     write("requirements-test.txt", "pretend\n")
-    config = load_config(write("matrix.yaml", """
-        matrix:
-          python: ["3.12"]
-          deps: [min, latest]
-          include:
-            - deps: min
-              install: {resolution: lowest-direct}
-        install: {extras: [tests], groups: [test], requirements: [requirements-test.txt]}
-    """))
+    jobs = min_and_latest(
+        write, "{extras: [tests], groups: [test], requirements: [requirements-test.txt]}")
     low, high = (job_result(job, Status.ERROR, "build failed: installing the test "
-                            "dependencies failed", Stage.BUILD).install
-                 for job in make_plan(config, Catalogue.builtin()).jobs)
+                            "dependencies failed", Stage.BUILD).install for job in jobs)
     assert high.resolver == "pip"
     assert low.resolver == "uv (lowest-direct)"
     assert (high.extras, high.groups, high.requirements) == (
