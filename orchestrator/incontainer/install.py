@@ -44,6 +44,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 UV_DIR = "/tmp/tagmatrix-uv"  # noqa: S108 - inside the container; removed after the install
 STUB = "tagmatrix_project_deps-0-py3-none-any.whl"
+RECORD = "record.json"  # what the install did, read back at run time (Job.install_record)
 PIP = [sys.executable, "-I", "-m", "pip"]
 QUIET = {"PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore",
          "PIP_NO_CACHE_DIR": "1", "PIP_NO_INPUT": "1", "UV_NO_CACHE": "1"}
@@ -188,7 +189,11 @@ def deps(args: dict[str, Any]) -> None:
               "requirements": args.get("requirements") or [],
               "project": {"name": project.get("name", ""),
                           "requires": project.get("requires", [])}}
-    (data / "record.json").write_text(json.dumps(record, sort_keys=True) + "\n")
+    write_record(data, record)
+
+
+def write_record(data: Path, record: dict[str, Any]) -> None:
+    (data / RECORD).write_text(json.dumps(record, sort_keys=True) + "\n")
 
 
 def project(args: dict[str, Any]) -> None:
@@ -201,9 +206,10 @@ def project(args: dict[str, Any]) -> None:
     run([*PIP, "install", "--force-reinstall", "--no-deps", str(found[0])],
         f"installing the project ({args['kind']} {found[0].name})")
     if args.get("data"):  # the deps step's record, which the reports read, names it
-        path = Path(args["data"]) / "record.json"
+        data = Path(args["data"])
+        path = data / RECORD
         record = json.loads(path.read_text()) if path.is_file() else {}
-        path.write_text(json.dumps({**record, "artifact": found[0].name}, sort_keys=True) + "\n")
+        write_record(data, {**record, "artifact": found[0].name})
     run([*PIP, "check"], "checking the installed distributions")
 
 
