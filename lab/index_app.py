@@ -47,8 +47,8 @@ def _retrying(session: requests.Session) -> requests.Session:
 _session = _retrying(requests.Session())
 # proxpi's own requests (project pages, its downloads into the cache) retry too, so
 # that a transient error is rarely left for the redirect path below to mend
-for _proxpi_session in {id(s): s for s in (proxpi_cache.root_cache.session,
-                                           proxpi_cache.file_cache.session)}.values():
+# (proxpi 1.3.1 shares one session between them: mounting again only replaces the adapter)
+for _proxpi_session in (proxpi_cache.root_cache.session, proxpi_cache.file_cache.session):
     _retrying(_proxpi_session)
 
 
